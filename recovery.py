@@ -1,0 +1,437 @@
+"""Robust image recovery by double over-parameterization: the problem and its optimisation loop.
+
+The observation y (``1 x 3 x H x W``) is explained as ``phi(theta; z + noise) + g*g - h*h``, fitted by
+plain gradient descent with learning rate ``lr`` for theta and ``lr_c`` for g and h (see
+``../shared/docs/METHOD.md``). ``run_recovery`` is what ``denoising.py`` and ``reproduce.py`` call;
+``Recovery`` holds one problem's state and does one optimisation step at a time.
+"""
+
+import dataclasses
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models import SkipEncoderDecoder, SparseCorruption
+from utils.atomic_files import atomic_path, write_csv, write_json
+from utils.corruption import corrupt_salt_pepper
+from utils.errors import InputError
+from utils.image_io import crop_to_multiple, load_image, resize_shorter_side, save_png
+from utils.metrics import psnr, ssim
+from utils.plotting import save_panel
+
+METHODS = ("ours", "dip", "dip-l1")
+INPUT_CHANNELS = 32  # channels of the network input z
+INPUT_SCALE = 0.1  # z ~ U[0, 1) * 0.1
+INPUT_NOISE_STD = 1.0 / 30.0  # fresh Gaussian perturbation of z at every iteration
+CORRUPTION_INIT_SCALE = 1e-5  # g, h ~ N(0, 1) * 1e-5
+# Five stride-2 scales: sides must be multiples of 32, and at least 64 so that the coarsest scale
+# (side / 32) has room for its reflection padding.
+MIN_SIDE = 64
+HISTORY_FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds")
+# Settings that may differ between a run and its resumption; all others must match.
+RESUMABLE_CHANGES = ("num_iter", "show_every")
+
+
+@dataclasses.dataclass
+class RecoveryConfig:
+    """What defines one recovery problem; saved with every run as ``<ckpt>_args.json``.
+
+    The defaults are the paper's (F16 at 50% salt-and-pepper, width 128, SGD with learning rates 1
+    and 500, 150,000 iterations).
+    """
+
+    image: str = "F16"  # name in data_dir, path to an image file, or scikit-image sample name
+    noisy: str = None  # path to an already corrupted image with no clean version (replaces image)
+    nlevel: float = 0.5  # fraction of corrupted elements
+    method: str = "ours"  # ours: phi + g*g - h*h; dip: phi alone, L2; dip-l1: phi alone, L1
+    alg: str = "sgd"  # sgd or adam, for both parameter groups
+    l1: bool = False  # L1 loss instead of L2
+    lr: float = 1.0  # learning rate of the network parameters theta
+    lr_c: float = 500.0  # learning rate of the corruption parameters g and h
+    num_iter: int = 150000
+    width: int = 128
+    seed: int = 0  # seeds the corruption, the input z, the initialisation and the perturbations
+    resize: int = None  # resize the clean image so that its shorter side has this many pixels
+    data_dir: str = "data/denoising"
+    show_every: int = 500  # log (PSNR, SSIM, history row, checkpoint) every this many iterations
+
+    @property
+    def uses_l1(self):
+        return self.l1 or self.method == "dip-l1"
+
+    @property
+    def has_corruption_term(self):
+        return self.method == "ours"
+
+    def validate(self):
+        """Raise InputError naming the first bad value."""
+        if self.method not in METHODS:
+            raise InputError(f"method must be one of {', '.join(METHODS)}, got '{self.method}'")
+        if self.alg not in ("sgd", "adam"):
+            raise InputError(f"alg must be sgd or adam, got '{self.alg}'")
+        if self.noisy is None and not 0 <= self.nlevel < 1:
+            raise InputError(f"nlevel must be in [0, 1), got {self.nlevel}")
+        if self.width < 1:
+            raise InputError(f"width must be at least 1, got {self.width}")
+        if self.num_iter < 1:
+            raise InputError(f"num_iter must be at least 1, got {self.num_iter}")
+        if self.show_every < 1:
+            raise InputError(f"show_every must be at least 1, got {self.show_every}")
+        if not (self.lr > 0 and self.lr_c > 0):
+            raise InputError(f"learning rates must be positive, got lr={self.lr}, lr_c={self.lr_c}")
+        if self.resize is not None and self.resize < MIN_SIDE:
+            raise InputError(f"resize must be at least {MIN_SIDE}, got {self.resize}")
+
+
+@dataclasses.dataclass
+class Observation:
+    """The data of one problem: ``3 x H x W float32`` arrays in [0, 1]."""
+
+    noisy: np.ndarray
+    clean: np.ndarray  # None when only a corrupted image is known (--noisy)
+    description: str
+    notes: list
+
+
+def prepare_observation(config):
+    """Load, resize and crop the image and, unless it is already noisy, corrupt it (seeded)."""
+    source = config.noisy if config.noisy is not None else config.image
+    if config.noisy is not None and not os.path.isfile(config.noisy):
+        raise InputError(f"noisy image '{config.noisy}' not found")
+    image, description, notes = load_image(source, config.data_dir)
+    if config.resize is not None:
+        image = resize_shorter_side(image, config.resize)
+        notes.append(f"resized to {image.shape[2]}x{image.shape[1]}")
+    original = image.shape
+    image = crop_to_multiple(image, 32)
+    if image.shape[1] < MIN_SIDE or image.shape[2] < MIN_SIDE:
+        raise InputError(
+            f"image is {original[2]}x{original[1]}: the network needs at least {MIN_SIDE}x{MIN_SIDE} "
+            f"after centre-cropping to multiples of 32"
+        )
+    if image.shape != original:
+        notes.append(f"centre-cropped from {original[2]}x{original[1]} to multiples of 32")
+    if config.noisy is not None:
+        return Observation(noisy=image, clean=None, description=description, notes=notes)
+    noisy = corrupt_salt_pepper(image, config.nlevel, config.seed)
+    return Observation(noisy=noisy, clean=image, description=description, notes=notes)
+
+
+def resolve_device(name):
+    """``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device cuda asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"device {name} asked for, but only {torch.cuda.device_count()} GPUs are visible")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device mps asked for, but MPS is not available here")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)")
+    return device
+
+
+class Recovery:
+    """One recovery problem's state (network, corruption, input, optimisers, noise generator).
+
+    :param RecoveryConfig config: the problem's settings.
+    :param numpy.ndarray noisy: the observation y, ``3 x H x W float32`` in [0, 1].
+    :param torch.device device: where to compute.
+
+    Everything random is drawn from ``config.seed``: the initialisation and z on the CPU (so they
+    are the same on every device), the per-iteration input perturbations from a generator on the
+    device, whose state is part of :meth:`state_dict`.
+    """
+
+    def __init__(self, config, noisy, device):
+        self.config = config
+        self.device = torch.device(device)
+        shape = (1,) + tuple(noisy.shape)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.net = SkipEncoderDecoder(INPUT_CHANNELS, shape[1], config.width)
+            self.z = torch.rand((1, INPUT_CHANNELS) + shape[2:]) * INPUT_SCALE
+            self.corruption = (
+                SparseCorruption(shape, CORRUPTION_INIT_SCALE) if config.has_corruption_term else None
+            )
+        self.net.to(self.device).train()
+        self.z = self.z.to(self.device)
+        self.y = torch.from_numpy(noisy)[None].to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
+        self.criterion = torch.nn.L1Loss() if config.uses_l1 else torch.nn.MSELoss()
+        optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[config.alg]
+        self.optimizer = optimizer(self.net.parameters(), lr=config.lr)
+        self.optimizer_c = None
+        if self.corruption is not None:
+            self.corruption.to(self.device)
+            self.optimizer_c = optimizer(self.corruption.parameters(), lr=config.lr_c)
+
+    @property
+    def num_parameters(self):
+        return sum(p.numel() for p in self.net.parameters())
+
+    def loss_terms(self):
+        """One forward pass on a freshly perturbed input: returns ``(loss, phi)``, phi being the
+        network output ``1 x 3 x H x W`` in [0, 1] (the recovered image, without s)."""
+        noise = torch.empty_like(self.z).normal_(0.0, INPUT_NOISE_STD, generator=self.generator)
+        phi = self.net(self.z + noise)
+        prediction = phi + self.corruption() if self.corruption is not None else phi
+        return self.criterion(prediction, self.y), phi
+
+    def step(self):
+        """One iteration: forward, backward, one update of theta and of (g, h). Returns the
+        ``(loss, phi)`` of the forward pass, as tensors on the device (no host synchronisation)."""
+        self.optimizer.zero_grad()
+        if self.optimizer_c is not None:
+            self.optimizer_c.zero_grad()
+        loss, phi = self.loss_terms()
+        loss.backward()
+        self.optimizer.step()
+        if self.optimizer_c is not None:
+            self.optimizer_c.step()
+        return loss.detach(), phi.detach()
+
+    def impulses(self):
+        """The estimated sparse corruption s = g*g - h*h, ``3 x H x W`` numpy, or None."""
+        if self.corruption is None:
+            return None
+        with torch.no_grad():
+            return self.corruption()[0].float().cpu().numpy()
+
+    def state_dict(self):
+        return {
+            "net": self.net.state_dict(),
+            "corruption": self.corruption.state_dict() if self.corruption is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "optimizer_c": self.optimizer_c.state_dict() if self.optimizer_c is not None else None,
+            "z": self.z.cpu(),
+            "y": self.y.cpu(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state):
+        self.net.load_state_dict(state["net"])
+        if self.corruption is not None:
+            self.corruption.load_state_dict(state["corruption"])
+            self.optimizer_c.load_state_dict(state["optimizer_c"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.z = state["z"].to(self.device)
+        self.y = state["y"].to(self.device)
+        self.generator.set_state(state["generator"])
+
+
+def output_paths(out_dir, ckpt):
+    """Every file a run writes, by role."""
+    names = {
+        "last": "last.png",  # the recovered image phi, last iterate
+        "best": "best.png",  # the PSNR-best iterate (oracle: uses the clean image)
+        "noisy": "noisy.png",  # the corrupted input, as the network sees it
+        "clean": "clean.png",  # the clean image, cropped as the network sees it
+        "impulses": "impulses.png",  # s mapped to [0, 1]: grey none, white salt, black pepper
+        "panel": "panel.png",  # noisy / recovered / clean side by side
+        "history": "history.csv",
+        "args": "args.json",
+        "checkpoint": "checkpoint.pt",
+    }
+    return {role: os.path.join(out_dir, f"{ckpt}_{name}") for role, name in names.items()}
+
+
+def load_checkpoint(path):
+    """The saved state of a run (a dict), or InputError if it cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"no checkpoint to resume: {path} does not exist") from None
+    except Exception as exc:
+        raise InputError(f"cannot read checkpoint {path} ({type(exc).__name__})") from None
+
+
+def check_resumable(config, saved_config):
+    """Raise InputError if ``config`` differs from the checkpoint's beyond what may change."""
+    for key, saved in saved_config.items():
+        if key not in RESUMABLE_CHANGES and getattr(config, key) != saved:
+            raise InputError(
+                f"--{key} {getattr(config, key)} differs from the checkpoint's {saved}; "
+                f"only {', '.join('--' + k for k in RESUMABLE_CHANGES)} may change on --resume"
+            )
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C into a request to stop after the current iteration (so the saved
+    state is never half an update); a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _to_image(tensor):
+    return tensor[0].float().cpu().numpy()
+
+
+def run_recovery(
+    config,
+    ckpt="test",
+    out_dir="checkpoints",
+    device="auto",
+    resume=False,
+    overwrite=False,
+    progress=True,
+    log=print,
+):
+    """Run (or continue) one recovery and write its outputs to ``out_dir/<ckpt>_*``.
+
+    :return: dict with ``history`` (list of rows), ``last`` and ``best`` images (``3 x H x W``),
+        ``noisy``, ``clean``, ``impulses``, ``iterations`` done, ``interrupted``, ``paths``.
+    :raises InputError: bad settings or input; nothing on disk has been touched then.
+    """
+    config.validate()
+    device = resolve_device(device)
+    paths = output_paths(out_dir, ckpt)
+    saved = None
+    if resume:
+        saved = load_checkpoint(paths["checkpoint"])
+        check_resumable(config, saved["config"])
+    elif os.path.exists(paths["checkpoint"]) and not overwrite:
+        raise InputError(
+            f"{paths['checkpoint']} exists: pass --resume to continue that run, "
+            f"--overwrite to start it again, or another --ckpt"
+        )
+    observation = prepare_observation(config)
+    os.makedirs(out_dir, exist_ok=True)
+
+    recovery = Recovery(config, observation.noisy, device)
+    history, start, best_psnr, best, last, elapsed = [], 0, -math.inf, None, None, 0.0
+    if saved is not None:
+        recovery.load_state_dict(saved["recovery"])
+        history, start, elapsed = saved["history"], saved["iteration"], saved["seconds"]
+        best_psnr = saved["best_psnr"]
+        best = saved["best"].numpy() if saved["best"] is not None else None
+        last = saved["last"].numpy() if saved["last"] is not None else None
+    else:
+        write_json(paths["args"], dataclasses.asdict(config))
+        save_png(paths["noisy"], observation.noisy)
+        if observation.clean is not None:
+            save_png(paths["clean"], observation.clean)
+
+    clean = observation.clean
+    h, w = observation.noisy.shape[1:]
+    log(f"image: {observation.description}, {w}x{h} after cropping")
+    for note in observation.notes:
+        log(f"note: {note}")
+    log(
+        f"device: {device}; method: {config.method}; network: width {config.width}, "
+        f"{recovery.num_parameters:,} parameters"
+    )
+    if clean is not None:
+        log(f"noisy input: PSNR {psnr(clean, observation.noisy):.2f} dB at nlevel {config.nlevel}")
+    if start:
+        log(f"resuming at iteration {start} of {config.num_iter}")
+
+    def save_checkpoint(iteration):
+        state = {
+            "config": dataclasses.asdict(config),
+            "recovery": recovery.state_dict(),
+            "iteration": iteration,
+            "history": history,
+            "seconds": elapsed,
+            "best_psnr": best_psnr,
+            "best": torch.from_numpy(best) if best is not None else None,
+            "last": torch.from_numpy(last) if last is not None else None,
+        }
+        with atomic_path(paths["checkpoint"]) as tmp:
+            torch.save(state, tmp)
+        write_csv(paths["history"], HISTORY_FIELDS, history)
+
+    bar = tqdm(total=config.num_iter, initial=start, disable=not progress, unit="it", dynamic_ncols=True)
+    iteration = start
+    with _StopRequest() as stop:
+        tick = time.perf_counter()
+        while iteration < config.num_iter and not stop.requested:
+            loss, phi = recovery.step()
+            iteration += 1
+            bar.update(1)
+            logged = iteration - 1  # the reference numbers iterations from 0
+            if logged % config.show_every == 0 or iteration == config.num_iter:
+                last = _to_image(phi)
+                elapsed += time.perf_counter() - tick
+                tick = time.perf_counter()
+                row = {"iteration": logged, "loss": loss.item(), "psnr": None, "ssim": None, "seconds": round(elapsed, 3)}
+                if clean is not None:
+                    row["psnr"], row["ssim"] = psnr(clean, last), ssim(clean, last)
+                    if row["psnr"] > best_psnr:
+                        best_psnr, best = row["psnr"], last
+                        save_png(paths["best"], best)
+                    bar.set_postfix(loss=f"{row['loss']:.5f}", psnr=f"{row['psnr']:.2f}")
+                else:
+                    bar.set_postfix(loss=f"{row['loss']:.5f}")
+                history.append(row)
+                message = f"Iteration {logged:05d}    Loss {row['loss']:f}"
+                if row["psnr"] is not None:
+                    message += f"   PSNR {row['psnr']:f}   SSIM {row['ssim']:.4f}"
+                bar.write(message) if progress else log(message)
+                save_checkpoint(iteration)
+        elapsed += time.perf_counter() - tick
+    bar.close()
+    if stop.requested:
+        save_checkpoint(iteration)
+        log(f"interrupted after iteration {iteration - 1}; checkpoint saved, continue with --resume")
+
+    impulses = recovery.impulses()
+    if last is not None:
+        save_png(paths["last"], last)
+        tiles = [(observation.noisy, "noisy")]
+        if clean is not None:
+            tiles[0] = (observation.noisy, f"noisy, {psnr(clean, observation.noisy):.2f} dB")
+            tiles += [(last, f"recovered, {psnr(clean, last):.2f} dB"), (clean, "clean")]
+        else:
+            tiles.append((last, "recovered"))
+        if impulses is not None:
+            save_png(paths["impulses"], (impulses + 1) / 2)
+            if clean is None:
+                tiles.append(((impulses + 1) / 2, "impulses s"))
+        save_panel(paths["panel"], tiles)
+    if clean is not None and last is not None and not stop.requested:
+        log(
+            f"done: {iteration} iterations in {elapsed:.1f} s; PSNR noisy {psnr(clean, observation.noisy):.2f} dB, "
+            f"recovered (last) {psnr(clean, last):.2f} dB, best (oracle) {best_psnr:.2f} dB"
+        )
+    return {
+        "history": history,
+        "last": last,
+        "best": best,
+        "noisy": observation.noisy,
+        "clean": clean,
+        "impulses": impulses,
+        "iterations": iteration,
+        "interrupted": stop.requested,
+        "seconds": elapsed,
+        "paths": paths,
+    }

@@ -1,0 +1,24 @@
+import os
+import sys
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+# The paper's test images are not ours to redistribute: they are read from the shared folder
+# beside the checkout (or from DOP_DATA_DIR).
+PAPER_DATA_DIR = os.environ.get(
+    "DOP_DATA_DIR", os.path.join(os.path.dirname(REPO), "shared", "data", "denoising")
+)
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def paper_data_dir():
+    if not os.path.isfile(os.path.join(PAPER_DATA_DIR, "F16.png")):
+        pytest.skip(f"paper images not found in {PAPER_DATA_DIR}")
+    return PAPER_DATA_DIR
+

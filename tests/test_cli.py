@@ -1,0 +1,154 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO
+from denoising import main
+from recovery import load_checkpoint
+from utils.atomic_files import read_csv
+
+TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
+
+
+def run_cli(tmp_path, *args):
+    """Run denoising.py as a user would; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "denoising.py"), "--out_dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("num_iter,show_every,rows", [(7, 3, [0, 3, 6]), (8, 3, [0, 3, 6, 7])])
+def test_end_to_end_writes_every_output(tmp_path, num_iter, show_every, rows):
+    argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", str(num_iter), "--show_every", str(show_every)]
+    assert main(argv) == 0
+    for name in ["last.png", "best.png", "noisy.png", "clean.png", "impulses.png", "panel.png", "history.csv", "args.json", "checkpoint.pt"]:
+        assert (tmp_path / f"run_{name}").is_file(), name
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporaries left
+    history = read_csv(tmp_path / "run_history.csv")
+    assert [int(r["iteration"]) for r in history] == rows
+    assert list(history[0]) == ["iteration", "loss", "psnr", "ssim", "seconds"]
+    assert all(r["psnr"] > 0 and 0 < r["ssim"] <= 1 for r in history)
+    # the image files are the pixels themselves, at the cropped size
+    assert Image.open(tmp_path / "run_last.png").size == (64, 64)
+    last = np.asarray(Image.open(tmp_path / "run_last.png"))
+    saved = load_checkpoint(tmp_path / "run_checkpoint.pt")
+    assert saved["iteration"] == num_iter
+    assert np.array_equal(last, np.round(saved["last"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8))
+
+
+def test_resume_is_bitwise(tmp_path):
+    common = TINY + ["--out_dir", str(tmp_path), "--show_every", "3"]
+    assert main(common + ["--ckpt", "full", "--num_iter", "8"]) == 0
+    assert main(common + ["--ckpt", "split", "--num_iter", "4"]) == 0
+    assert main(["--out_dir", str(tmp_path), "--ckpt", "split", "--resume", "--num_iter", "8", "--no_progress"]) == 0
+    full = load_checkpoint(tmp_path / "full_checkpoint.pt")
+    split = load_checkpoint(tmp_path / "split_checkpoint.pt")
+    assert full["iteration"] == split["iteration"] == 8
+    for part in ["net", "corruption"]:
+        for key, value in full["recovery"][part].items():
+            assert torch.equal(value, split["recovery"][part][key]), key
+    assert torch.equal(full["recovery"]["generator"], split["recovery"]["generator"])
+    assert torch.equal(full["last"], split["last"]) and torch.equal(full["best"], split["best"])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(full["history"]) == strip(split["history"])
+    assert (tmp_path / "full_last.png").read_bytes() == (tmp_path / "split_last.png").read_bytes()
+
+
+def test_resume_refuses_changed_problem(tmp_path):
+    common = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run"]
+    assert main(common + ["--num_iter", "2"]) == 0
+    result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--width", "8", "--num_iter", "4")
+    assert result.returncode == 2 and "--width" in result.stderr
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2"]) == 0
+    before = (tmp_path / "run_checkpoint.pt").read_bytes()
+    result = run_cli(tmp_path, *TINY, "--ckpt", "run", "--num_iter", "2")
+    assert result.returncode == 2 and "--resume" in result.stderr
+    assert (tmp_path / "run_checkpoint.pt").read_bytes() == before
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2", "--overwrite"]) == 0
+
+
+def test_noisy_mode(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((64, 64, 3)) > 0.5).astype(np.uint8) * 255
+    Image.fromarray(pixels).save(tmp_path / "observed.png")
+    argv = ["--noisy", str(tmp_path / "observed.png"), "--width", "4", "--num_iter", "3", "--device", "cpu",
+            "--no_progress", "--out_dir", str(tmp_path), "--ckpt", "real"]
+    assert main(argv) == 0
+    for name in ["last.png", "impulses.png", "noisy.png", "panel.png", "history.csv"]:
+        assert (tmp_path / f"real_{name}").is_file(), name
+    assert not (tmp_path / "real_best.png").exists() and not (tmp_path / "real_clean.png").exists()
+    history = read_csv(tmp_path / "real_history.csv")
+    assert [r["psnr"] for r in history] == [None, None]
+    # the observation is used as it is: no corruption added
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "real_noisy.png")), pixels)
+
+
+@pytest.fixture
+def precious(tmp_path):
+    """An output folder holding an earlier run's file, and a few bad inputs."""
+    (tmp_path / "test_last.png").write_bytes(b"earlier result")
+    (tmp_path / "notes.png").write_text("not an image")
+    Image.new("RGB", (40, 40)).save(tmp_path / "small.png")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--image", "no_such_image"], "not found"),
+        (["--image", "notes.png"], "cannot read"),
+        (["--nlevel", "1.0"], "nlevel"),
+        (["--nlevel", "-0.1"], "nlevel"),
+        (["--width", "0"], "width"),
+        (["--num_iter", "0"], "num_iter"),
+        (["--image", "small.png"], "64x64"),
+        (["--device", "tpu"], "device"),
+        (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "cuda:99"], "cuda"),
+        (["--resume"], "checkpoint"),
+        (["--nlevel", "half"], "nlevel"),
+        (["--noisy", "no_such_file.png"], "not found"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, args, message):
+    before = {p.name: p.read_bytes() for p in precious.iterdir()}
+    result = run_cli(precious, "--num_iter", "2", *args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and message in lines[0], result.stderr
+    assert {p.name: p.read_bytes() for p in precious.iterdir()} == before
+
+
+def test_ctrl_c_saves_and_resumes(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "denoising.py"), *TINY, "--out_dir", str(tmp_path), "--ckpt", "run",
+         "--num_iter", "100000", "--show_every", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    checkpoint = tmp_path / "run_checkpoint.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in out
+    saved = load_checkpoint(checkpoint)
+    assert 0 < saved["iteration"] < 100000
+    assert main(["--out_dir", str(tmp_path), "--ckpt", "run", "--resume", "--num_iter", str(saved["iteration"] + 2),
+                 "--no_progress"]) == 0
+    assert load_checkpoint(checkpoint)["iteration"] == saved["iteration"] + 2

@@ -1,0 +1,1 @@
+"""Image I/O, corruption, metrics, plotting and file helpers for the recovery."""

@@ -1,0 +1,131 @@
+"""Reading, cropping, resizing and writing images as ``C x H x W float32`` arrays in [0, 1]."""
+
+import os
+
+import numpy as np
+import skimage.data
+import skimage.transform
+from PIL import Image, UnidentifiedImageError
+
+from .atomic_files import atomic_path
+from .errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def resolve_image(name, data_dir):
+    """Find the image that ``--image NAME`` means.
+
+    In order: a path to an existing file; ``NAME`` or ``NAME.<ext>`` in ``data_dir``; the name of a
+    scikit-image sample (e.g. ``astronaut``). Returns ``("file", path)`` or ``("sample", name)``.
+    """
+    if os.path.isfile(name):
+        return "file", name
+    for candidate in [name] + [name + ext for ext in IMAGE_EXTENSIONS]:
+        path = os.path.join(data_dir, candidate)
+        if os.path.isfile(path):
+            return "file", path
+    sample = getattr(skimage.data, name, None)
+    if sample is not None and name in skimage.data.__all__ and callable(sample):
+        return "sample", name
+    raise InputError(
+        f"image '{name}' not found: not a file, not in {data_dir}/, "
+        f"and not a scikit-image sample (e.g. astronaut, coffee, chelsea)"
+    )
+
+
+def to_rgb_float(array):
+    """Convert an image array as read (``H x W``, ``H x W x 2|3|4``; uint8, uint16 or float) to
+    ``3 x H x W float32`` in [0, 1]. Returns the array and a list of notes on what was converted."""
+    notes = []
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        img = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        img = array.astype(np.float32) / 65535.0
+        notes.append("16-bit image scaled to [0, 1]")
+    elif array.dtype == bool:
+        img = array.astype(np.float32)
+    elif np.issubdtype(array.dtype, np.floating):
+        img = array.astype(np.float32)
+        if img.min() < 0 or img.max() > 1:
+            raise InputError(f"floating-point image has values outside [0, 1]")
+    else:
+        raise InputError(f"unsupported pixel type {array.dtype}")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise InputError(f"unsupported image shape {array.shape}")
+    if img.shape[2] in (2, 4):
+        # Composite onto white: transparent pixels carry no colour of their own.
+        alpha = img[:, :, -1:]
+        img = img[:, :, :-1] * alpha + (1.0 - alpha)
+        notes.append("alpha channel composited onto white")
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+        notes.append("grayscale image replicated to 3 channels")
+    return np.ascontiguousarray(img.transpose(2, 0, 1)), notes
+
+
+def read_image_file(path):
+    """Read an image file with Pillow as a numpy array of its own depth (uint8, uint16 or float)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode == "P":
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+                image = image.convert("L" if image.mode == "1" else "RGB")
+            array = np.array(image)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"cannot read '{path}' as an image ({type(exc).__name__})") from None
+    if image.mode.startswith("I") and array.dtype != np.uint16:
+        # Pillow opens some 16-bit files as 32-bit integers.
+        if array.min() < 0 or array.max() > 65535:
+            raise InputError(f"'{path}' has integer pixels outside 16 bits")
+        array = array.astype(np.uint16)
+    return array
+
+
+def load_image(name, data_dir="data/denoising"):
+    """Load ``--image NAME`` (see :func:`resolve_image`) as ``3 x H x W float32`` in [0, 1].
+
+    Returns ``(image, description, notes)``.
+    """
+    kind, where = resolve_image(name, data_dir)
+    if kind == "sample":
+        array = getattr(skimage.data, where)()
+        description = f"scikit-image sample '{where}'"
+    else:
+        array = read_image_file(where)
+        description = where
+    image, notes = to_rgb_float(array)
+    return image, description, notes
+
+
+def resize_shorter_side(image, size):
+    """Resize a ``C x H x W`` image so that its shorter side is ``size`` pixels (anti-aliased)."""
+    c, h, w = image.shape
+    scale = size / min(h, w)
+    shape = (c, max(1, round(h * scale)), max(1, round(w * scale)))
+    out = skimage.transform.resize(image, shape, order=3, anti_aliasing=scale < 1, mode="reflect")
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
+def crop_to_multiple(image, multiple=32):
+    """Centre-crop a ``C x H x W`` image so that H and W are multiples of ``multiple``."""
+    _, h, w = image.shape
+    new_h, new_w = h - h % multiple, w - w % multiple
+    top, left = (h - new_h) // 2, (w - new_w) // 2
+    return image[:, top : top + new_h, left : left + new_w]
+
+
+def to_uint8(image):
+    """``C x H x W`` float in [0, 1] -> ``H x W x C`` uint8 (rounded, clipped)."""
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+def save_png(path, image):
+    """Write a ``C x H x W`` float image in [0, 1] as an 8-bit PNG, atomically, pixel for pixel."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
