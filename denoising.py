@@ -53,6 +53,12 @@ def build_parser():
                    "pixels (before cropping to multiples of 32)")
     p.add_argument("--noisy", type=str, default=None, help="path to an already corrupted image with no clean "
                    "version: no noise is added, no PSNR is computed, the impulse map s is written")
+    p.add_argument("--step", type=str, default="eager", choices=["eager", "graph"],
+                   help="eager: the reference's step; graph: the same step replayed as a CUDA graph (CUDA, SGD)")
+    p.add_argument("--precision", type=str, default="tf32", choices=["fp32", "tf32", "bf16"],
+                   help="fp32: strict; tf32: TF32 convolutions on CUDA (PyTorch's and the reference's default); "
+                   "bf16: network in bfloat16, loss and s in float32")
+    p.add_argument("--channels_last", action="store_true", help="NHWC activations (a speed option)")
     p.add_argument("--resume", action="store_true", help="continue the run <ckpt> from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start <ckpt> again even if it has a checkpoint")
     p.add_argument("--no_progress", action="store_true", help="no progress bar; log lines only")
@@ -104,6 +110,8 @@ def main(argv=None):
             resume=args.resume,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            step=args.step,
+            channels_last=args.channels_last,
         )
     except InputError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from graph_step import CudaGraphStep
 from models import SkipEncoderDecoder, SparseCorruption
 from utils.atomic_files import atomic_path, write_csv, write_json
 from utils.corruption import corrupt_salt_pepper
@@ -25,6 +26,10 @@ from utils.metrics import psnr, ssim
 from utils.plotting import save_panel
 
 METHODS = ("ours", "dip", "dip-l1")
+# fp32: strict float32 everywhere; tf32: TF32 convolutions on CUDA (PyTorch's and the reference's
+# default); bf16: the network in bfloat16 autocast, s and the loss in float32.
+PRECISIONS = ("fp32", "tf32", "bf16")
+STEPS = ("eager", "graph")
 INPUT_CHANNELS = 32  # channels of the network input z
 INPUT_SCALE = 0.1  # z ~ U[0, 1) * 0.1
 INPUT_NOISE_STD = 1.0 / 30.0  # fresh Gaussian perturbation of z at every iteration
@@ -59,6 +64,7 @@ class RecoveryConfig:
     resize: int = None  # resize the clean image so that its shorter side has this many pixels
     data_dir: str = "data/denoising"
     show_every: int = 500  # log (PSNR, SSIM, history row, checkpoint) every this many iterations
+    precision: str = "tf32"  # fp32, tf32 or bf16 (see PRECISIONS); matters on CUDA (bf16 anywhere)
 
     @property
     def uses_l1(self):
@@ -72,6 +78,8 @@ class RecoveryConfig:
         """Raise InputError naming the first bad value."""
         if self.method not in METHODS:
             raise InputError(f"method must be one of {', '.join(METHODS)}, got '{self.method}'")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
         if self.alg not in ("sgd", "adam"):
             raise InputError(f"alg must be sgd or adam, got '{self.alg}'")
         if self.noisy is None and not 0 <= self.nlevel < 1:
@@ -147,15 +155,17 @@ class Recovery:
     :param RecoveryConfig config: the problem's settings.
     :param numpy.ndarray noisy: the observation y, ``3 x H x W float32`` in [0, 1].
     :param torch.device device: where to compute.
+    :param bool channels_last: keep the network's activations in channels-last (NHWC) layout.
 
     Everything random is drawn from ``config.seed``: the initialisation and z on the CPU (so they
     are the same on every device), the per-iteration input perturbations from a generator on the
     device, whose state is part of :meth:`state_dict`.
     """
 
-    def __init__(self, config, noisy, device):
+    def __init__(self, config, noisy, device, channels_last=False):
         self.config = config
         self.device = torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         shape = (1,) + tuple(noisy.shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -164,8 +174,13 @@ class Recovery:
             self.corruption = (
                 SparseCorruption(shape, CORRUPTION_INIT_SCALE) if config.has_corruption_term else None
             )
-        self.net.to(self.device).train()
-        self.z = self.z.to(self.device)
+        if self.device.type == "cuda":
+            # Process-wide switches: cuDNN autotuning as in the reference, and whether its
+            # convolutions may use TF32 (PyTorch's default, hence the reference's numbers).
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.allow_tf32 = config.precision != "fp32"
+        self.net.to(self.device, memory_format=self.memory_format).train()
+        self.z = self.z.to(self.device, memory_format=self.memory_format)
         self.y = torch.from_numpy(noisy)[None].to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)
@@ -181,26 +196,44 @@ class Recovery:
     def num_parameters(self):
         return sum(p.numel() for p in self.net.parameters())
 
-    def loss_terms(self):
-        """One forward pass on a freshly perturbed input: returns ``(loss, phi)``, phi being the
-        network output ``1 x 3 x H x W`` in [0, 1] (the recovered image, without s)."""
-        noise = torch.empty_like(self.z).normal_(0.0, INPUT_NOISE_STD, generator=self.generator)
-        phi = self.net(self.z + noise)
+    def draw_input_noise(self, out=None):
+        """The next perturbation of z (std 1/30) from the problem's own generator, into ``out``
+        if given (a static buffer for the CUDA-graph step)."""
+        # Contiguous whatever z's layout: normal_ fills memory in order, so the layout would
+        # otherwise move the same draws to other pixels.
+        out = torch.empty(self.z.shape, device=self.device) if out is None else out
+        return out.normal_(0.0, INPUT_NOISE_STD, generator=self.generator)
+
+    def loss_terms(self, noise):
+        """The forward pass on ``z + noise``: returns ``(loss, phi)``, phi being the network output
+        ``1 x 3 x H x W`` float32 in [0, 1] (the recovered image, without s). Under ``bf16`` only
+        the network runs in bfloat16; s, the residual and the loss stay float32."""
+        # No autocast weight cache: each weight is used once per pass, and CUDA-graph capture
+        # forbids the cache.
+        bf16 = self.config.precision == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+            phi = self.net(self.z + noise)
+        phi = phi.float()
         prediction = phi + self.corruption() if self.corruption is not None else phi
         return self.criterion(prediction, self.y), phi
 
-    def step(self):
-        """One iteration: forward, backward, one update of theta and of (g, h). Returns the
-        ``(loss, phi)`` of the forward pass, as tensors on the device (no host synchronisation)."""
+    def update(self, noise):
+        """Forward on ``z + noise``, backward, one update of theta and one of (g, h). The whole
+        iteration but the noise draw: the body that the CUDA-graph step captures."""
         self.optimizer.zero_grad()
         if self.optimizer_c is not None:
             self.optimizer_c.zero_grad()
-        loss, phi = self.loss_terms()
+        loss, phi = self.loss_terms(noise)
         loss.backward()
         self.optimizer.step()
         if self.optimizer_c is not None:
             self.optimizer_c.step()
         return loss.detach(), phi.detach()
+
+    def step(self):
+        """One iteration, eagerly. Returns the ``(loss, phi)`` of its forward pass, as tensors on
+        the device (no host synchronisation)."""
+        return self.update(self.draw_input_noise())
 
     def impulses(self):
         """The estimated sparse corruption s = g*g - h*h, ``3 x H x W`` numpy, or None."""
@@ -226,8 +259,9 @@ class Recovery:
             self.corruption.load_state_dict(state["corruption"])
             self.optimizer_c.load_state_dict(state["optimizer_c"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.z = state["z"].to(self.device)
-        self.y = state["y"].to(self.device)
+        # In place, so that a captured CUDA graph keeps seeing the same tensors.
+        self.z.copy_(state["z"])
+        self.y.copy_(state["y"])
         self.generator.set_state(state["generator"])
 
 
@@ -305,15 +339,27 @@ def run_recovery(
     overwrite=False,
     progress=True,
     log=print,
+    step="eager",
+    channels_last=False,
 ):
     """Run (or continue) one recovery and write its outputs to ``out_dir/<ckpt>_*``.
+
+    ``step`` is ``eager`` (one PyTorch call after another, as the reference) or ``graph`` (the
+    same iteration replayed as a CUDA graph, see graph_step.py); ``step`` and ``channels_last``
+    change how, not what, is computed, so a run may be resumed with other values.
 
     :return: dict with ``history`` (list of rows), ``last`` and ``best`` images (``3 x H x W``),
         ``noisy``, ``clean``, ``impulses``, ``iterations`` done, ``interrupted``, ``paths``.
     :raises InputError: bad settings or input; nothing on disk has been touched then.
     """
     config.validate()
+    if step not in STEPS:
+        raise InputError(f"step must be one of {', '.join(STEPS)}, got '{step}'")
     device = resolve_device(device)
+    if step == "graph" and device.type != "cuda":
+        raise InputError(f"--step graph needs a CUDA device, not {device}")
+    if step == "graph" and config.alg != "sgd":
+        raise InputError("--step graph supports --alg sgd only")
     paths = output_paths(out_dir, ckpt)
     saved = None
     if resume:
@@ -327,7 +373,7 @@ def run_recovery(
     observation = prepare_observation(config)
     os.makedirs(out_dir, exist_ok=True)
 
-    recovery = Recovery(config, observation.noisy, device)
+    recovery = Recovery(config, observation.noisy, device, channels_last=channels_last)
     history, start, best_psnr, best, last, elapsed = [], 0, -math.inf, None, None, 0.0
     if saved is not None:
         recovery.load_state_dict(saved["recovery"])
@@ -348,7 +394,8 @@ def run_recovery(
         log(f"note: {note}")
     log(
         f"device: {device}; method: {config.method}; network: width {config.width}, "
-        f"{recovery.num_parameters:,} parameters"
+        f"{recovery.num_parameters:,} parameters; step: {step}, precision: {config.precision}"
+        + (", channels-last" if channels_last else "")
     )
     if clean is not None:
         log(f"noisy input: PSNR {psnr(clean, observation.noisy):.2f} dB at nlevel {config.nlevel}")
@@ -370,12 +417,14 @@ def run_recovery(
             torch.save(state, tmp)
         write_csv(paths["history"], HISTORY_FIELDS, history)
 
+    # Built after any resumed state is loaded: the graph captures the tensors as they are now.
+    iterate = CudaGraphStep(recovery) if step == "graph" else recovery.step
     bar = tqdm(total=config.num_iter, initial=start, disable=not progress, unit="it", dynamic_ncols=True)
     iteration = start
     with _StopRequest() as stop:
         tick = time.perf_counter()
         while iteration < config.num_iter and not stop.requested:
-            loss, phi = recovery.step()
+            loss, phi = iterate()
             iteration += 1
             bar.update(1)
             logged = iteration - 1  # the reference numbers iterations from 0
