@@ -445,7 +445,10 @@ def run_recovery(
                 message = f"Iteration {logged:05d}    Loss {row['loss']:f}"
                 if row["psnr"] is not None:
                     message += f"   PSNR {row['psnr']:f}   SSIM {row['ssim']:.4f}"
-                bar.write(message) if progress else log(message)
+                if progress:
+                    bar.write(message)  # above the bar, not through it
+                else:
+                    log(message)
                 save_checkpoint(iteration)
         elapsed += time.perf_counter() - tick
     bar.close()
