@@ -1,0 +1,61 @@
+"""Reproduce the paper's Figures 3, 4, 5, its teaser and a results table with baselines.
+
+    python reproduce.py --figure all                 # the paper's settings, on a GPU (many hours)
+    python reproduce.py --figure all --num_iter 40 --resize 64 --width 8 --device cpu   # a quick look
+
+Runs are ``recovery.run_recovery`` (what ``denoising.py`` does) writing into
+``<out_dir>/runs/<size>/``; complete ones are reused, interrupted ones resumed. Figures land in
+``<out_dir>/`` as PNG and PDF, the table as ``results.md`` and ``results.csv``. See
+docs/reproducing.md.
+"""
+
+import argparse
+import sys
+
+from denoising import OneLineErrorParser
+from reproduction.pipeline import reproduce
+from reproduction.plan import TARGETS, Settings
+from utils.errors import InputError
+
+PROG = "reproduce.py"
+
+
+def build_parser():
+    p = OneLineErrorParser(prog=PROG, description=__doc__.splitlines()[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--figure", nargs="+", required=True, choices=TARGETS + ("all",),
+                   help="what to make: 3, 4 (recovered images), 5 (PSNR curves of 3 and 4), teaser (ours against "
+                   "DIP-L1), table (adds the DIP and DIP-L1 runs of the table), or all; several may be given")
+    p.add_argument("--num_iter", type=int, default=None, help="iterations of every run (default: the paper's "
+                   "150,000; 200,000 for the teaser)")
+    p.add_argument("--width", type=int, default=128, help="network width of Figures 3, 4 and the table (the "
+                   "teaser's 192 and 64 are scaled by WIDTH/128)")
+    p.add_argument("--show_every", type=int, default=None, help="log and checkpoint every N iterations "
+                   "(default 500, fewer for short runs so that curves have about 20 points)")
+    p.add_argument("--resize", type=int, default=None, help="resize every image so its shorter side is N pixels")
+    p.add_argument("--device", type=str, default="auto", help="auto (every visible GPU, else CPU), cpu, cuda, "
+                   "cuda:N or mps")
+    p.add_argument("--data_dir", type=str, default="data/denoising", help="where the paper's images are")
+    p.add_argument("--out_dir", type=str, default="figures", help="where figures, table and runs/ go")
+    p.add_argument("--dry_run", action="store_true", help="list the runs, their state and commands; run nothing")
+    p.add_argument("--no_run", action="store_true", help="start no run: draw the figures and the table from "
+                   "the runs there are, partial ones included (e.g. to look at a sweep under way)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars; log lines only")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    targets = TARGETS if "all" in args.figure else tuple(args.figure)
+    settings = Settings(width=args.width, num_iter=args.num_iter, show_every=args.show_every,
+                        resize=args.resize, data_dir=args.data_dir)
+    try:
+        return reproduce(targets, settings, out_dir=args.out_dir, device=args.device, dry_run=args.dry_run,
+                         start_runs=not args.no_run, progress=not args.no_progress)
+    except InputError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The paper's Figures 3, 4, 5 and the teaser, drawn from runs' saved results.
+
+Every function takes the runs of its figure (from ``plan``), their results (``sweep.RunResult`` or
+None for a run not made yet, drawn as an empty tile or a missing curve) and the observations
+(``recovery.Observation``, clean and corrupted images) and writes ``<stem>.png`` and ``<stem>.pdf``.
+"""
+
+from utils.metrics import psnr
+from utils.plotting import save_curves, save_grid
+
+from .plan import FIGURE3_NLEVEL, METHOD_NAMES, PAPER_WIDTH
+
+FORMATS = (".png", ".pdf")
+# The reference README's learning curves (F16, 50%), read off its picture to +-0.2 dB (METHOD.md):
+# (method, width) -> [(iteration, PSNR)]. Drawn only beside runs at the paper's size and widths.
+REFERENCE_TEASER_POINTS = {
+    ("ours", 192): [(50000, 31.0), (90000, 32.0), (200000, 32.2)],
+    ("dip-l1", 192): [(57500, 29.1), (200000, 14.0)],
+    ("dip-l1", 64): [(60000, 27.0), (180000, 28.9)],
+}
+
+
+def figure_paths(stem):
+    return [stem + ext for ext in FORMATS]
+
+
+def method_label(config):
+    return f"{METHOD_NAMES[config.method]} (w={config.width})"
+
+
+def _recovered_tile(observation, result):
+    if result is None:
+        return None, "not run"
+    caption = f"{psnr(observation.clean, result.last):.2f} dB"
+    if not result.complete:
+        caption += f" (partial, {result.iterations:,} it.)"
+    return result.last, caption
+
+
+def draw_recovery_grid(stem, runs, results, observations):
+    """Figures 3 and 4: clean, corrupted and recovered (last iterate) images, one column per run,
+    PSNR under each tile.
+
+    ``observations[i]`` is the observation of ``runs[i]``; ``results[i]`` its result or None.
+    """
+    titles = [f"{run.config.image}, {run.config.nlevel:.0%}" for run in runs]
+    clean_row = [(observation.clean, "") for observation in observations]
+    noisy_row = [(observation.noisy, f"{psnr(observation.clean, observation.noisy):.2f} dB") for observation in observations]
+    recovered_row = [_recovered_tile(observation, result) for observation, result in zip(observations, results)]
+    iterations = max(run.config.num_iter for run in runs)
+    row_labels = ["clean", "corrupted", f"{method_label(runs[0].config)}, last of {iterations:,} it."]
+    save_grid(figure_paths(stem), [clean_row, noisy_row, recovered_row], row_labels, titles)
+
+
+def psnr_series(label, result, **style):
+    """A curve of the PSNR logged during a run: ``{x: iterations, y: PSNR, label, ...}``."""
+    rows = [row for row in result.history if row["psnr"] is not None]
+    return {"x": [row["iteration"] for row in rows], "y": [row["psnr"] for row in rows], "label": label, **style}
+
+
+def draw_figure5(stem, figure3_runs, figure3_results, figure4_runs, figure4_results):
+    """PSNR against iteration: left the Figure 3 runs (one per image), right the Figure 4 runs
+    (one per noise level). Runs not made yet are left out of their panel."""
+    left = [psnr_series(run.config.image, result) for run, result in zip(figure3_runs, figure3_results) if result]
+    right = [psnr_series(f"{run.config.nlevel:.0%}", result) for run, result in zip(figure4_runs, figure4_results) if result]
+    width = figure3_runs[0].config.width
+    panels = [
+        (f"Figure 3 runs: {FIGURE3_NLEVEL:.0%} salt-and-pepper, ours (w={width})", left),
+        (f"Figure 4 runs: {figure4_runs[0].config.image}, ours (w={width})", right),
+    ]
+    save_curves(figure_paths(stem), panels, "iteration", "PSNR (dB)")
+
+
+def draw_teaser(stem, runs, results, at_paper_scale):
+    """PSNR against iteration of ours and DIP-L1 on F16 at 50%: DIP-L1 peaks and falls, ours does
+    not. With ``at_paper_scale`` (full-size image, widths 192 and 64), the points read off the
+    reference's own figure are drawn beside each curve, as markers of the same colour."""
+    series = []
+    for number, (run, result) in enumerate(zip(runs, results)):
+        colour = f"C{number}"
+        if result is not None:
+            series.append(psnr_series(method_label(run.config), result, color=colour))
+        if at_paper_scale:
+            points = REFERENCE_TEASER_POINTS.get((run.config.method, run.config.width), [])
+            series.append({"x": [p[0] for p in points], "y": [p[1] for p in points], "color": colour,
+                           "linestyle": "none", "marker": "o", "markerfacecolor": "none",
+                           "label": f"{method_label(run.config)}, reference's figure"})
+    config = runs[0].config
+    title = f"{config.image}, {config.nlevel:.0%} salt-and-pepper"
+    save_curves(figure_paths(stem), [(title, series)], "iteration", "PSNR (dB)")
+
+
+def at_paper_scale(settings):
+    """True when runs use the images at their own size and the paper's widths."""
+    return settings.resize is None and settings.width == PAPER_WIDTH

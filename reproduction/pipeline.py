@@ -1,0 +1,126 @@
+"""From a request (which figures, at which settings) to runs, figures and the results table."""
+
+import os
+
+import torch
+
+from recovery import prepare_observation, resolve_device
+
+from . import figures, plan, sweep, table
+
+INTERRUPTED = 130  # exit status after Ctrl-C, as denoising.py
+
+
+def output_stems(targets, out_dir):
+    """``{target: path without extension}`` of every figure and table the targets produce."""
+    names = {"3": "figure3", "4": "figure4", "5": "figure5", "teaser": "teaser"}
+    stems = {target: os.path.join(out_dir, names[target]) for target in targets if target in names}
+    stems["table"] = os.path.join(out_dir, "results")  # always written: it shows whatever has run
+    return stems
+
+
+def output_files(stems):
+    """Every file written for ``stems`` (from :func:`output_stems`)."""
+    return [stem + ext for target, stem in stems.items()
+            for ext in (table.FORMATS if target == "table" else figures.FORMATS)]
+
+
+def describe_plan(targets, settings, out_dir, device, log=print):
+    """Log the runs the targets need, each with its state and an equivalent ``denoising.py``
+    command, and the files that would be written. Writes nothing."""
+    runs = plan.runs_for(targets, settings)
+    directory = plan.runs_dir(out_dir, settings)
+    log(f"{len(runs)} runs in {directory}/ (device {device}):")
+    for run in runs:
+        state, done = sweep.run_state(run, directory)
+        status = f"{state}, {done:,} of {run.config.num_iter:,} it." if state != sweep.MISSING else state
+        log(f"  {run.ckpt:<24} {status:<32} {sweep.denoising_command(run, directory, device, state == sweep.PARTIAL)}")
+    workers = sweep.worker_devices(device)
+    if len(workers) > 1:
+        log(f"runs are shared among {len(workers)} worker processes, one per GPU: {', '.join(workers)}")
+    cells = plan.table_cells()
+    log(f"classical filters on {len(cells)} image/noise cells, cached in {directory}/<cell>_classical.json")
+    log("would write: " + ", ".join(output_files(output_stems(targets, out_dir))))
+
+
+def table_description(settings, directory):
+    size = ("images at their own size" if settings.resize is None
+            else f"images resized so that the shorter side is {settings.resize} px")
+    return [
+        f"Made by `reproduce.py` from the runs in `{directory}/`: {size}, centre-cropped to multiples of 32, "
+        f"salt-and-pepper corruption seeded with {settings.seed}, so every method on an image at a noise level "
+        f"sees the very same corrupted image.",
+        "PSNR in dB (data range 1) and SSIM (scikit-image, 7x7 window, over the colour channels), both against "
+        "the clean image.",
+        "*last*: the final iterate, what ours reports. *oracle peak*: the logged iterate with the highest PSNR; "
+        "choosing it needs the clean image, so it bounds what early stopping could do and is not a usable method.",
+        "Wall time: the optimisation loop (learned methods) or the filter itself (classical ones), on the device "
+        "named. *not run*: no run yet (`reproduce.py --figure table` makes the missing ones). A blank summary cell: no "
+        "such run is planned (the learned methods run on the cells of Figures 3 and 4 only).",
+    ]
+
+
+def draw_outputs(targets, settings, out_dir, observations, log=print):
+    """Draw the targets' figures and write the results table from whatever runs exist."""
+    directory = plan.runs_dir(out_dir, settings)
+    all_runs = plan.runs_for(plan.TARGETS, settings)
+    results = {run.ckpt: sweep.load_result(run, directory) for run in all_runs}
+    stems = output_stems(targets, out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+    def results_of(runs):
+        return [results[run.ckpt] for run in runs]
+
+    def observations_of(runs):
+        return [observations[(run.config.image, run.config.nlevel)] for run in runs]
+
+    figure3_runs, figure4_runs = plan.figure3_runs(settings), plan.figure4_runs(settings)
+    for target, runs in (("3", figure3_runs), ("4", figure4_runs)):
+        if target in stems:
+            figures.draw_recovery_grid(stems[target], runs, results_of(runs), observations_of(runs))
+    if "5" in stems:
+        figures.draw_figure5(stems["5"], figure3_runs, results_of(figure3_runs), figure4_runs, results_of(figure4_runs))
+    if "teaser" in stems:
+        teaser_runs = plan.teaser_runs(settings)
+        figures.draw_teaser(stems["teaser"], teaser_runs, results_of(teaser_runs), figures.at_paper_scale(settings))
+
+    cpu = sweep.describe_device(torch.device("cpu"))
+    rows = []
+    for image, nlevel in plan.table_cells():
+        observation = observations[(image, nlevel)]
+        classical = table.classical_rows(image, nlevel, observation, settings, directory, cpu)
+        cell_runs = [run for run in all_runs if (run.config.image, run.config.nlevel) == (image, nlevel)]
+        rows += table.cell_rows(image, nlevel, classical, cell_runs, [results[run.ckpt] for run in cell_runs],
+                                observation.clean, settings.width)
+    table.write_results(stems["table"], rows, settings.width, table_description(settings, directory))
+    log("wrote " + ", ".join(output_files(stems)))
+
+
+def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False, start_runs=True, progress=True,
+              log=print):
+    """Make the runs ``targets`` need (reusing and resuming), then draw them; returns an exit status.
+
+    :param targets: names from ``plan.TARGETS``.
+    :param bool start_runs: False draws from the runs that exist (even partial ones) and runs none.
+    :raises InputError: bad settings, device or a missing image, before anything runs.
+    """
+    runs = plan.runs_for(targets, settings)
+    for run in runs:
+        run.config.validate()
+    resolve_device(device)
+    if dry_run:
+        describe_plan(targets, settings, out_dir, device, log)
+        return 0
+    # Every observation first: a missing image stops us before hours of runs, not after.
+    observations = {cell: prepare_observation(plan.cell_config(*cell, settings)) for cell in plan.table_cells()}
+    failures = []
+    if start_runs:
+        outcome = sweep.execute_runs(runs, plan.runs_dir(out_dir, settings), device, progress, log)
+        if outcome.interrupted:
+            log("interrupted: the runs' checkpoints are saved; the same command resumes them")
+            return INTERRUPTED
+        failures = outcome.failures
+    for failure in failures:
+        log(f"failed: {failure}")
+    draw_outputs(targets, settings, out_dir, observations, log)
+    return 1 if failures else 0

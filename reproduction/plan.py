@@ -1,0 +1,173 @@
+"""Which recovery runs each of the paper's figures (and the results table) needs.
+
+A run is named as in the reference README, ``<image>_<nlevel digits>_<width>`` (``F16_05_128``),
+with the method appended for the baselines (``F16_05_192_dip-l1``). Runs at different image sizes
+live in different folders (``runs/full``, ``runs/resize64``), so a quick look never meets a
+full-size run of the same name.
+"""
+
+import dataclasses
+import os
+
+from recovery import RecoveryConfig
+
+TARGETS = ("3", "4", "5", "teaser", "table")
+PAPER_WIDTH = 128
+PAPER_ITERATIONS = 150000  # Figures 3 to 5 and the table (the paper's setting)
+TEASER_ITERATIONS = 200000  # the reference README's learning curve runs this far
+PAPER_SHOW_EVERY = 500
+FIGURE3_IMAGES = ("F16", "Peppers", "Baboon", "kodim03")
+FIGURE3_NLEVEL = 0.5
+FIGURE4_IMAGE = "F16"
+FIGURE4_NLEVELS = (0.1, 0.3, 0.5, 0.7)
+# The teaser: (method, width at the paper's scale), in the order they are drawn.
+TEASER_RUNS = (("ours", 192), ("dip-l1", 192), ("dip-l1", 64))
+TEASER_IMAGE, TEASER_NLEVEL = "F16", 0.5
+# Noise levels at which the classical filters are also reported for every image (METHOD.md's table).
+CLASSICAL_NLEVELS = (0.5, 0.7)
+TABLE_BASELINES = ("dip", "dip-l1")
+METHOD_NAMES = {"ours": "ours", "dip": "DIP (L2)", "dip-l1": "DIP-L1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What every run of one invocation shares; anything left at None takes the paper's value.
+
+    ``width`` is the width of Figures 3 and 4 (the paper's 128); the teaser's widths 192 and 64 are
+    scaled by ``width / 128`` so that a narrow quick look keeps its wide-against-narrow contrast.
+    """
+
+    width: int = PAPER_WIDTH
+    num_iter: int = None  # None: 150,000 (200,000 for the teaser)
+    show_every: int = None  # None: 500, or fewer when num_iter is small (see show_every_for)
+    resize: int = None  # None: the images at their own size
+    data_dir: str = "data/denoising"
+    seed: int = 0  # the same corruption (and initialisation) for every method
+
+
+@dataclasses.dataclass
+class Run:
+    """One recovery run: its name in the runs folder and its complete settings."""
+
+    ckpt: str
+    config: RecoveryConfig
+
+
+def cell_name(image, nlevel):
+    """``F16_05``: an image at a noise level."""
+    return f"{image}_{str(nlevel).replace('.', '')}"
+
+
+def run_name(image, nlevel, width, method):
+    """``F16_05_128``, ``F16_05_192_dip-l1``: the reference README's naming."""
+    name = f"{cell_name(image, nlevel)}_{width}"
+    return name if method == "ours" else f"{name}_{method}"
+
+
+def runs_dir(out_dir, settings):
+    """Where the runs at ``settings``' image size live: ``<out_dir>/runs/full`` or ``.../resize<N>``."""
+    size = "full" if settings.resize is None else f"resize{settings.resize}"
+    return os.path.join(out_dir, "runs", size)
+
+
+def scaled_width(paper_width, settings):
+    """The width standing for ``paper_width`` when Figures 3 and 4 use ``settings.width``."""
+    return max(1, round(paper_width * settings.width / PAPER_WIDTH))
+
+
+def show_every_for(num_iter, settings):
+    """The paper logs every 500 iterations; short runs log more often so their curves have points."""
+    if settings.show_every is not None:
+        return settings.show_every
+    return min(PAPER_SHOW_EVERY, max(1, num_iter // 20))
+
+
+def cell_config(image, nlevel, settings):
+    """The settings that fix the observation of ``image`` at ``nlevel`` (image, size, corruption
+    and its seed): every run and every classical filter of that cell sees the same corrupted image."""
+    return RecoveryConfig(image=image, nlevel=nlevel, seed=settings.seed, resize=settings.resize,
+                          data_dir=settings.data_dir)
+
+
+def make_run(image, nlevel, method, paper_width, paper_iterations, settings):
+    """The run of ``method`` on ``image`` at ``nlevel``, at the size and scale ``settings`` ask."""
+    width = scaled_width(paper_width, settings)
+    num_iter = settings.num_iter if settings.num_iter is not None else paper_iterations
+    config = dataclasses.replace(
+        cell_config(image, nlevel, settings),
+        method=method,
+        width=width,
+        num_iter=num_iter,
+        show_every=show_every_for(num_iter, settings),
+    )
+    return Run(run_name(image, nlevel, width, method), config)
+
+
+def figure3_runs(settings):
+    """Ours on each of the four images at 50%, in the figure's column order."""
+    return [make_run(image, FIGURE3_NLEVEL, "ours", PAPER_WIDTH, PAPER_ITERATIONS, settings) for image in FIGURE3_IMAGES]
+
+
+def figure4_runs(settings):
+    """Ours on F16 at each noise level, in the figure's column order."""
+    return [
+        make_run(FIGURE4_IMAGE, nlevel, "ours", PAPER_WIDTH, PAPER_ITERATIONS, settings) for nlevel in FIGURE4_NLEVELS
+    ]
+
+
+def teaser_runs(settings):
+    """Ours (w=192), DIP-L1 (w=192), DIP-L1 (w=64) on F16 at 50%, widths scaled with ``settings``."""
+    return [
+        make_run(TEASER_IMAGE, TEASER_NLEVEL, method, width, TEASER_ITERATIONS, settings)
+        for method, width in TEASER_RUNS
+    ]
+
+
+def recovery_cells():
+    """The (image, nlevel) pairs of Figures 3 and 4: where ours and the DIP baselines are run."""
+    cells = [(image, FIGURE3_NLEVEL) for image in FIGURE3_IMAGES]
+    cells += [(FIGURE4_IMAGE, nlevel) for nlevel in FIGURE4_NLEVELS]
+    return _unique(cells)
+
+
+def table_cells():
+    """Every (image, nlevel) of the results table, sorted: the recovery cells, and every image at
+    the classical filters' noise levels."""
+    cells = recovery_cells() + [(image, nlevel) for image in FIGURE3_IMAGES for nlevel in CLASSICAL_NLEVELS]
+    return sorted(_unique(cells), key=lambda cell: (FIGURE3_IMAGES.index(cell[0]), cell[1]))
+
+
+def table_runs(settings):
+    """DIP (L2) and DIP-L1 at the figures' width on every recovery cell, to compare ours with."""
+    return [
+        make_run(image, nlevel, method, PAPER_WIDTH, PAPER_ITERATIONS, settings)
+        for image, nlevel in recovery_cells()
+        for method in TABLE_BASELINES
+    ]
+
+
+def runs_for(targets, settings):
+    """Every run the ``targets`` (names from TARGETS) need, each once, in a stable order.
+
+    A run needed twice with different lengths (possible only at tiny widths, where scaled widths
+    coincide) is kept once, with the longer length.
+    """
+    builders = {
+        "3": figure3_runs,
+        "4": figure4_runs,
+        "5": lambda s: figure3_runs(s) + figure4_runs(s),
+        "teaser": teaser_runs,
+        "table": lambda s: figure3_runs(s) + figure4_runs(s) + table_runs(s),
+    }
+    runs = {}
+    for target in TARGETS:
+        if target in targets:
+            for run in builders[target](settings):
+                kept = runs.get(run.ckpt)
+                if kept is None or run.config.num_iter > kept.config.num_iter:
+                    runs[run.ckpt] = run  # a replaced entry keeps its place
+    return list(runs.values())
+
+
+def _unique(items):
+    return list(dict.fromkeys(items))

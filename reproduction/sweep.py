@@ -1,0 +1,234 @@
+"""Bring a list of runs to completion, reusing what is done and resuming what was interrupted.
+
+Every run is ``recovery.run_recovery`` writing ``<runs_dir>/<ckpt>_*``. Its checkpoint says how far
+it got: at ``num_iter`` or beyond it is complete and left alone; short of it, it is resumed (bitwise
+as if never stopped); without one, it is started. Beside its outputs the sweep keeps
+``<ckpt>_devices.json``, the devices the run has computed on, for the results table.
+
+With several visible GPUs and device ``auto`` or ``cuda``, one worker process per GPU takes runs
+from a shared queue; otherwise runs go one after another in this process.
+"""
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import queue
+import shlex
+
+import torch
+
+from recovery import check_resumable, load_checkpoint, output_paths, resolve_device, run_recovery
+from utils.atomic_files import write_json
+from utils.errors import InputError
+
+MISSING, PARTIAL, COMPLETE = "not started", "partial", "complete"
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a run has produced so far, read back from its checkpoint.
+
+    Images are ``3 x H x W float32`` in [0, 1]; ``history`` rows are those of ``<ckpt>_history.csv``
+    (iteration, loss, psnr, ssim, seconds); ``seconds`` is the optimisation loop's wall time.
+    """
+
+    iterations: int
+    num_iter: int  # the planned length
+    history: list
+    last: object
+    best: object  # the PSNR-best logged iterate: an oracle, it uses the clean image
+    seconds: float
+    devices: list
+
+    @property
+    def complete(self):
+        return self.iterations >= self.num_iter
+
+
+def devices_path(runs_dir, ckpt):
+    return os.path.join(runs_dir, f"{ckpt}_devices.json")
+
+
+def describe_device(device):
+    """A person's name for a ``torch.device``: ``NVIDIA H200``, ``2-core CPU``, ``Apple MPS``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"{os.cpu_count()}-core CPU"
+
+
+def _saved_state(run, runs_dir):
+    """The run's checkpoint (a dict), or None; InputError if it belongs to another problem."""
+    path = output_paths(runs_dir, run.ckpt)["checkpoint"]
+    if not os.path.exists(path):
+        return None
+    saved = load_checkpoint(path)
+    try:
+        check_resumable(run.config, saved["config"])
+    except InputError as exc:
+        raise InputError(f"{path} was made with other settings ({exc}); use another --out_dir") from None
+    return saved
+
+
+def run_state(run, runs_dir):
+    """``(state, iterations done)``, state one of MISSING, PARTIAL, COMPLETE."""
+    saved = _saved_state(run, runs_dir)
+    if saved is None:
+        return MISSING, 0
+    return (COMPLETE if saved["iteration"] >= run.config.num_iter else PARTIAL), saved["iteration"]
+
+
+def load_result(run, runs_dir):
+    """The run's :class:`RunResult`, or None if it has nothing to show yet (not started, or stopped
+    before its first logged iteration)."""
+    saved = _saved_state(run, runs_dir)
+    if saved is None or saved["last"] is None:
+        return None
+    devices = []
+    if os.path.exists(devices_path(runs_dir, run.ckpt)):
+        with open(devices_path(runs_dir, run.ckpt)) as f:
+            devices = json.load(f)
+    as_array = lambda tensor: tensor.numpy() if tensor is not None else None  # noqa: E731
+    return RunResult(
+        iterations=saved["iteration"],
+        num_iter=run.config.num_iter,
+        history=saved["history"],
+        last=as_array(saved["last"]),
+        best=as_array(saved["best"]),
+        seconds=saved["seconds"],
+        devices=devices,
+    )
+
+
+def denoising_command(run, runs_dir, device, resume):
+    """The ``denoising.py`` command line that does the same as the sweep does for ``run``."""
+    config = run.config
+    argv = ["python", "denoising.py", "--ckpt", run.ckpt, "--image", config.image, "--nlevel", str(config.nlevel),
+            "--method", config.method, "--width", str(config.width), "--num_iter", str(config.num_iter),
+            "--show_every", str(config.show_every), "--seed", str(config.seed), "--data_dir", config.data_dir,
+            "--out_dir", runs_dir, "--device", device]
+    if config.resize is not None:
+        argv += ["--resize", str(config.resize)]
+    if resume:
+        argv.append("--resume")
+    return shlex.join(argv)
+
+
+def worker_devices(device):
+    """One device per worker: every visible GPU for ``auto``/``cuda`` when there are several, else
+    just ``device``."""
+    if device in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    return [device]
+
+
+def _record_device(runs_dir, ckpt, device):
+    path = devices_path(runs_dir, ckpt)
+    devices = []
+    if os.path.exists(path):
+        with open(path) as f:
+            devices = json.load(f)
+    name = describe_device(resolve_device(device))
+    if name not in devices:
+        os.makedirs(runs_dir, exist_ok=True)
+        write_json(path, devices + [name])
+
+
+def execute_run(run, runs_dir, device, resume, progress=True, log=print):
+    """Start (or, with ``resume``, continue) one run to its ``num_iter``; True if interrupted."""
+    _record_device(runs_dir, run.ckpt, device)
+    result = run_recovery(run.config, ckpt=run.ckpt, out_dir=runs_dir, device=device, resume=resume,
+                          progress=progress, log=log)
+    return result["interrupted"]
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+    executed: list  # ckpt names of the runs started or resumed
+    reused: list  # ckpt names of the runs already complete
+    interrupted: bool
+    failures: list  # "ckpt: why" for runs that failed in a worker process
+
+
+def execute_runs(runs, runs_dir, device="auto", progress=True, log=print):
+    """Bring every run in ``runs`` to completion; returns a :class:`SweepOutcome`.
+
+    In this process, the first Ctrl-C stops the current run after its current iteration (its
+    checkpoint saved) and no further run is started.
+    """
+    todo, reused = [], []
+    for run in runs:
+        state, _ = run_state(run, runs_dir)
+        if state == COMPLETE:
+            reused.append(run.ckpt)
+        else:
+            todo.append((run, state == PARTIAL))
+    for ckpt in reused:
+        log(f"{ckpt}: complete, reused")
+    devices = worker_devices(device)
+    if len(devices) > 1 and len(todo) > 1:
+        return _execute_in_workers(todo, runs_dir, devices, reused, log)
+    executed = []
+    for number, (run, resume) in enumerate(todo, 1):
+        log(f"[{number}/{len(todo)}] {run.ckpt}: {'resuming' if resume else 'starting'}")
+        executed.append(run.ckpt)
+        if execute_run(run, runs_dir, device, resume, progress, log):
+            return SweepOutcome(executed, reused, interrupted=True, failures=[])
+    return SweepOutcome(executed, reused, interrupted=False, failures=[])
+
+
+def _worker(device, runs_dir, tasks, outcomes):
+    """A worker process: runs tasks ``(run, resume)`` on ``device`` until the queue says stop."""
+    try:
+        while (task := tasks.get()) is not None:
+            run, resume = task
+            log = lambda message, ckpt=run.ckpt: print(f"[{device}] {ckpt}: {message}", flush=True)  # noqa: E731
+            try:
+                interrupted = execute_run(run, runs_dir, device, resume, progress=False, log=log)
+            except Exception as exc:  # reported to the parent, which goes on with the other runs
+                outcomes.put((run.ckpt, f"failed: {exc}"))
+                continue
+            outcomes.put((run.ckpt, "interrupted" if interrupted else "done"))
+            if interrupted:
+                return
+    except KeyboardInterrupt:  # Ctrl-C between two runs: nothing to save
+        return
+
+
+def _execute_in_workers(todo, runs_dir, devices, reused, log):
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    tasks, outcomes = context.Queue(), context.Queue()
+    for task in todo:
+        tasks.put(task)
+    for _ in devices:
+        tasks.put(None)
+    log(f"{len(todo)} runs on {len(devices)} workers: {', '.join(devices)}")
+    workers = [context.Process(target=_worker, args=(device, runs_dir, tasks, outcomes)) for device in devices]
+    for worker in workers:
+        worker.start()
+    reported, interrupted = {}, False
+    try:
+        while len(reported) < len(todo) and any(worker.is_alive() for worker in workers):
+            try:
+                ckpt, outcome = outcomes.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            reported[ckpt] = outcome
+            log(f"{ckpt}: {outcome}")
+    except KeyboardInterrupt:  # the workers got it too and are saving their runs
+        interrupted = True
+    for worker in workers:
+        worker.join()
+    while True:  # outcomes that arrived while joining
+        try:
+            ckpt, outcome = outcomes.get(timeout=0.1)
+        except queue.Empty:
+            break
+        reported[ckpt] = outcome
+    interrupted |= any(outcome == "interrupted" for outcome in reported.values())
+    failures = [f"{ckpt}: {outcome}" for ckpt, outcome in reported.items() if outcome.startswith("failed")]
+    if not interrupted:
+        failures += [f"{run.ckpt}: worker exited before finishing it" for run, _ in todo if run.ckpt not in reported]
+    return SweepOutcome([run.ckpt for run, _ in todo], reused, interrupted, failures)

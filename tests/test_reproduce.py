@@ -1,0 +1,235 @@
+"""reproduce.py: which runs it plans, how it reuses and resumes them, and what it writes."""
+
+import csv
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import recovery
+import reproduction.sweep
+from recovery import RecoveryConfig, load_checkpoint, output_paths, prepare_observation
+from reproduce import main
+from reproduction import plan, sweep
+from reproduction.plan import Settings
+from utils.errors import InputError
+from utils.metrics import psnr
+
+TINY = ["--num_iter", "2", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
+
+
+def tiny_run(ckpt, num_iter=6, method="ours"):
+    """A run on a scikit-image sample, so that the sweep's logic is tested without the paper's images."""
+    return plan.Run(ckpt, RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=num_iter, show_every=2,
+                                         method=method))
+
+
+def forbid_runs(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_recovery called although every run is complete")
+
+    monkeypatch.setattr(reproduction.sweep, "run_recovery", refuse)
+
+
+def spy_on_runs(monkeypatch):
+    """Record the (ckpt, resume) of every run_recovery call, and let it run."""
+    calls = []
+
+    def spy(config, ckpt, resume, **kwargs):
+        calls.append((ckpt, resume))
+        return recovery.run_recovery(config, ckpt=ckpt, resume=resume, **kwargs)
+
+    monkeypatch.setattr(reproduction.sweep, "run_recovery", spy)
+    return calls
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- which runs -------------------------------------------------------------------------------
+
+
+def test_figures_3_and_4_are_seven_distinct_runs_as_in_the_paper():
+    runs = plan.runs_for(("3", "4"), Settings())
+    assert [run.ckpt for run in runs] == ["F16_05_128", "Peppers_05_128", "Baboon_05_128", "kodim03_05_128",
+                                          "F16_01_128", "F16_03_128", "F16_07_128"]
+    assert all(run.config.num_iter == 150000 and run.config.show_every == 500 and run.config.seed == 0
+               for run in runs)
+    assert [run.ckpt for run in plan.runs_for(("5",), Settings())] == [run.ckpt for run in runs]
+
+
+@pytest.mark.parametrize("width,expected", [(128, ["F16_05_192", "F16_05_192_dip-l1", "F16_05_64_dip-l1"]),
+                                            (8, ["F16_05_12", "F16_05_12_dip-l1", "F16_05_4_dip-l1"])])
+def test_teaser_widths_scale_with_width(width, expected):
+    runs = plan.runs_for(("teaser",), Settings(width=width))
+    assert [run.ckpt for run in runs] == expected
+    assert [run.config.method for run in runs] == ["ours", "dip-l1", "dip-l1"]
+    assert all(run.config.num_iter == 200000 for run in runs)
+
+
+def test_every_run_once_and_overrides_reach_every_run():
+    settings = Settings(width=8, num_iter=40, resize=64, data_dir="somewhere")
+    runs = plan.runs_for(plan.TARGETS, settings)
+    names = [run.ckpt for run in runs]
+    assert len(names) == len(set(names)) == 7 + 3 + 14  # Figures 3 and 4, teaser, DIP and DIP-L1 per cell
+    for run in runs:
+        config = run.config
+        assert (config.num_iter, config.resize, config.data_dir, config.show_every) == (40, 64, "somewhere", 2)
+        assert plan.cell_config(config.image, config.nlevel, settings) == RecoveryConfig(
+            image=config.image, nlevel=config.nlevel, seed=0, resize=64, data_dir="somewhere")
+
+
+def test_different_image_sizes_use_different_run_folders():
+    full, small = plan.runs_dir("figures", Settings()), plan.runs_dir("figures", Settings(resize=64))
+    assert full != small and os.path.dirname(full) == os.path.dirname(small) == os.path.join("figures", "runs")
+
+
+# --- running, reusing, resuming ----------------------------------------------------------------
+
+
+def test_complete_runs_are_reused_not_recomputed(tmp_path, monkeypatch):
+    runs = [tiny_run("a"), tiny_run("b", method="dip-l1")]
+    first = sweep.execute_runs(runs, str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    assert first.executed == ["a", "b"] and first.reused == [] and not first.interrupted
+    before = {run.ckpt: (tmp_path / f"{run.ckpt}_checkpoint.pt").read_bytes() for run in runs}
+    forbid_runs(monkeypatch)
+    second = sweep.execute_runs(runs, str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    assert second.executed == [] and second.reused == ["a", "b"]
+    assert {run.ckpt: (tmp_path / f"{run.ckpt}_checkpoint.pt").read_bytes() for run in runs} == before
+    assert [sweep.run_state(run, str(tmp_path)) for run in runs] == [(sweep.COMPLETE, 6)] * 2
+
+
+def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
+    runs = [tiny_run("first"), tiny_run("second")]
+
+    def ctrl_c_at_iteration_2(message):
+        if message.startswith("Iteration 00002"):
+            os.kill(os.getpid(), signal.SIGINT)  # what a user's Ctrl-C does
+
+    stopped = sweep.execute_runs(runs, str(tmp_path), "cpu", progress=False, log=ctrl_c_at_iteration_2)
+    assert stopped.interrupted and stopped.executed == ["first"]
+    assert sweep.run_state(runs[0], str(tmp_path)) == (sweep.PARTIAL, 3)
+    assert sweep.run_state(runs[1], str(tmp_path)) == (sweep.MISSING, 0)
+
+    calls = spy_on_runs(monkeypatch)
+    resumed = sweep.execute_runs(runs, str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    assert not resumed.interrupted and calls == [("first", True), ("second", False)]
+
+    # The resumed run is the run that was never stopped.
+    straight = tmp_path / "straight"
+    sweep.execute_runs([tiny_run("first")], str(straight), "cpu", progress=False, log=lambda m: None)
+    split, whole = load_checkpoint(tmp_path / "first_checkpoint.pt"), load_checkpoint(straight / "first_checkpoint.pt")
+    assert split["iteration"] == whole["iteration"] == 6
+    for key, value in whole["recovery"]["net"].items():
+        assert torch.equal(value, split["recovery"]["net"][key]), key
+    assert torch.equal(whole["last"], split["last"])
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert strip(split["history"]) == strip(whole["history"])
+
+
+def test_a_longer_run_continues_a_complete_shorter_one(tmp_path, monkeypatch):
+    sweep.execute_runs([tiny_run("a", num_iter=4)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    calls = spy_on_runs(monkeypatch)
+    sweep.execute_runs([tiny_run("a", num_iter=6)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    assert calls == [("a", True)] and sweep.run_state(tiny_run("a"), str(tmp_path)) == (sweep.COMPLETE, 6)
+
+
+def test_a_run_of_another_problem_under_the_same_name_is_refused(tmp_path):
+    sweep.execute_runs([tiny_run("a", num_iter=2)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    other = tiny_run("a")
+    other.config.width = 8
+    with pytest.raises(InputError, match="other settings"):
+        sweep.execute_runs([other], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+
+
+def test_worker_processes_complete_every_run(tmp_path):
+    # The multi-GPU path, with two CPU workers standing in for two GPUs.
+    todo = [(tiny_run(name, num_iter=3), False) for name in ("a", "b", "c")]
+    outcome = sweep._execute_in_workers(todo, str(tmp_path), ["cpu", "cpu"], [], log=lambda m: None)
+    assert outcome.failures == [] and not outcome.interrupted
+    assert [sweep.run_state(run, str(tmp_path)) for run, _ in todo] == [(sweep.COMPLETE, 3)] * 3
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys):
+    out_dir = tmp_path / "figures"
+    assert main(["--figure", "all", "--dry_run", "--out_dir", str(out_dir), *TINY]) == 0
+    listing = capsys.readouterr().out
+    for run in plan.runs_for(plan.TARGETS, Settings(width=4, num_iter=2, resize=64)):
+        line = next(line for line in listing.splitlines() if line.split()[:1] == [run.ckpt])
+        assert "not started" in line and f"python denoising.py --ckpt {run.ckpt} " in line
+    assert "figure3.pdf" in listing and "results.csv" in listing
+    assert not out_dir.exists()
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["--figure", "3", "--width", "0", "--out_dir", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--figure", "6"])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(paper_data_dir, tmp_path_factory):
+    """``reproduce.py --figure all`` at 64x64, width 4, 2 iterations."""
+    out_dir = tmp_path_factory.mktemp("reproduce") / "figures"
+    assert main(["--figure", "all", "--out_dir", str(out_dir), "--data_dir", paper_data_dir, *TINY]) == 0
+    return out_dir
+
+
+def test_everything_is_drawn_from_real_runs(tiny_sweep):
+    for name in ["figure3", "figure4", "figure5", "teaser"]:
+        assert Image.open(tiny_sweep / f"{name}.png").size[0] > 300
+        assert (tiny_sweep / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    rows = read_rows(tiny_sweep / "results.csv")
+    assert not [row for row in rows if row["status"] != "done"]
+    cells = {(row["image"], float(row["nlevel"])) for row in rows}
+    assert cells == set(plan.table_cells())
+    learned = [row for row in rows if row["width"]]
+    # 7 cells x (DIP peak + last, DIP-L1 peak + last, ours last), and the teaser's 3 runs (2 + 1 + 2 rows)
+    assert len(learned) == 7 * 5 + 5
+    assert all(row["iterations"] == "2" and row["device"] == sweep.describe_device(torch.device("cpu"))
+               for row in learned)
+    summary = (tiny_sweep / "results.md").read_text()
+    assert "| not run |" not in summary and "oracle peak" in summary
+
+
+def test_baselines_and_runs_see_the_same_corrupted_image(tiny_sweep, paper_data_dir):
+    settings = Settings(width=4, num_iter=2, resize=64, data_dir=paper_data_dir)
+    directory = plan.runs_dir(str(tiny_sweep), settings)
+    observation = prepare_observation(plan.cell_config("Baboon", 0.5, settings))
+    rows = read_rows(tiny_sweep / "results.csv")
+    noisy_row = next(row for row in rows if (row["image"], row["nlevel"], row["method"]) == ("Baboon", "0.5", "noisy input"))
+    for ckpt in ["Baboon_05_4", "Baboon_05_4_dip", "Baboon_05_4_dip-l1"]:
+        fitted = load_checkpoint(output_paths(directory, ckpt)["checkpoint"])["recovery"]["y"][0].numpy()
+        assert np.array_equal(fitted, observation.noisy), ckpt
+        assert float(noisy_row["psnr"]) == pytest.approx(psnr(observation.clean, fitted), abs=1e-4)
+
+
+def test_a_second_invocation_reuses_every_run(tiny_sweep, paper_data_dir, monkeypatch, capsys):
+    forbid_runs(monkeypatch)
+    before = (tiny_sweep / "results.csv").read_text()
+    assert main(["--figure", "all", "--out_dir", str(tiny_sweep), "--data_dir", paper_data_dir, *TINY]) == 0
+    assert capsys.readouterr().out.count("complete, reused") == 24
+    assert (tiny_sweep / "results.csv").read_text() == before
+
+
+def test_runs_not_made_say_not_run(paper_data_dir, tmp_path):
+    assert main(["--figure", "teaser", "--out_dir", str(tmp_path), "--data_dir", paper_data_dir, *TINY]) == 0
+    rows = read_rows(tmp_path / "results.csv")
+    made = [row for row in rows if row["width"] in ("6", "2")]  # the teaser's widths 192 and 64, scaled
+    assert len(made) == 5 and all(row["status"] == "done" and row["psnr"] for row in made)
+    missing = [row for row in rows if row["width"] == "4"]
+    assert len(missing) == 7 * 5 and all(row["status"] == "not run" and not row["psnr"] for row in missing)
+    assert all(row["psnr"] for row in rows if not row["width"])  # the classical filters always run
+    assert "| not run |" in (tmp_path / "results.md").read_text()
+    assert not (tmp_path / "figure3.png").exists()
