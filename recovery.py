@@ -395,6 +395,7 @@ def run_recovery(
     log(
         f"device: {device}; method: {config.method}; network: width {config.width}, "
         f"{recovery.num_parameters:,} parameters; step: {step}, precision: {config.precision}"
+        + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else "")
         + (", channels-last" if channels_last else "")
     )
     if clean is not None:

@@ -5,6 +5,7 @@ import os
 import torch
 
 from recovery import prepare_observation, resolve_device
+from utils.errors import InputError
 
 from . import figures, plan, sweep, table
 
@@ -107,7 +108,8 @@ def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False
     runs = plan.runs_for(targets, settings)
     for run in runs:
         run.config.validate()
-    resolve_device(device)
+    if resolve_device(device).type != "cuda" and settings.step == "graph":
+        raise InputError(f"--step graph needs a CUDA device, not {device}")
     if dry_run:
         describe_plan(targets, settings, out_dir, device, log)
         return 0

@@ -43,14 +43,20 @@ class Settings:
     resize: int = None  # None: the images at their own size
     data_dir: str = "data/denoising"
     seed: int = 0  # the same corruption (and initialisation) for every method
+    precision: str = "tf32"  # see recovery.PRECISIONS
+    step: str = "eager"  # eager or graph (CUDA graphs): how, not what, each run computes
+    channels_last: bool = False
 
 
 @dataclasses.dataclass
 class Run:
-    """One recovery run: its name in the runs folder and its complete settings."""
+    """One recovery run: its name in the runs folder, its complete settings, and how to compute
+    it (``run_recovery``'s ``step`` and ``channels_last``)."""
 
     ckpt: str
     config: RecoveryConfig
+    step: str = "eager"
+    channels_last: bool = False
 
 
 def cell_name(image, nlevel):
@@ -99,8 +105,9 @@ def make_run(image, nlevel, method, paper_width, paper_iterations, settings):
         width=width,
         num_iter=num_iter,
         show_every=show_every_for(num_iter, settings),
+        precision=settings.precision,
     )
-    return Run(run_name(image, nlevel, width, method), config)
+    return Run(run_name(image, nlevel, width, method), config, settings.step, settings.channels_last)
 
 
 def figure3_runs(settings):

@@ -169,6 +169,25 @@ def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys):
     assert not out_dir.exists()
 
 
+def test_speed_options_reach_every_run(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def record(config, **kwargs):
+        calls.append((config, kwargs))
+        return {"interrupted": False}
+
+    monkeypatch.setattr(reproduction.sweep, "run_recovery", record)
+    run = plan.runs_for(("3",), Settings(width=4, num_iter=2, resize=64, precision="bf16", channels_last=True))[0]
+    assert run.config.precision == "bf16" and run.channels_last and run.step == "eager"
+    command = sweep.denoising_command(run, str(tmp_path), "cpu", resume=False)
+    assert command.endswith("--precision bf16 --channels_last")
+    sweep.execute_run(run, str(tmp_path), "cpu", resume=False)
+    assert calls[0][1]["channels_last"] is True and calls[0][1]["step"] == "eager"
+    if not torch.cuda.is_available():
+        assert main(["--figure", "3", "--step", "graph", "--out_dir", str(tmp_path / "out"), *TINY]) == 2
+        assert "CUDA" in capsys.readouterr().err
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["--figure", "3", "--width", "0", "--out_dir", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
