@@ -1,8 +1,9 @@
 """Robust image recovery by double over-parameterization: the problem and its optimisation loop.
 
 The observation y (``1 x 3 x H x W``) is explained as ``phi(theta; z + noise) + g*g - h*h``, fitted by
-plain gradient descent with learning rate ``lr`` for theta and ``lr_c`` for g and h (see
-``../shared/docs/METHOD.md``). ``run_recovery`` is what ``denoising.py`` and ``reproduce.py`` call;
+plain gradient descent with learning rate ``lr`` for theta and ``lr_c`` for g and h (the README's
+"Faithful to the reference" lists every detail). ``run_recovery`` is what ``denoising.py`` and
+``reproduce.py`` call;
 ``Recovery`` holds one problem's state and does one optimisation step at a time.
 """
 
@@ -373,6 +374,11 @@ def run_recovery(
     observation = prepare_observation(config)
     os.makedirs(out_dir, exist_ok=True)
 
+    # Rewritten on --resume too: num_iter, the device or the step may have changed.
+    write_json(
+        paths["args"],
+        {**dataclasses.asdict(config), "ckpt": ckpt, "device": str(device), "step": step, "channels_last": channels_last},
+    )
     recovery = Recovery(config, observation.noisy, device, channels_last=channels_last)
     history, start, best_psnr, best, last, elapsed = [], 0, -math.inf, None, None, 0.0
     if saved is not None:
@@ -382,7 +388,6 @@ def run_recovery(
         best = saved["best"].numpy() if saved["best"] is not None else None
         last = saved["last"].numpy() if saved["last"] is not None else None
     else:
-        write_json(paths["args"], dataclasses.asdict(config))
         save_png(paths["noisy"], observation.noisy)
         if observation.clean is not None:
             save_png(paths["clean"], observation.clean)

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -63,6 +64,8 @@ def test_resume_is_bitwise(tmp_path):
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(full["history"]) == strip(split["history"])
     assert (tmp_path / "full_last.png").read_bytes() == (tmp_path / "split_last.png").read_bytes()
+    args = json.loads((tmp_path / "split_args.json").read_text())
+    assert args["num_iter"] == 8 and args["width"] == 4 and args["ckpt"] == "split"
 
 
 def test_resume_refuses_changed_problem(tmp_path):
