@@ -361,6 +361,10 @@ def run_recovery(
         raise InputError(f"--step graph needs a CUDA device, not {device}")
     if step == "graph" and config.alg != "sgd":
         raise InputError("--step graph supports --alg sgd only")
+    if not ckpt or ckpt in (".", "..") or "/" in ckpt or (os.sep in ckpt):
+        raise InputError(f"--ckpt must be a plain name, not '{ckpt}' (choose the folder with --out_dir)")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"--out_dir {out_dir} exists and is not a folder")
     paths = output_paths(out_dir, ckpt)
     saved = None
     if resume:
@@ -372,7 +376,10 @@ def run_recovery(
             f"--overwrite to start it again, or another --ckpt"
         )
     observation = prepare_observation(config)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create --out_dir {out_dir} ({exc.strerror})") from None
 
     # Rewritten on --resume too: num_iter, the device or the step may have changed.
     write_json(

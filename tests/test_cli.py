@@ -124,6 +124,8 @@ def precious(tmp_path):
         (["--resume"], "checkpoint"),
         (["--nlevel", "half"], "nlevel"),
         (["--noisy", "no_such_file.png"], "not found"),
+        (["--image", "astronaut", "--out_dir", "notes.png"], "not a folder"),
+        (["--image", "astronaut", "--ckpt", "sub/run"], "--ckpt"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, args, message):
