@@ -116,6 +116,9 @@ def main(argv=None):
     except InputError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2
+    except KeyboardInterrupt:  # outside the loop's own clean stop (start-up, or a second Ctrl-C)
+        sys.stderr.write(f"{PROG}: interrupted; the last checkpoint written, if any, is intact (--resume)\n")
+        return 130
     if result["interrupted"]:
         return 130
     print(f"outputs: {os.path.join(args.out_dir, args.ckpt)}_*")

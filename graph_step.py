@@ -30,23 +30,26 @@ class CudaGraphStep:
         modules = [m for m in (recovery.net, recovery.corruption) if m is not None]
         snapshot = [{k: v.clone() for k, v in m.state_dict().items()} for m in modules]
 
-        side = torch.cuda.Stream(recovery.device)
-        side.wait_stream(torch.cuda.current_stream(recovery.device))
-        with torch.cuda.stream(side):
-            self.noise.zero_()  # the warm-up's values are thrown away; the problem's generator is untouched
-            for _ in range(WARMUP_ITERATIONS):
-                recovery.update(self.noise)
-        torch.cuda.current_stream(recovery.device).wait_stream(side)
-        with torch.no_grad():
-            for module, state in zip(modules, snapshot):
-                for key, value in module.state_dict().items():
-                    value.copy_(state[key])
+        # Streams and capture belong to the current device: make it the run's (cuda:1 in a sweep).
+        with torch.cuda.device(recovery.device):
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.noise.zero_()  # the warm-up's values are thrown away; the problem's generator is untouched
+                for _ in range(WARMUP_ITERATIONS):
+                    recovery.update(self.noise)
+            torch.cuda.current_stream().wait_stream(side)
+            with torch.no_grad():
+                for module, state in zip(modules, snapshot):
+                    for key, value in module.state_dict().items():
+                        value.copy_(state[key])
 
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.loss, self.phi = recovery.update(self.noise)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.loss, self.phi = recovery.update(self.noise)
 
     def __call__(self):
-        self.recovery.draw_input_noise(out=self.noise)
-        self.graph.replay()
+        with torch.cuda.device(self.recovery.device):
+            self.recovery.draw_input_noise(out=self.noise)
+            self.graph.replay()
         return self.loss, self.phi

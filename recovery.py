@@ -91,8 +91,10 @@ class RecoveryConfig:
             raise InputError(f"num_iter must be at least 1, got {self.num_iter}")
         if self.show_every < 1:
             raise InputError(f"show_every must be at least 1, got {self.show_every}")
-        if not (self.lr > 0 and self.lr_c > 0):
+        if not (0 < self.lr < math.inf and 0 < self.lr_c < math.inf):
             raise InputError(f"learning rates must be positive, got lr={self.lr}, lr_c={self.lr_c}")
+        if self.noisy is not None and self.resize is not None:
+            raise InputError("--resize cannot be used with --noisy: resizing would smear the impulses into their neighbours")
         if self.resize is not None and self.resize < MIN_SIDE:
             raise InputError(f"resize must be at least {MIN_SIDE}, got {self.resize}")
 
@@ -252,6 +254,7 @@ class Recovery:
             "z": self.z.cpu(),
             "y": self.y.cpu(),
             "generator": self.generator.get_state(),
+            "generator_device": self.device.type,
         }
 
     def load_state_dict(self, state):
@@ -282,22 +285,32 @@ def output_paths(out_dir, ckpt):
     return {role: os.path.join(out_dir, f"{ckpt}_{name}") for role, name in names.items()}
 
 
+CHECKPOINT_KEYS = ("config", "recovery", "iteration", "history", "seconds", "best_psnr", "best", "last")
+
+
 def load_checkpoint(path):
     """The saved state of a run (a dict), or InputError if it cannot be read."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise InputError(f"no checkpoint to resume: {path} does not exist") from None
     except Exception as exc:
         raise InputError(f"cannot read checkpoint {path} ({type(exc).__name__})") from None
+    if not isinstance(saved, dict) or any(key not in saved for key in CHECKPOINT_KEYS):
+        raise InputError(f"{path} is not a checkpoint written by this program")
+    return saved
 
 
 def check_resumable(config, saved_config):
     """Raise InputError if ``config`` differs from the checkpoint's beyond what may change."""
     for key, saved in saved_config.items():
-        if key not in RESUMABLE_CHANGES and getattr(config, key) != saved:
+        value = getattr(config, key)
+        if key == "data_dir":  # the same folder, however it is spelled
+            value, saved = os.path.realpath(value), os.path.realpath(saved)
+        if key not in RESUMABLE_CHANGES and value != saved:
+            shown = lambda v: "(not given)" if v is None else v  # noqa: E731
             raise InputError(
-                f"--{key} {getattr(config, key)} differs from the checkpoint's {saved}; "
+                f"--{key} {shown(value)} differs from the checkpoint's {shown(saved)}; "
                 f"only {', '.join('--' + k for k in RESUMABLE_CHANGES)} may change on --resume"
             )
 
@@ -370,6 +383,12 @@ def run_recovery(
     if resume:
         saved = load_checkpoint(paths["checkpoint"])
         check_resumable(config, saved["config"])
+        if config.num_iter < saved["iteration"]:
+            raise InputError(f"the run has done {saved['iteration']} iterations already; --num_iter cannot be less")
+        # The noise generator's state is device-specific: a CPU state cannot drive a CUDA generator.
+        saved_device = saved["recovery"].get("generator_device", "cpu")
+        if saved_device != device.type:
+            raise InputError(f"the run was made on a {saved_device} device; resume it on one (--device {saved_device})")
     elif os.path.exists(paths["checkpoint"]) and not overwrite:
         raise InputError(
             f"{paths['checkpoint']} exists: pass --resume to continue that run, "
@@ -381,7 +400,7 @@ def run_recovery(
     except OSError as exc:
         raise InputError(f"cannot create --out_dir {out_dir} ({exc.strerror})") from None
 
-    # Rewritten on --resume too: num_iter, the device or the step may have changed.
+    # Rewritten on --resume too: num_iter, the step, or the device (of the same type) may have changed.
     write_json(
         paths["args"],
         {**dataclasses.asdict(config), "ckpt": ckpt, "device": str(device), "step": step, "channels_last": channels_last},

@@ -105,6 +105,10 @@ def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False
     :param bool start_runs: False draws from the runs that exist (even partial ones) and runs none.
     :raises InputError: bad settings, device or a missing image, before anything runs.
     """
+    if settings.width < 1:  # scaled_width would quietly make it 1
+        raise InputError(f"width must be at least 1, got {settings.width}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"--out_dir {out_dir} exists and is not a folder")
     runs = plan.runs_for(targets, settings)
     for run in runs:
         run.config.validate()

@@ -39,7 +39,8 @@ def classical_rows(image, nlevel, observation, settings, runs_dir, device_name):
     :param str device_name: how to describe where the filters run (they run on the CPU).
     """
     path = os.path.join(runs_dir, f"{cell_name(image, nlevel)}_classical.json")
-    key = {"image": image, "nlevel": nlevel, "seed": settings.seed, "resize": settings.resize}
+    key = {"image": image, "nlevel": nlevel, "seed": settings.seed, "resize": settings.resize,
+           "data_dir": os.path.realpath(settings.data_dir)}
     if os.path.exists(path):
         with open(path) as f:
             cached = json.load(f)

@@ -75,6 +75,21 @@ def test_resume_refuses_changed_problem(tmp_path):
     assert result.returncode == 2 and "--width" in result.stderr
 
 
+def test_resume_refuses_what_cannot_continue(tmp_path):
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "4"]) == 0
+    checkpoint = tmp_path / "run_checkpoint.pt"
+    result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--num_iter", "2")
+    assert result.returncode == 2 and "cannot be less" in result.stderr
+    saved = load_checkpoint(checkpoint)
+    saved["recovery"]["generator_device"] = "cuda"  # as if made on a GPU
+    torch.save(saved, checkpoint)
+    result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--num_iter", "6", "--device", "cpu")
+    assert result.returncode == 2 and "--device cuda" in result.stderr
+    torch.save({"config": {}}, checkpoint)
+    result = run_cli(tmp_path, "--ckpt", "run", "--resume")
+    assert result.returncode == 2 and "not a checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_existing_run_is_not_overwritten(tmp_path):
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2"]) == 0
     before = (tmp_path / "run_checkpoint.pt").read_bytes()
@@ -125,6 +140,8 @@ def precious(tmp_path):
         (["--nlevel", "half"], "nlevel"),
         (["--noisy", "no_such_file.png"], "not found"),
         (["--image", "astronaut", "--out_dir", "notes.png"], "not a folder"),
+        (["--lr", "inf"], "learning rates"),
+        (["--noisy", "small.png", "--resize", "64"], "--resize"),
         (["--image", "astronaut", "--ckpt", "sub/run"], "--ckpt"),
     ],
 )

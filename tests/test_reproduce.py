@@ -188,8 +188,14 @@ def test_speed_options_reach_every_run(tmp_path, monkeypatch, capsys):
         assert "CUDA" in capsys.readouterr().err
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
-    assert main(["--figure", "3", "--width", "0", "--out_dir", str(tmp_path / "out")]) == 2
+@pytest.mark.parametrize("bad", [["--width", "0"], ["--width", "-3"], ["--num_iter", "0"], ["--out_dir", "a_file"]])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, paper_data_dir, monkeypatch, bad):
+    # With the paper's images present, so that only the bad value can stop the command.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    forbid_runs(monkeypatch)
+    argv = ["--figure", "3", "--data_dir", paper_data_dir, "--resize", "64", "--out_dir", str(tmp_path / "out"), *bad]
+    assert main(argv) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
     with pytest.raises(SystemExit) as exit_info:
         main(["--figure", "6"])
