@@ -152,6 +152,22 @@ def resolve_device(name):
     return device
 
 
+def check_step(step, device, config):
+    """InputError unless ``step`` (see STEPS) can compute ``config`` on the torch.device ``device``."""
+    if step not in STEPS:
+        raise InputError(f"step must be one of {', '.join(STEPS)}, got '{step}'")
+    if step == "graph" and device.type != "cuda":
+        raise InputError(f"--step graph needs a CUDA device, not {device}")
+    if step == "graph" and config.alg != "sgd":
+        raise InputError("--step graph supports --alg sgd only")
+
+
+def check_out_dir(out_dir):
+    """InputError if ``out_dir`` exists but is not a folder (created later, once input is valid)."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"--out_dir {out_dir} exists and is not a folder")
+
+
 class Recovery:
     """One recovery problem's state (network, corruption, input, optimisers, noise generator).
 
@@ -367,17 +383,11 @@ def run_recovery(
     :raises InputError: bad settings or input; nothing on disk has been touched then.
     """
     config.validate()
-    if step not in STEPS:
-        raise InputError(f"step must be one of {', '.join(STEPS)}, got '{step}'")
     device = resolve_device(device)
-    if step == "graph" and device.type != "cuda":
-        raise InputError(f"--step graph needs a CUDA device, not {device}")
-    if step == "graph" and config.alg != "sgd":
-        raise InputError("--step graph supports --alg sgd only")
+    check_step(step, device, config)
     if not ckpt or ckpt in (".", "..") or "/" in ckpt or (os.sep in ckpt):
         raise InputError(f"--ckpt must be a plain name, not '{ckpt}' (choose the folder with --out_dir)")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise InputError(f"--out_dir {out_dir} exists and is not a folder")
+    check_out_dir(out_dir)
     paths = output_paths(out_dir, ckpt)
     saved = None
     if resume:

@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from recovery import prepare_observation, resolve_device
+from recovery import check_out_dir, check_step, prepare_observation, resolve_device
 from utils.errors import InputError
 
 from . import figures, plan, sweep, table
@@ -107,13 +107,11 @@ def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False
     """
     if settings.width < 1:  # scaled_width would quietly make it 1
         raise InputError(f"width must be at least 1, got {settings.width}")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise InputError(f"--out_dir {out_dir} exists and is not a folder")
+    check_out_dir(out_dir)
     runs = plan.runs_for(targets, settings)
     for run in runs:
         run.config.validate()
-    if resolve_device(device).type != "cuda" and settings.step == "graph":
-        raise InputError(f"--step graph needs a CUDA device, not {device}")
+        check_step(run.step, resolve_device(device), run.config)
     if dry_run:
         describe_plan(targets, settings, out_dir, device, log)
         return 0
