@@ -12,6 +12,15 @@ import torch
 WARMUP_ITERATIONS = 3  # eager iterations on a side stream before capture (autotuning, lazy init)
 
 
+def graph_step_unsupported(device, config):
+    """Why the graph step cannot run ``config`` on ``device`` (a sentence), or None if it can."""
+    if device.type != "cuda":
+        return f"needs a CUDA device, not {device}"
+    if config.alg != "sgd":
+        return "supports --alg sgd only"  # Adam's state updates are not capturable as built
+    return None
+
+
 class CudaGraphStep:
     """Callable doing one iteration of ``recovery`` by replaying a captured CUDA graph.
 
@@ -23,8 +32,9 @@ class CudaGraphStep:
     """
 
     def __init__(self, recovery):
-        if recovery.device.type != "cuda" or recovery.config.alg != "sgd":
-            raise ValueError("the CUDA-graph step needs a CUDA device and plain SGD")
+        reason = graph_step_unsupported(recovery.device, recovery.config)
+        if reason is not None:
+            raise ValueError(f"the CUDA-graph step {reason}")
         self.recovery = recovery
         self.noise = torch.empty(recovery.z.shape, device=recovery.device)  # contiguous, as eager
         modules = [m for m in (recovery.net, recovery.corruption) if m is not None]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from graph_step import CudaGraphStep
+from graph_step import CudaGraphStep, graph_step_unsupported
 from models import SkipEncoderDecoder, SparseCorruption
 from utils.atomic_files import atomic_path, write_csv, write_json
 from utils.corruption import corrupt_salt_pepper
@@ -152,14 +152,22 @@ def resolve_device(name):
     return device
 
 
+def describe_device(device):
+    """A person's name for a ``torch.device``: ``NVIDIA H200``, ``2-core CPU``, ``Apple MPS``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"{os.cpu_count()}-core CPU"
+
+
 def check_step(step, device, config):
     """InputError unless ``step`` (see STEPS) can compute ``config`` on the torch.device ``device``."""
     if step not in STEPS:
         raise InputError(f"step must be one of {', '.join(STEPS)}, got '{step}'")
-    if step == "graph" and device.type != "cuda":
-        raise InputError(f"--step graph needs a CUDA device, not {device}")
-    if step == "graph" and config.alg != "sgd":
-        raise InputError("--step graph supports --alg sgd only")
+    reason = graph_step_unsupported(device, config) if step == "graph" else None
+    if reason is not None:
+        raise InputError(f"--step graph {reason}")
 
 
 def check_out_dir(out_dir):
@@ -385,7 +393,7 @@ def run_recovery(
     config.validate()
     device = resolve_device(device)
     check_step(step, device, config)
-    if not ckpt or ckpt in (".", "..") or "/" in ckpt or (os.sep in ckpt):
+    if not ckpt or ckpt in (".", "..") or "/" in ckpt or os.sep in ckpt:
         raise InputError(f"--ckpt must be a plain name, not '{ckpt}' (choose the folder with --out_dir)")
     check_out_dir(out_dir)
     paths = output_paths(out_dir, ckpt)

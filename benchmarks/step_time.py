@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from graph_step import CudaGraphStep  # noqa: E402
-from recovery import Recovery, RecoveryConfig, resolve_device  # noqa: E402
+from recovery import Recovery, RecoveryConfig, describe_device, resolve_device  # noqa: E402
 
 
 def variants(device):
@@ -77,8 +77,7 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=100)
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    print(f"device: {name}; torch {torch.__version__}; {args.size}x{args.size}, width {args.width}, {args.iters} iterations")
+    print(f"device: {describe_device(device)}; torch {torch.__version__}; {args.size}x{args.size}, width {args.width}, {args.iters} iterations")
     results = []
     for label, precision, step, channels_last in variants(device):
         ms, memory = time_variant(device, args.size, args.width, args.iters, precision, step, channels_last)

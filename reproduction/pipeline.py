@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from recovery import check_out_dir, check_step, prepare_observation, resolve_device
+from recovery import check_out_dir, check_step, describe_device, prepare_observation, resolve_device
 from utils.errors import InputError
 
 from . import figures, plan, sweep, table
@@ -85,7 +85,7 @@ def draw_outputs(targets, settings, out_dir, observations, log=print):
         teaser_runs = plan.teaser_runs(settings)
         figures.draw_teaser(stems["teaser"], teaser_runs, results_of(teaser_runs), figures.at_paper_scale(settings))
 
-    cpu = sweep.describe_device(torch.device("cpu"))
+    cpu = describe_device(torch.device("cpu"))
     rows = []
     for image, nlevel in plan.table_cells():
         observation = observations[(image, nlevel)]

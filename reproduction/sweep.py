@@ -18,7 +18,7 @@ import shlex
 
 import torch
 
-from recovery import check_resumable, load_checkpoint, output_paths, resolve_device, run_recovery
+from recovery import check_resumable, describe_device, load_checkpoint, output_paths, resolve_device, run_recovery
 from utils.atomic_files import write_json
 from utils.errors import InputError
 
@@ -50,13 +50,13 @@ def devices_path(runs_dir, ckpt):
     return os.path.join(runs_dir, f"{ckpt}_devices.json")
 
 
-def describe_device(device):
-    """A person's name for a ``torch.device``: ``NVIDIA H200``, ``2-core CPU``, ``Apple MPS``."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    return f"{os.cpu_count()}-core CPU"
+def read_devices(runs_dir, ckpt):
+    """The devices a run has computed on, as recorded beside it (empty if none yet)."""
+    path = devices_path(runs_dir, ckpt)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
 
 
 def _saved_state(run, runs_dir):
@@ -86,10 +86,7 @@ def load_result(run, runs_dir):
     saved = _saved_state(run, runs_dir)
     if saved is None or saved["last"] is None:
         return None
-    devices = []
-    if os.path.exists(devices_path(runs_dir, run.ckpt)):
-        with open(devices_path(runs_dir, run.ckpt)) as f:
-            devices = json.load(f)
+    devices = read_devices(runs_dir, run.ckpt)
     as_array = lambda tensor: tensor.numpy() if tensor is not None else None  # noqa: E731
     return RunResult(
         iterations=saved["iteration"],
@@ -131,15 +128,11 @@ def worker_devices(device):
 
 
 def _record_device(runs_dir, ckpt, device):
-    path = devices_path(runs_dir, ckpt)
-    devices = []
-    if os.path.exists(path):
-        with open(path) as f:
-            devices = json.load(f)
+    devices = read_devices(runs_dir, ckpt)
     name = describe_device(resolve_device(device))
     if name not in devices:
         os.makedirs(runs_dir, exist_ok=True)
-        write_json(path, devices + [name])
+        write_json(devices_path(runs_dir, ckpt), devices + [name])
 
 
 def execute_run(run, runs_dir, device, resume, progress=True, log=print):

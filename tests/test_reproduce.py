@@ -222,7 +222,7 @@ def test_everything_is_drawn_from_real_runs(tiny_sweep):
     learned = [row for row in rows if row["width"]]
     # 7 cells x (DIP peak + last, DIP-L1 peak + last, ours last), and the teaser's 3 runs (2 + 1 + 2 rows)
     assert len(learned) == 7 * 5 + 5
-    assert all(row["iterations"] == "2" and row["device"] == sweep.describe_device(torch.device("cpu"))
+    assert all(row["iterations"] == "2" and row["device"] == recovery.describe_device(torch.device("cpu"))
                for row in learned)
     summary = (tiny_sweep / "results.md").read_text()
     assert "| not run |" not in summary and "oracle peak" in summary

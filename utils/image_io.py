@@ -49,7 +49,7 @@ def to_rgb_float(array):
     elif np.issubdtype(array.dtype, np.floating):
         img = array.astype(np.float32)
         if img.min() < 0 or img.max() > 1:
-            raise InputError(f"floating-point image has values outside [0, 1]")
+            raise InputError("floating-point image has values outside [0, 1]")
     else:
         raise InputError(f"unsupported pixel type {array.dtype}")
     if img.ndim == 2:
