@@ -11,7 +11,7 @@ import dataclasses
 import os
 import sys
 
-from recovery import RecoveryConfig, load_checkpoint, output_paths, run_recovery
+from recovery import METHODS, PRECISIONS, STEPS, RecoveryConfig, StepOptions, load_checkpoint, output_paths, run_recovery
 from utils.errors import InputError
 
 PROG = "denoising.py"
@@ -41,7 +41,7 @@ def build_parser():
     p.add_argument("--num_iter", type=int, default=150000, help="number of iterations")
     p.add_argument("--width", type=int, default=128, help="network width")
     # Added.
-    p.add_argument("--method", type=str, default="ours", choices=["ours", "dip", "dip-l1"],
+    p.add_argument("--method", type=str, default="ours", choices=METHODS,
                    help="ours: phi + g*g - h*h; dip: network alone, L2 loss; dip-l1: network alone, L1 loss")
     p.add_argument("--seed", type=int, default=0, help="seeds corruption, input, initialisation, perturbations")
     p.add_argument("--device", type=str, default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, "
@@ -53,12 +53,14 @@ def build_parser():
                    "pixels (before cropping to multiples of 32)")
     p.add_argument("--noisy", type=str, default=None, help="path to an already corrupted image with no clean "
                    "version: no noise is added, no PSNR is computed, the impulse map s is written")
-    p.add_argument("--step", type=str, default="eager", choices=["eager", "graph"],
+    p.add_argument("--step", type=str, default="eager", choices=STEPS,
                    help="eager: the reference's step; graph: the same step replayed as a CUDA graph (CUDA, SGD)")
-    p.add_argument("--precision", type=str, default="tf32", choices=["fp32", "tf32", "bf16"],
+    p.add_argument("--precision", type=str, default="tf32", choices=PRECISIONS,
                    help="fp32: strict; tf32: TF32 convolutions on CUDA (PyTorch's and the reference's default); "
                    "bf16: network in bfloat16, loss and s in float32")
     p.add_argument("--channels_last", action="store_true", help="NHWC activations (a speed option)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network, fusing BatchNorm, "
+                   "LeakyReLU and padding (a speed option; compiling takes a minute or more; cpu and cuda)")
     p.add_argument("--resume", action="store_true", help="continue the run <ckpt> from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start <ckpt> again even if it has a checkpoint")
     p.add_argument("--no_progress", action="store_true", help="no progress bar; log lines only")
@@ -110,8 +112,7 @@ def main(argv=None):
             resume=args.resume,
             overwrite=args.overwrite,
             progress=not args.no_progress,
-            step=args.step,
-            channels_last=args.channels_last,
+            options=StepOptions(args.step, args.channels_last, args.compile),
         )
     except InputError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")

@@ -30,7 +30,7 @@ METHODS = ("ours", "dip", "dip-l1")
 # fp32: strict float32 everywhere; tf32: TF32 convolutions on CUDA (PyTorch's and the reference's
 # default); bf16: the network in bfloat16 autocast, s and the loss in float32.
 PRECISIONS = ("fp32", "tf32", "bf16")
-STEPS = ("eager", "graph")
+STEPS = ("eager", "graph")  # see StepOptions
 INPUT_CHANNELS = 32  # channels of the network input z
 INPUT_SCALE = 0.1  # z ~ U[0, 1) * 0.1
 INPUT_NOISE_STD = 1.0 / 30.0  # fresh Gaussian perturbation of z at every iteration
@@ -161,13 +161,32 @@ def describe_device(device):
     return f"{os.cpu_count()}-core CPU"
 
 
-def check_step(step, device, config):
-    """InputError unless ``step`` (see STEPS) can compute ``config`` on the torch.device ``device``."""
-    if step not in STEPS:
-        raise InputError(f"step must be one of {', '.join(STEPS)}, got '{step}'")
-    reason = graph_step_unsupported(device, config) if step == "graph" else None
-    if reason is not None:
-        raise InputError(f"--step graph {reason}")
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+    """How each iteration is computed, as opposed to what (``RecoveryConfig``): none of these
+    changes the mathematics, so a run may be resumed with other values. They cost or save time."""
+
+    step: str = "eager"  # eager: one PyTorch call after another, as the reference; graph: see graph_step.py
+    channels_last: bool = False  # NHWC activations
+    compile: bool = False  # torch.compile the network, fusing BatchNorm, LeakyReLU and padding kernels
+
+    def check(self, device, config):
+        """InputError unless these options can compute ``config`` on the torch.device ``device``."""
+        if self.step not in STEPS:
+            raise InputError(f"step must be one of {', '.join(STEPS)}, got '{self.step}'")
+        reason = graph_step_unsupported(device, config) if self.step == "graph" else None
+        if reason is not None:
+            raise InputError(f"--step graph {reason}")
+        if self.compile and device.type not in ("cpu", "cuda"):
+            raise InputError(f"--compile works on cpu and cuda devices, not {device.type}")
+
+    def flags(self):
+        """The command-line flags (of denoising.py and reproduce.py) asking for these options."""
+        flags = [] if self.step == "eager" else ["--step", self.step]
+        return flags + ["--channels_last"] * self.channels_last + ["--compile"] * self.compile
+
+    def __str__(self):
+        return f"step: {self.step}" + ", channels-last" * self.channels_last + ", compiled" * self.compile
 
 
 def check_out_dir(out_dir):
@@ -182,17 +201,18 @@ class Recovery:
     :param RecoveryConfig config: the problem's settings.
     :param numpy.ndarray noisy: the observation y, ``3 x H x W float32`` in [0, 1].
     :param torch.device device: where to compute.
-    :param bool channels_last: keep the network's activations in channels-last (NHWC) layout.
+    :param StepOptions options: how to compute each iteration (layout, compilation, CUDA graph).
 
     Everything random is drawn from ``config.seed``: the initialisation and z on the CPU (so they
     are the same on every device), the per-iteration input perturbations from a generator on the
     device, whose state is part of :meth:`state_dict`.
     """
 
-    def __init__(self, config, noisy, device, channels_last=False):
+    def __init__(self, config, noisy, device, options=StepOptions()):
         self.config = config
+        self.options = options
         self.device = torch.device(device)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         shape = (1,) + tuple(noisy.shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -207,6 +227,8 @@ class Recovery:
             torch.backends.cudnn.benchmark = True
             torch.backends.cudnn.allow_tf32 = config.precision != "fp32"
         self.net.to(self.device, memory_format=self.memory_format).train()
+        # The same module behind a compiling wrapper (shared parameters and buffers), not a copy.
+        self.network = torch.compile(self.net) if options.compile else self.net
         self.z = self.z.to(self.device, memory_format=self.memory_format)
         self.y = torch.from_numpy(noisy)[None].to(self.device)
         self.generator = torch.Generator(device=self.device)
@@ -239,7 +261,7 @@ class Recovery:
         # forbids the cache.
         bf16 = self.config.precision == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
-            phi = self.net(self.z + noise)
+            phi = self.network(self.z + noise)
         phi = phi.float()
         prediction = phi + self.corruption() if self.corruption is not None else phi
         return self.criterion(prediction, self.y), phi
@@ -261,6 +283,12 @@ class Recovery:
         """One iteration, eagerly. Returns the ``(loss, phi)`` of its forward pass, as tensors on
         the device (no host synchronisation)."""
         return self.update(self.draw_input_noise())
+
+    def iteration(self):
+        """A function doing one iteration per call as ``options.step`` asks: :meth:`step` itself, or
+        the same iteration replayed as a CUDA graph. Make it after loading any saved state: the graph
+        captures the tensors as they are."""
+        return CudaGraphStep(self) if self.options.step == "graph" else self.step
 
     def impulses(self):
         """The estimated sparse corruption s = g*g - h*h, ``3 x H x W`` numpy, or None."""
@@ -377,14 +405,12 @@ def run_recovery(
     overwrite=False,
     progress=True,
     log=print,
-    step="eager",
-    channels_last=False,
+    options=StepOptions(),
 ):
     """Run (or continue) one recovery and write its outputs to ``out_dir/<ckpt>_*``.
 
-    ``step`` is ``eager`` (one PyTorch call after another, as the reference) or ``graph`` (the
-    same iteration replayed as a CUDA graph, see graph_step.py); ``step`` and ``channels_last``
-    change how, not what, is computed, so a run may be resumed with other values.
+    ``options`` (``StepOptions``) change how, not what, is computed, so a run may be resumed with
+    other values.
 
     :return: dict with ``history`` (list of rows), ``last`` and ``best`` images (``3 x H x W``),
         ``noisy``, ``clean``, ``impulses``, ``iterations`` done, ``interrupted``, ``paths``.
@@ -392,7 +418,7 @@ def run_recovery(
     """
     config.validate()
     device = resolve_device(device)
-    check_step(step, device, config)
+    options.check(device, config)
     if not ckpt or ckpt in (".", "..") or "/" in ckpt or os.sep in ckpt:
         raise InputError(f"--ckpt must be a plain name, not '{ckpt}' (choose the folder with --out_dir)")
     check_out_dir(out_dir)
@@ -421,9 +447,9 @@ def run_recovery(
     # Rewritten on --resume too: num_iter, the step, or the device (of the same type) may have changed.
     write_json(
         paths["args"],
-        {**dataclasses.asdict(config), "ckpt": ckpt, "device": str(device), "step": step, "channels_last": channels_last},
+        {**dataclasses.asdict(config), **dataclasses.asdict(options), "ckpt": ckpt, "device": str(device)},
     )
-    recovery = Recovery(config, observation.noisy, device, channels_last=channels_last)
+    recovery = Recovery(config, observation.noisy, device, options)
     history, start, best_psnr, best, last, elapsed = [], 0, -math.inf, None, None, 0.0
     if saved is not None:
         recovery.load_state_dict(saved["recovery"])
@@ -443,9 +469,8 @@ def run_recovery(
         log(f"note: {note}")
     log(
         f"device: {device}; method: {config.method}; network: width {config.width}, "
-        f"{recovery.num_parameters:,} parameters; step: {step}, precision: {config.precision}"
+        f"{recovery.num_parameters:,} parameters; {options}, precision: {config.precision}"
         + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else "")
-        + (", channels-last" if channels_last else "")
     )
     if clean is not None:
         log(f"noisy input: PSNR {psnr(clean, observation.noisy):.2f} dB at nlevel {config.nlevel}")
@@ -467,8 +492,7 @@ def run_recovery(
             torch.save(state, tmp)
         write_csv(paths["history"], HISTORY_FIELDS, history)
 
-    # Built after any resumed state is loaded: the graph captures the tensors as they are now.
-    iterate = CudaGraphStep(recovery) if step == "graph" else recovery.step
+    iterate = recovery.iteration()  # after any resumed state is loaded
     bar = tqdm(total=config.num_iter, initial=start, disable=not progress, unit="it", dynamic_ncols=True)
     iteration = start
     with _StopRequest() as stop:

@@ -1,35 +1,62 @@
 #!/usr/bin/env bash
-# Everything the speed work needs measured on one GPU, in one go (about 9 minutes on an H100/H200;
-# see docs/speed.md). Installs nothing; writes logs and histories to $OUT (default ./gpu_out).
+# What the speed work needs measured on one GPU, in two calls of at most about 5 and 9 minutes on
+# an H100/H200 (docs/speed.md gives the device tool calls). Installs nothing; writes what comes
+# back to $OUT (default ./gpu_out), at most 7 files per phase, also when a stage runs out of time.
 #
-#   bash benchmarks/gpu_session.sh [DATA_DIR] [ITERATIONS]
+#   bash benchmarks/gpu_session.sh bench
+#       the CUDA tests of tests/test_fast_step.py (cuda_tests.txt), then the step time of every
+#       variant at 512x512, width 128 (step_time.txt, step_time.json)
+#   bash benchmarks/gpu_session.sh fidelity [DATA_DIR] [ITERATIONS] [FAST_FLAGS]
+#       F16 at 50%, width 128: the eager step and the fast step (FAST_FLAGS, default
+#       "--step graph --channels_last") side by side on one seed for ITERATIONS (default 20000),
+#       then their PSNR trajectories compared against the 0.2 dB bar (fidelity.txt)
 #
 # DATA_DIR holds F16.png (default data/denoising); without it the bundled astronaut is used.
+# DEVICE, SIZE and WIDTH (default cuda, 512, 128) exist to rehearse the script on a CPU;
+# FIDELITY_SECONDS (default 480) stops both fidelity runs cleanly (as Ctrl-C does) at that time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
-DATA_DIR=${1:-data/denoising}
-ITERS=${2:-20000}
+DEVICE=${DEVICE:-cuda}
+SIZE=${SIZE:-512}
+WIDTH=${WIDTH:-128}
+PHASE=${1:-}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-IMAGE=F16
-[ -f "$DATA_DIR/F16.png" ] || IMAGE=astronaut
 
-# 1. Step time, every variant, 512x512, width 128.
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-  python3 benchmarks/step_time.py --device cuda --size 512 --width 128 --iters 300; } 2>&1 | tee "$OUT/step_time.txt"
-
-# 2. The CUDA tests (graph step equals eager; warm-up leaves no trace).
-python3 -m pytest -q tests/test_fast_step.py 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
-
-# 3. Fidelity: the reference's eager step against the fast step, same seed, side by side on the GPU.
-common=(--image "$IMAGE" --data_dir "$DATA_DIR" --nlevel 0.5 --width 128 --num_iter "$ITERS" --seed 0
-        --device cuda --out_dir "$OUT/runs" --no_progress --overwrite)
-python3 denoising.py "${common[@]}" --ckpt eager --step eager --precision tf32 > "$OUT/eager.log" 2>&1 &
-python3 denoising.py "${common[@]}" --ckpt fast --step graph --precision tf32 --channels_last > "$OUT/fast.log" 2>&1 &
-wait
-cp "$OUT/runs/eager_history.csv" "$OUT/runs/fast_history.csv" "$OUT/runs/fast_last.png" "$OUT/" 2>/dev/null
-tail -2 "$OUT/eager.log" "$OUT/fast.log"
-python3 benchmarks/compare_histories.py "$OUT/eager_history.csv" "$OUT/fast_history.csv" | tee "$OUT/fidelity.txt"
-rm -rf "$OUT/runs"
+case "$PHASE" in
+bench)
+    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+      python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+      timeout 240 python3 -m pytest -q -rs -k cuda tests/test_fast_step.py; } 2>&1 | tee "$OUT/cuda_tests.txt"
+    timeout 300 python3 benchmarks/step_time.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" --iters 300 \
+        --json "$OUT/step_time.json" 2>&1 | tee "$OUT/step_time.txt"
+    ;;
+fidelity)
+    DATA_DIR=${2:-data/denoising}
+    ITERS=${3:-20000}
+    read -r -a FAST <<< "${4:---step graph --channels_last}"
+    IMAGE=F16
+    [ -f "$DATA_DIR/F16.png" ] || IMAGE=astronaut
+    RESIZE=()
+    [ "$SIZE" = 512 ] || RESIZE=(--resize "$SIZE")
+    RUNS=$(mktemp -d)  # the runs' checkpoints and images stay here: $OUT takes few files
+    common=(--image "$IMAGE" --data_dir "$DATA_DIR" --nlevel 0.5 --width "$WIDTH" --num_iter "$ITERS" --seed 0
+            --device "$DEVICE" --out_dir "$RUNS" --no_progress "${RESIZE[@]}")
+    limit=(timeout -s INT "${FIDELITY_SECONDS:-480}")
+    "${limit[@]}" python3 denoising.py "${common[@]}" --ckpt eager --step eager > "$OUT/eager.log" 2>&1 &
+    "${limit[@]}" python3 denoising.py "${common[@]}" --ckpt fast "${FAST[@]}" > "$OUT/fast.log" 2>&1 &
+    wait
+    for name in eager_history.csv fast_history.csv eager_last.png fast_last.png; do
+        cp "$RUNS/$name" "$OUT/" || echo "missing: $name"
+    done
+    tail -n 3 "$OUT/eager.log" "$OUT/fast.log"
+    { echo "$IMAGE ${SIZE}x${SIZE} width $WIDTH; eager: the eager tf32 step; fast: ${FAST[*]}"
+      python3 benchmarks/compare_histories.py "$OUT/eager_history.csv" "$OUT/fast_history.csv"; } | tee "$OUT/fidelity.txt"
+    rm -rf "$RUNS"
+    ;;
+*)
+    echo "usage: gpu_session.sh bench | fidelity [DATA_DIR] [ITERATIONS] [FAST_FLAGS]" >&2
+    exit 2
+    ;;
+esac

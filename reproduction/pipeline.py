@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from recovery import check_out_dir, check_step, describe_device, prepare_observation, resolve_device
+from recovery import check_out_dir, describe_device, prepare_observation, resolve_device
 from utils.errors import InputError
 
 from . import figures, plan, sweep, table
@@ -111,7 +111,7 @@ def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False
     runs = plan.runs_for(targets, settings)
     for run in runs:
         run.config.validate()
-        check_step(run.step, resolve_device(device), run.config)
+        run.options.check(resolve_device(device), run.config)
     if dry_run:
         describe_plan(targets, settings, out_dir, device, log)
         return 0

@@ -9,7 +9,7 @@ full-size run of the same name.
 import dataclasses
 import os
 
-from recovery import RecoveryConfig
+from recovery import RecoveryConfig, StepOptions
 
 TARGETS = ("3", "4", "5", "teaser", "table")
 PAPER_WIDTH = 128
@@ -44,19 +44,17 @@ class Settings:
     data_dir: str = "data/denoising"
     seed: int = 0  # the same corruption (and initialisation) for every method
     precision: str = "tf32"  # see recovery.PRECISIONS
-    step: str = "eager"  # eager or graph (CUDA graphs): how, not what, each run computes
-    channels_last: bool = False
+    options: StepOptions = StepOptions()  # how, not what, each run computes
 
 
 @dataclasses.dataclass
 class Run:
     """One recovery run: its name in the runs folder, its complete settings, and how to compute
-    it (``run_recovery``'s ``step`` and ``channels_last``)."""
+    it (``run_recovery``'s ``options``)."""
 
     ckpt: str
     config: RecoveryConfig
-    step: str = "eager"
-    channels_last: bool = False
+    options: StepOptions = StepOptions()
 
 
 def cell_name(image, nlevel):
@@ -107,7 +105,7 @@ def make_run(image, nlevel, method, paper_width, paper_iterations, settings):
         show_every=show_every_for(num_iter, settings),
         precision=settings.precision,
     )
-    return Run(run_name(image, nlevel, width, method), config, settings.step, settings.channels_last)
+    return Run(run_name(image, nlevel, width, method), config, settings.options)
 
 
 def figure3_runs(settings):

@@ -110,10 +110,7 @@ def denoising_command(run, runs_dir, device, resume):
         argv += ["--resize", str(config.resize)]
     if config.precision != "tf32":
         argv += ["--precision", config.precision]
-    if run.step != "eager":
-        argv += ["--step", run.step]
-    if run.channels_last:
-        argv.append("--channels_last")
+    argv += run.options.flags()
     if resume:
         argv.append("--resume")
     return shlex.join(argv)
@@ -139,7 +136,7 @@ def execute_run(run, runs_dir, device, resume, progress=True, log=print):
     """Start (or, with ``resume``, continue) one run to its ``num_iter``; True if interrupted."""
     _record_device(runs_dir, run.ckpt, device)
     result = run_recovery(run.config, ckpt=run.ckpt, out_dir=runs_dir, device=device, resume=resume,
-                          progress=progress, log=log, step=run.step, channels_last=run.channels_last)
+                          progress=progress, log=log, options=run.options)
     return result["interrupted"]
 
 

@@ -1,15 +1,16 @@
 """The fast step computes the same iteration as the eager fp32 step.
 
 On the CPU this checks what the CUDA-graph step is built from: ``Recovery.update`` on noise drawn
-into a static buffer is the eager step exactly, and channels-last and bf16 give the same loss and
-updates within float tolerance. The CUDA tests run where a GPU is present.
+into a static buffer is the eager step exactly, and channels-last, the compiled network and bf16
+give the same loss and updates within float tolerance. The CUDA tests run where a GPU is present.
 """
 
 import numpy as np
 import pytest
 import torch
 
-from recovery import Recovery, RecoveryConfig
+from recovery import Recovery, RecoveryConfig, StepOptions
+from utils.errors import InputError
 from utils.corruption import corrupt_salt_pepper
 from utils.metrics import psnr
 
@@ -48,20 +49,23 @@ def close(a, b, tolerance):
 
 
 @pytest.mark.parametrize(
-    "precision,channels_last,tolerance,update_tolerance",
+    "precision,options,tolerance,update_tolerance",
     [
-        ("fp32", True, 1e-5, 1e-3),  # only the summation order differs
-        ("tf32", False, 0.0, 0.0),  # TF32 is a CUDA matter: nothing changes on the CPU
+        ("fp32", StepOptions(channels_last=True), 1e-5, 1e-3),  # only the summation order differs
+        ("tf32", StepOptions(), 0.0, 0.0),  # TF32 is a CUDA matter: nothing changes on the CPU
+        # Fused kernels (about a minute to compile on 2 cores): again only the summation order.
+        ("fp32", StepOptions(compile=True), 1e-5, 1e-3),
         # bfloat16 activations: the first pass agrees to ~1%; the update does not (a convolution
         # bias before BatchNorm gets a rounding-noise gradient), so no bound on it.
-        ("bf16", False, 1e-2, None),
+        ("bf16", StepOptions(), 1e-2, None),
     ],
+    ids=["channels-last", "tf32", "compiled", "bf16"],
 )
-def test_variants_compute_the_same_step(precision, channels_last, tolerance, update_tolerance):
+def test_variants_compute_the_same_step(precision, options, tolerance, update_tolerance):
     _, noisy = problem()
     start = Recovery(RecoveryConfig(width=8), noisy, "cpu")
     reference = Recovery(RecoveryConfig(width=8, precision="fp32"), noisy, "cpu")
-    variant = Recovery(RecoveryConfig(width=8, precision=precision), noisy, "cpu", channels_last=channels_last)
+    variant = Recovery(RecoveryConfig(width=8, precision=precision), noisy, "cpu", options)
     loss_a, phi_a = reference.step()
     loss_b, phi_b = variant.step()
     assert phi_b.dtype == torch.float32
@@ -75,25 +79,40 @@ def test_variants_compute_the_same_step(precision, channels_last, tolerance, upd
         assert close(update_b, update_a, update_tolerance)
 
 
+@pytest.mark.parametrize(
+    "options,device,message",
+    [
+        (StepOptions(step="graph"), "cpu", "--step graph needs a CUDA device"),
+        (StepOptions(compile=True), "mps", "--compile works on cpu and cuda devices"),
+        (StepOptions(step="fused"), "cpu", "step must be one of eager, graph"),
+    ],
+)
+def test_options_a_device_cannot_run_are_refused(options, device, message):
+    with pytest.raises(InputError, match=message):
+        options.check(torch.device(device), RecoveryConfig())
+
+
 def test_channels_last_trajectory_matches_eager():
     """The fidelity bar of the speed work (0.2 dB at every logged iteration), at CPU scale."""
     clean, noisy = problem()
     runs = []
     for channels_last in (False, True):
-        recovery = Recovery(RecoveryConfig(width=8), noisy, "cpu", channels_last=channels_last)
+        recovery = Recovery(RecoveryConfig(width=8), noisy, "cpu", StepOptions(channels_last=channels_last))
         runs.append([psnr(clean, recovery.step()[1][0].numpy()) for _ in range(120)][::20])
     assert max(abs(a - b) for a, b in zip(*runs)) < 0.2
 
 
 @needs_cuda
-def test_cuda_graph_step_matches_eager():
-    from graph_step import CudaGraphStep
-
+@pytest.mark.parametrize(
+    "options",
+    [StepOptions(step="graph"), StepOptions(step="graph", channels_last=True, compile=True)],
+    ids=["graph", "graph-channels-last-compiled"],
+)
+def test_cuda_graph_step_matches_eager(options):
     clean, noisy = problem(size=128)
     runs = []
-    for graph in (False, True):
-        recovery = Recovery(RecoveryConfig(width=16, precision="fp32"), noisy, "cuda")
-        iterate = CudaGraphStep(recovery) if graph else recovery.step
+    for variant in (StepOptions(), options):
+        iterate = Recovery(RecoveryConfig(width=16, precision="fp32"), noisy, "cuda", variant).iteration()
         runs.append([psnr(clean, iterate()[1][0].cpu().numpy()) for _ in range(200)][::20])
     assert max(abs(a - b) for a, b in zip(*runs)) < 0.2
 

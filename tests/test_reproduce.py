@@ -11,7 +11,7 @@ from PIL import Image
 
 import recovery
 import reproduction.sweep
-from recovery import RecoveryConfig, load_checkpoint, output_paths, prepare_observation
+from recovery import RecoveryConfig, StepOptions, load_checkpoint, output_paths, prepare_observation
 from reproduce import main
 from reproduction import plan, sweep
 from reproduction.plan import Settings
@@ -177,12 +177,13 @@ def test_speed_options_reach_every_run(tmp_path, monkeypatch, capsys):
         return {"interrupted": False}
 
     monkeypatch.setattr(reproduction.sweep, "run_recovery", record)
-    run = plan.runs_for(("3",), Settings(width=4, num_iter=2, resize=64, precision="bf16", channels_last=True))[0]
-    assert run.config.precision == "bf16" and run.channels_last and run.step == "eager"
+    options = StepOptions(channels_last=True, compile=True)
+    run = plan.runs_for(("3",), Settings(width=4, num_iter=2, resize=64, precision="bf16", options=options))[0]
+    assert run.config.precision == "bf16" and run.options == options
     command = sweep.denoising_command(run, str(tmp_path), "cpu", resume=False)
-    assert command.endswith("--precision bf16 --channels_last")
+    assert command.endswith("--precision bf16 --channels_last --compile")
     sweep.execute_run(run, str(tmp_path), "cpu", resume=False)
-    assert calls[0][1]["channels_last"] is True and calls[0][1]["step"] == "eager"
+    assert calls[0][1]["options"] == options
     if not torch.cuda.is_available():
         assert main(["--figure", "3", "--step", "graph", "--out_dir", str(tmp_path / "out"), *TINY]) == 2
         assert "CUDA" in capsys.readouterr().err
