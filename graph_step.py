@@ -55,7 +55,9 @@ class CudaGraphStep:
                         value.copy_(state[key])
 
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            # A compiled network must not compile again while capturing (compiling synchronises
+            # with the GPU, which breaks the capture): fail with torch.compile's own message instead.
+            with torch.compiler.set_stance("fail_on_recompile"), torch.cuda.graph(self.graph):
                 self.loss, self.phi = recovery.update(self.noise)
 
     def __call__(self):

@@ -222,13 +222,11 @@ class Recovery:
                 SparseCorruption(shape, CORRUPTION_INIT_SCALE) if config.has_corruption_term else None
             )
         if self.device.type == "cuda":
-            # Process-wide switches: cuDNN autotuning as in the reference, and whether its
-            # convolutions may use TF32 (PyTorch's default, hence the reference's numbers).
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cudnn.allow_tf32 = config.precision != "fp32"
+            torch.backends.cudnn.benchmark = True  # cuDNN autotuning, as in the reference
         self.net.to(self.device, memory_format=self.memory_format).train()
-        # The same module behind a compiling wrapper (shared parameters and buffers), not a copy.
-        self.network = torch.compile(self.net) if options.compile else self.net
+        # The same module behind a compiling wrapper (shared parameters and buffers), not a copy;
+        # static shapes, so that problems of other sizes in one process each get their own kernels.
+        self.network = torch.compile(self.net, dynamic=False) if options.compile else self.net
         self.z = self.z.to(self.device, memory_format=self.memory_format)
         self.y = torch.from_numpy(noisy)[None].to(self.device)
         self.generator = torch.Generator(device=self.device)
@@ -269,6 +267,11 @@ class Recovery:
     def update(self, noise):
         """Forward on ``z + noise``, backward, one update of theta and one of (g, h). The whole
         iteration but the noise draw: the body that the CUDA-graph step captures."""
+        if self.device.type == "cuda":
+            # Whether cuDNN may use TF32 (PyTorch's default, hence the reference's numbers) is a
+            # process-wide switch: set it for every iteration, so that problems of other precisions
+            # in the same process (a benchmark, a sweep) cannot change this one's.
+            torch.backends.cudnn.allow_tf32 = self.config.precision != "fp32"
         self.optimizer.zero_grad()
         if self.optimizer_c is not None:
             self.optimizer_c.zero_grad()
@@ -526,6 +529,8 @@ def run_recovery(
                 save_checkpoint(iteration)
         elapsed += time.perf_counter() - tick
     bar.close()
+    if device.type == "cuda":
+        log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
     if stop.requested:
         save_checkpoint(iteration)
         log(f"interrupted after iteration {iteration - 1}; checkpoint saved, continue with --resume")

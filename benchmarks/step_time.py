@@ -55,7 +55,10 @@ def synchronize(device):
 
 def prepare_variant(device, size, width, precision, options, warmup=5):
     """A function doing one iteration of a fresh problem in this variant, warmed up (compiled,
-    captured, autotuned), and the GPU memory (GiB, CUDA only) that its set-up and warm-up took."""
+    captured, autotuned), and the most GPU memory (GiB, CUDA only) that its tensors took during
+    set-up and warm-up. Only a lead: a graph's memory pool stays reserved beyond that, and cuDNN's
+    autotuning workspace is paid by the first variant of a convolution set-up. A run's log gives
+    the whole process's peak."""
     noisy = np.random.default_rng(0).random((3, size, size)).astype(np.float32)
     if device.type == "cuda":
         synchronize(device)
@@ -70,21 +73,34 @@ def prepare_variant(device, size, width, precision, options, warmup=5):
     return iterate, memory
 
 
-def time_rounds(device, iterates, iters, rounds=5):
-    """Milliseconds per iteration of each function: the median over ``rounds`` rounds, each
-    running every function in turn for ``iters / rounds`` iterations, so that a slow spell of the
-    machine falls on every variant alike."""
+def time_rounds(device, prepared, iters, rounds=5, after_round=lambda: None):
+    """Time ``prepared``, a list of ``(result, iterate)``, in ``rounds`` rounds, each running every
+    variant in turn for ``iters / rounds`` iterations, so that a slow spell of the machine falls on
+    every variant alike. After each round, ``result["ms"]`` is the median of its rounds so far and
+    ``after_round()`` is called: an interrupted benchmark keeps what it measured. A variant that
+    fails here gets an ``error`` and leaves the rounds."""
     per_round = max(1, iters // rounds)
-    samples = [[] for _ in iterates]
+    samples = [[] for _ in prepared]
     for _ in range(rounds):
-        for iterate, times in zip(iterates, samples):
-            synchronize(device)
-            start = time.perf_counter()
-            for _ in range(per_round):
-                iterate()
-            synchronize(device)
+        for (result, iterate), times in zip(prepared, samples):
+            if "error" in result:
+                continue
+            try:
+                synchronize(device)
+                start = time.perf_counter()
+                for _ in range(per_round):
+                    iterate()
+                synchronize(device)
+            except Exception as exc:
+                result["error"], result["ms"] = describe_error(exc), None
+                continue
             times.append((time.perf_counter() - start) / per_round * 1000)
-    return [float(np.median(times)) for times in samples]
+            result["ms"] = float(np.median(times))
+        after_round()
+
+
+def describe_error(exc):
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
 def main(argv=None):
@@ -93,33 +109,46 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=512, help="side of the square image")
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--iters", type=int, default=100)
-    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--json", default=None, help="also write the results to this file, after every round")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     print(f"device: {describe_device(device)}; torch {torch.__version__}; {args.size}x{args.size}, width {args.width}, {args.iters} iterations")
-    results, iterates = [], []
-    for label, precision, options in variants(device):
-        result = {"label": label, "precision": precision, "flags": options.flags(), "ms": None, "peak_gib": None}
-        try:
-            iterate, result["peak_gib"] = prepare_variant(device, args.size, args.width, precision, options)
-        except Exception as exc:  # one variant failing (a capture, a compiler) must not hide the others
-            result["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            print(f"{label}: FAILED ({result['error']})", flush=True)
+    results, prepared = [], []
+
+    def save():
+        if args.json:
+            write_json(args.json, {"device": describe_device(device), "torch": torch.__version__, "size": args.size,
+                                   "width": args.width, "iters": args.iters, "variants": results})
+
+    try:
+        for label, precision, options in variants(device):
+            result = {"label": label, "precision": precision, "flags": options.flags(), "ms": None, "peak_gib": None}
+            results.append(result)
+            start = time.perf_counter()
+            try:
+                iterate, result["peak_gib"] = prepare_variant(device, args.size, args.width, precision, options)
+            except Exception as exc:  # one variant failing (a capture, a compiler) must not hide the others
+                result["error"] = describe_error(exc)
+                continue
+            result["prepare_seconds"] = time.perf_counter() - start
+            print(f"prepared {label} in {result['prepare_seconds']:.1f} s", file=sys.stderr, flush=True)
+            prepared.append((result, iterate))
+        time_rounds(device, prepared, args.iters, after_round=save)
+    except KeyboardInterrupt:  # e.g. `timeout -s INT`: report what was measured
+        print("interrupted: the timings below are those measured so far", file=sys.stderr, flush=True)
+    save()
+    for result in results:
+        if "error" in result:
+            print(f"{result['label']}: FAILED ({result['error']})")
+        elif result["ms"] is None:
+            print(f"{result['label']}: not measured")
         else:
-            iterates.append((result, iterate))
-        results.append(result)
-    timings = time_rounds(device, [iterate for _, iterate in iterates], args.iters)
-    for (result, _), ms in zip(iterates, timings):
-        result["ms"] = ms
-        extra = f", peak memory {result['peak_gib']:.2f} GiB" if result["peak_gib"] is not None else ""
-        print(f"{result['label']}: {ms:.2f} ms/iteration{extra}", flush=True)
-    if args.json:
-        write_json(args.json, {"device": describe_device(device), "torch": torch.__version__, "size": args.size,
-                               "width": args.width, "iters": args.iters, "variants": results})
+            extra = f", peak memory {result['peak_gib']:.2f} GiB" if result["peak_gib"] is not None else ""
+            print(f"{result['label']}: {result['ms']:.2f} ms/iteration{extra}")
     baseline = results[0]["ms"]
-    fast = next(r["ms"] for r in results if r["label"].startswith(FAST_LABEL))
+    fast = next((r["ms"] for r in results if r["label"].startswith(FAST_LABEL)), None)
     if baseline is None or fast is None:
-        print("speedup: unknown (a variant failed)")
+        print("speedup: unknown (a variant failed or was not measured)")
         return 1
     print(f"speedup: {baseline / fast:.2f}x")
     return 0

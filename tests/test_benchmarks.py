@@ -38,3 +38,13 @@ def test_step_time_runs_on_cpu():
     lines = result.stdout.strip().splitlines()
     assert lines[1].startswith("eager fp32: ") and "ms/iteration" in lines[1]
     assert lines[-1].startswith("speedup: ") and lines[-1].endswith("x")
+
+
+def test_profile_step_runs_on_cpu():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/profile_step.py", "--device", "cpu", "--size", "64", "--width", "4", "--iters", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "aten::convolution_backward" in result.stdout  # the backward pass was profiled
+    assert result.stdout.strip().splitlines()[-1].startswith("total self time per iteration: ")

@@ -1,0 +1,57 @@
+"""Where one recovery iteration spends its time: the kernels (or CPU operators) ranked by self time.
+
+    python benchmarks/profile_step.py --device cpu --size 128 --width 32
+    python benchmarks/profile_step.py --device cuda --size 512 --width 128 --channels_last --compile
+
+Profiles ``--iters`` eager iterations after a warm-up (a CUDA graph replays the same kernels, so
+the eager step shows what a graph would hold) with torch.profiler, and prints the ``--rows``
+heaviest entries by self time on the device, then the total per iteration.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from recovery import PRECISIONS, Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--size", type=int, default=512, help="side of the square image")
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--precision", default="tf32", choices=PRECISIONS)
+    parser.add_argument("--channels_last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--iters", type=int, default=10, help="iterations profiled")
+    parser.add_argument("--rows", type=int, default=25, help="entries printed")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    options = StepOptions(channels_last=args.channels_last, compile=args.compile)
+    noisy = np.random.default_rng(0).random((3, args.size, args.size)).astype(np.float32)
+    recovery = Recovery(RecoveryConfig(width=args.width, precision=args.precision), noisy, device, options)
+    for _ in range(5):  # compiling and cuDNN autotuning happen here, outside the profile
+        recovery.step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(args.iters):
+            recovery.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    sort_by = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"device: {describe_device(device)}; torch {torch.__version__}; {args.size}x{args.size}, width "
+          f"{args.width}, {args.precision}, {options}; {args.iters} iterations profiled")
+    averages = prof.key_averages()
+    print(averages.table(sort_by=sort_by, row_limit=args.rows))
+    total_us = sum(getattr(event, sort_by) for event in averages)
+    print(f"total self time per iteration: {total_us / args.iters / 1000:.2f} ms ({sort_by})")
+
+
+if __name__ == "__main__":
+    main()
