@@ -31,7 +31,7 @@ bench)
     # whatever a limit cuts, what came before it is in $OUT.
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
       python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-      timeout -s INT 120 python3 benchmarks/step_time.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" \
+      timeout -k 15 -s INT 120 python3 benchmarks/step_time.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" \
           --iters 300 --json "$OUT/step_time.json"; } 2>&1 | tee "$OUT/step_time.txt"
     timeout 90 python3 -m pytest -q -rs -k cuda tests/test_fast_step.py 2>&1 | tee "$OUT/cuda_tests.txt"
     # The kernels left once launches are gone (the reference's own profile is in the specification).

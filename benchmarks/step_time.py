@@ -5,9 +5,11 @@
 
 Prints one line per variant (ms per iteration; peak GPU memory on CUDA), then
 ``speedup: <ratio>x`` of the fast step over eager fp32. Every variant runs in this one process on
-the same random problem, in alternating rounds (the median round counts). On CUDA the fast step is the CUDA-graph step in TF32 with channels-last
-activations, and the compiled network and bf16 are timed beside it; on other devices, where graphs
-do not exist, it is the eager step with channels-last activations. A variant that fails is reported and the rest still run.
+the same random problem, in alternating rounds (the median round counts). On CUDA the fast step
+is the CUDA-graph step in TF32 with channels-last activations, and the compiled network and bf16
+are timed beside it; on other devices, where graphs do not exist, it is the eager step with
+channels-last activations. A variant that fails is reported and the others still run; stopped by
+SIGINT (``timeout -s INT``), it reports the rounds done.
 """
 
 import argparse
@@ -113,27 +115,33 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     print(f"device: {describe_device(device)}; torch {torch.__version__}; {args.size}x{args.size}, width {args.width}, {args.iters} iterations")
-    results, prepared = [], []
+    plan = variants(device)
+    results = [{"label": label, "precision": precision, "flags": options.flags(), "ms": None, "peak_gib": None}
+               for label, precision, options in plan]
 
     def save():
         if args.json:
             write_json(args.json, {"device": describe_device(device), "torch": torch.__version__, "size": args.size,
                                    "width": args.width, "iters": args.iters, "variants": results})
 
+    # Compiling can take minutes: the other variants are timed first, so that a time limit reached
+    # while compiling leaves their timings; then all are timed again, side by side.
+    prepared = []
     try:
-        for label, precision, options in variants(device):
-            result = {"label": label, "precision": precision, "flags": options.flags(), "ms": None, "peak_gib": None}
-            results.append(result)
-            start = time.perf_counter()
-            try:
-                iterate, result["peak_gib"] = prepare_variant(device, args.size, args.width, precision, options)
-            except Exception as exc:  # one variant failing (a capture, a compiler) must not hide the others
-                result["error"] = describe_error(exc)
-                continue
-            result["prepare_seconds"] = time.perf_counter() - start
-            print(f"prepared {label} in {result['prepare_seconds']:.1f} s", file=sys.stderr, flush=True)
-            prepared.append((result, iterate))
-        time_rounds(device, prepared, args.iters, after_round=save)
+        for compiling in (False, True):
+            group = [(result, variant) for result, variant in zip(results, plan) if variant[2].compile == compiling]
+            for result, (label, precision, options) in group:
+                start = time.perf_counter()
+                try:
+                    iterate, result["peak_gib"] = prepare_variant(device, args.size, args.width, precision, options)
+                except Exception as exc:  # one variant failing (a capture, a compiler) must not hide the others
+                    result["error"] = describe_error(exc)
+                    continue
+                result["prepare_seconds"] = time.perf_counter() - start
+                print(f"prepared {label} in {result['prepare_seconds']:.1f} s", file=sys.stderr, flush=True)
+                prepared.append((result, iterate))
+            if group:
+                time_rounds(device, prepared, args.iters, after_round=save)
     except KeyboardInterrupt:  # e.g. `timeout -s INT`: report what was measured
         print("interrupted: the timings below are those measured so far", file=sys.stderr, flush=True)
     save()

@@ -49,9 +49,10 @@ def test_update_on_static_noise_is_the_eager_step(method):
         assert torch.equal(a, b)
 
 
-def close(a, b, tolerance):
+def assert_close(a, b, tolerance, what):
     """``|a - b| <= tolerance * |b|`` in the 2-norm (exact equality when tolerance is 0)."""
-    return (a - b).norm().item() <= tolerance * b.norm().item()
+    difference, size = (a - b).norm().item(), b.norm().item()
+    assert difference <= tolerance * size, f"{what}: relative difference {difference / size:.2e} > {tolerance:.0e}"
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,9 @@ def test_variants_compute_the_same_step(precision, options, tolerance, update_to
     ids=["graph-channels-last", "graph-channels-last-compiled"],
 )
 def test_cuda_graph_variants_compute_the_same_step(options):
-    assert_same_first_step("cuda", "fp32", options, 1e-5, 1e-3)
+    # Looser than on the CPU: other kernels (and atomics in the padding's backward) on a GPU. A
+    # wrong step (noise not drawn, or drawn twice) differs by 0.2 in the output, 1.5 in the update.
+    assert_same_first_step("cuda", "fp32", options, 1e-4, 1e-2)
 
 
 def assert_same_first_step(device, precision, options, tolerance, update_tolerance):
@@ -91,15 +94,15 @@ def assert_same_first_step(device, precision, options, tolerance, update_toleran
     loss_a, phi_a = reference.step()
     loss_b, phi_b = variant.iteration()()
     assert phi_b.dtype == torch.float32
-    assert close(loss_b, loss_a, tolerance)
-    assert close(phi_b, phi_a, tolerance)
+    assert_close(loss_b, loss_a, tolerance, "loss")
+    assert_close(phi_b, phi_a, tolerance, "output")
     if update_tolerance is not None:
         # The update of all parameters at once: per tensor is ill-posed, since a convolution's bias
         # before BatchNorm has no effect on the output and so a gradient of rounding noise only.
         old = torch.cat([p.flatten() for p in parameters(start)])
         update_a = torch.cat([p.flatten() for p in parameters(reference)]) - old
         update_b = torch.cat([p.flatten() for p in parameters(variant)]) - old
-        assert close(update_b, update_a, update_tolerance)
+        assert_close(update_b, update_a, update_tolerance, "update")
 
 
 @pytest.mark.parametrize(
