@@ -25,6 +25,23 @@ class OneLineErrorParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def add_compute_arguments(p):
+    """The flags saying how runs compute (``--precision`` and the ``StepOptions``), shared with
+    reproduce.py; read them back with :func:`step_options`."""
+    p.add_argument("--step", type=str, default="eager", choices=STEPS,
+                   help="eager: the reference's step; graph: the same step replayed as a CUDA graph (CUDA, SGD)")
+    p.add_argument("--precision", type=str, default="tf32", choices=PRECISIONS,
+                   help="fp32: strict; tf32: TF32 convolutions on CUDA (PyTorch's and the reference's default); "
+                   "bf16: network in bfloat16, loss and s in float32")
+    p.add_argument("--channels_last", action="store_true", help="NHWC activations (a speed option)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network, fusing BatchNorm, "
+                   "LeakyReLU and padding (a speed option; compiling takes a minute or more; cpu and cuda)")
+
+
+def step_options(args):
+    return StepOptions(args.step, args.channels_last, args.compile)
+
+
 def build_parser():
     p = OneLineErrorParser(prog=PROG, description=__doc__.splitlines()[0])
     # The reference's flags.
@@ -53,14 +70,7 @@ def build_parser():
                    "pixels (before cropping to multiples of 32)")
     p.add_argument("--noisy", type=str, default=None, help="path to an already corrupted image with no clean "
                    "version: no noise is added, no PSNR is computed, the impulse map s is written")
-    p.add_argument("--step", type=str, default="eager", choices=STEPS,
-                   help="eager: the reference's step; graph: the same step replayed as a CUDA graph (CUDA, SGD)")
-    p.add_argument("--precision", type=str, default="tf32", choices=PRECISIONS,
-                   help="fp32: strict; tf32: TF32 convolutions on CUDA (PyTorch's and the reference's default); "
-                   "bf16: network in bfloat16, loss and s in float32")
-    p.add_argument("--channels_last", action="store_true", help="NHWC activations (a speed option)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the network, fusing BatchNorm, "
-                   "LeakyReLU and padding (a speed option; compiling takes a minute or more; cpu and cuda)")
+    add_compute_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue the run <ckpt> from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start <ckpt> again even if it has a checkpoint")
     p.add_argument("--no_progress", action="store_true", help="no progress bar; log lines only")
@@ -112,7 +122,7 @@ def main(argv=None):
             resume=args.resume,
             overwrite=args.overwrite,
             progress=not args.no_progress,
-            options=StepOptions(args.step, args.channels_last, args.compile),
+            options=step_options(args),
         )
     except InputError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")

@@ -3,8 +3,8 @@
 The observation y (``1 x 3 x H x W``) is explained as ``phi(theta; z + noise) + g*g - h*h``, fitted by
 plain gradient descent with learning rate ``lr`` for theta and ``lr_c`` for g and h (the README's
 "Faithful to the reference" lists every detail). ``run_recovery`` is what ``denoising.py`` and
-``reproduce.py`` call;
-``Recovery`` holds one problem's state and does one optimisation step at a time.
+``reproduce.py`` call; ``Recovery`` holds one problem's state and does one optimisation step at a
+time.
 """
 
 import dataclasses

@@ -12,8 +12,7 @@ docs/reproducing.md.
 import argparse
 import sys
 
-from denoising import OneLineErrorParser
-from recovery import PRECISIONS, STEPS, StepOptions
+from denoising import OneLineErrorParser, add_compute_arguments, step_options
 from reproduction.pipeline import reproduce
 from reproduction.plan import TARGETS, Settings
 from utils.errors import InputError
@@ -38,11 +37,7 @@ def build_parser():
                    "cuda:N or mps")
     p.add_argument("--data_dir", type=str, default="data/denoising", help="where the paper's images are")
     p.add_argument("--out_dir", type=str, default="figures", help="where figures, table and runs/ go")
-    p.add_argument("--precision", type=str, default="tf32", choices=PRECISIONS,
-                   help="as denoising.py --precision")
-    p.add_argument("--step", type=str, default="eager", choices=STEPS, help="as denoising.py --step")
-    p.add_argument("--channels_last", action="store_true", help="as denoising.py --channels_last")
-    p.add_argument("--compile", action="store_true", help="as denoising.py --compile")
+    add_compute_arguments(p)  # as denoising.py's: passed to every run
     p.add_argument("--dry_run", action="store_true", help="list the runs, their state and commands; run nothing")
     p.add_argument("--no_run", action="store_true", help="start no run: draw the figures and the table from "
                    "the runs there are, partial ones included (e.g. to look at a sweep under way)")
@@ -55,7 +50,7 @@ def main(argv=None):
     targets = TARGETS if "all" in args.figure else tuple(args.figure)
     settings = Settings(width=args.width, num_iter=args.num_iter, show_every=args.show_every,
                         resize=args.resize, data_dir=args.data_dir, precision=args.precision,
-                        options=StepOptions(args.step, args.channels_last, args.compile))
+                        options=step_options(args))
     try:
         return reproduce(targets, settings, out_dir=args.out_dir, device=args.device, dry_run=args.dry_run,
                          start_runs=not args.no_run, progress=not args.no_progress)

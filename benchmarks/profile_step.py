@@ -12,14 +12,14 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recovery import PRECISIONS, Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
+from benchmarks.step_time import prepare_variant  # noqa: E402
+from recovery import PRECISIONS, StepOptions, describe_device, resolve_device  # noqa: E402
 
 
 def main(argv=None):
@@ -35,14 +35,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     options = StepOptions(channels_last=args.channels_last, compile=args.compile)
-    noisy = np.random.default_rng(0).random((3, args.size, args.size)).astype(np.float32)
-    recovery = Recovery(RecoveryConfig(width=args.width, precision=args.precision), noisy, device, options)
-    for _ in range(5):  # compiling and cuDNN autotuning happen here, outside the profile
-        recovery.step()
+    # Warmed up: compiling and cuDNN autotuning happen outside the profile.
+    iterate, _ = prepare_variant(device, args.size, args.width, args.precision, options)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(args.iters):
-            recovery.step()
+            iterate()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     sort_by = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"

@@ -39,9 +39,9 @@ def variants(device):
             ("graph tf32 channels-last compiled", "tf32", StepOptions(step="graph", channels_last=True, compile=True)),
             ("graph bf16 channels-last", "bf16", StepOptions(step="graph", channels_last=True)),
         ]
-    # CUDA graphs are CUDA-only. Channels-last was about 10% faster on a 2-core CPU from 128x128,
-    # width 32 up (docs/speed.md). Compiling is left out here: minutes of compiling on a CPU for a
-    # few percent.
+    # CUDA graphs are CUDA-only. Channels-last was 1.1x to 1.25x faster on a 2-core CPU at 128x128,
+    # width 32 (docs/speed.md). Compiling is left out here: one to two minutes of compiling on a CPU
+    # for about 7% more.
     return [
         ("eager fp32", "fp32", StepOptions()),
         (f"{FAST_LABEL}: eager fp32 channels-last (no CUDA graphs off CUDA)", "fp32", StepOptions(channels_last=True)),
