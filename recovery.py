@@ -10,6 +10,7 @@ time.
 import dataclasses
 import math
 import os
+import shutil
 import signal
 import time
 
@@ -179,6 +180,8 @@ class StepOptions:
             raise InputError(f"--step graph {reason}")
         if self.compile and device.type not in ("cpu", "cuda"):
             raise InputError(f"--compile works on cpu and cuda devices, not {device.type}")
+        if self.compile and device.type == "cpu" and cpp_compiler() is None:
+            raise InputError("--compile on a CPU needs a C++ compiler (g++, c++ or clang++, or $CXX); none was found")
 
     def flags(self):
         """The command-line flags (of denoising.py and reproduce.py) asking for these options."""
@@ -187,6 +190,12 @@ class StepOptions:
 
     def __str__(self):
         return f"step: {self.step}" + ", channels-last" * self.channels_last + ", compiled" * self.compile
+
+
+def cpp_compiler():
+    """The C++ compiler that torch.compile would build CPU kernels with ($CXX, else g++, c++ or
+    clang++ on the PATH), or None."""
+    return next((name for name in (os.environ.get("CXX"), "g++", "c++", "clang++") if name and shutil.which(name)), None)
 
 
 def check_out_dir(out_dir):

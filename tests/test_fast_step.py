@@ -5,22 +5,18 @@ into a static buffer is the eager step exactly, and channels-last, the compiled 
 give the same loss and updates within float tolerance. The CUDA tests run where a GPU is present.
 """
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
 
-from recovery import Recovery, RecoveryConfig, StepOptions, prepare_observation
+from recovery import Recovery, RecoveryConfig, StepOptions, cpp_compiler, prepare_observation
 from utils.corruption import corrupt_salt_pepper
 from utils.errors import InputError
 from utils.metrics import psnr
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 # torch.compile on a CPU builds C++ kernels.
-needs_compiler = pytest.mark.skipif(
-    not any(shutil.which(name) for name in ("g++", "c++", "clang++")), reason="needs a C++ compiler"
-)
+needs_compiler = pytest.mark.skipif(cpp_compiler() is None, reason="needs a C++ compiler")
 
 
 def problem(seed=0, size=64):
@@ -116,6 +112,13 @@ def assert_same_first_step(device, precision, options, tolerance, update_toleran
 def test_options_a_device_cannot_run_are_refused(options, device, message):
     with pytest.raises(InputError, match=message):
         options.check(torch.device(device), RecoveryConfig())
+
+
+def test_compiling_on_a_cpu_without_a_compiler_is_refused(monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(InputError, match="needs a C\\+\\+ compiler"):
+        StepOptions(compile=True).check(torch.device("cpu"), RecoveryConfig())
 
 
 @pytest.mark.parametrize(
