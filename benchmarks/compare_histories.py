@@ -4,7 +4,8 @@
 
 Prints the logged iterations both runs share, each run's PSNR and the difference, then
 ``max |dPSNR|: <x> dB over <n> iterations`` and whether it is within ``--tolerance`` (0.2 dB, the
-fidelity bar of the speed work); exits 1 if it is not.
+fidelity bar of the speed work); exits 1 if it is not. With ``--images A B`` (the runs'
+``<ckpt>_last.png``) it also says how far apart the two final images are.
 """
 
 import argparse
@@ -14,6 +15,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from utils.atomic_files import read_csv  # noqa: E402
+from utils.image_io import read_image_file, to_rgb_float  # noqa: E402
+from utils.metrics import psnr  # noqa: E402
 
 
 def psnr_differences(history_a, history_b):
@@ -26,13 +29,27 @@ def psnr_differences(history_a, history_b):
     ]
 
 
+def image_difference(path_a, path_b):
+    """How far apart two images are: ``identical``, or the PSNR of one against the other and the
+    largest difference of a value, in 8-bit levels."""
+    a, b = (to_rgb_float(read_image_file(path))[0] for path in (path_a, path_b))
+    if a.shape != b.shape:
+        return f"of different sizes, {a.shape} and {b.shape}"
+    if (a == b).all():
+        return "identical"
+    levels = int(round(abs(a - b).max() * 255))
+    return f"PSNR of one against the other {psnr(a, b):.2f} dB, largest difference {levels}/255"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("history_a")
     parser.add_argument("history_b")
     parser.add_argument("--tolerance", type=float, default=0.2, help="largest allowed |dPSNR| in dB")
+    parser.add_argument("--images", nargs=2, metavar=("A", "B"), help="the two runs' final images, to compare too")
     args = parser.parse_args(argv)
-    rows = psnr_differences(read_csv(args.history_a), read_csv(args.history_b))
+    history_a, history_b = read_csv(args.history_a), read_csv(args.history_b)
+    rows = psnr_differences(history_a, history_b)
     if not rows:
         print("no logged iteration with a PSNR in common")
         return 1
@@ -42,6 +59,9 @@ def main(argv=None):
     worst = max(abs(b - a) for _, a, b in rows)
     verdict = "within" if worst <= args.tolerance else "OVER"
     print(f"max |dPSNR|: {worst:.3f} dB over {len(rows)} iterations ({verdict} the {args.tolerance} dB tolerance)")
+    if args.images:  # each run's final image is that of its last logged iteration
+        ends = f"iterations {int(history_a[-1]['iteration'])} and {int(history_b[-1]['iteration'])}"
+        print(f"final images ({ends}): {image_difference(*args.images)}")
     return 0 if worst <= args.tolerance else 1
 
 

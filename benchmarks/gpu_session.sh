@@ -10,7 +10,8 @@
 #   bash benchmarks/gpu_session.sh fidelity [DATA_DIR] [ITERATIONS] [FAST_FLAGS]
 #       F16 at 50%, width 128: the eager step and the fast step (FAST_FLAGS, default
 #       "--step graph --channels_last") side by side on one seed for ITERATIONS (default 20000),
-#       then their PSNR trajectories compared against the 0.2 dB bar (fidelity.txt)
+#       then their PSNR trajectories compared against the 0.2 dB bar, and their final images
+#       with each other (fidelity.txt)
 #
 # DATA_DIR holds F16.png (default data/denoising); without it the bundled astronaut is used.
 # DEVICE, SIZE and WIDTH (default cuda, 512, 128) exist to rehearse the script on a CPU;
@@ -60,8 +61,10 @@ fidelity)
         cp "$RUNS/$name" "$OUT/" || echo "missing: $name"
     done
     tail -n 3 "$OUT/eager.log" "$OUT/fast.log"
+    IMAGES=()
+    [ -f "$OUT/eager_last.png" ] && [ -f "$OUT/fast_last.png" ] && IMAGES=(--images "$OUT/eager_last.png" "$OUT/fast_last.png")
     { echo "$IMAGE ${SIZE}x${SIZE} width $WIDTH; eager: the eager tf32 step; fast: ${FAST[*]}"
-      python3 benchmarks/compare_histories.py "$OUT/eager_history.csv" "$OUT/fast_history.csv"; } | tee "$OUT/fidelity.txt"
+      python3 benchmarks/compare_histories.py "$OUT/eager_history.csv" "$OUT/fast_history.csv" "${IMAGES[@]}"; } | tee "$OUT/fidelity.txt"
     rm -rf "$RUNS"
     ;;
 *)

@@ -1,12 +1,15 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from benchmarks.compare_histories import main as compare_main
-from benchmarks.compare_histories import psnr_differences
+from benchmarks.compare_histories import image_difference, psnr_differences
 from conftest import REPO
 from utils.atomic_files import write_csv
+from utils.image_io import save_png
 
 FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds")
 
@@ -25,8 +28,26 @@ def test_psnr_differences_join_on_iteration():
 def test_compare_exit_status_follows_tolerance(tmp_path, capsys, shift, status):
     write_csv(tmp_path / "a.csv", FIELDS, history([(0, 10.0), (500, 20.0)]))
     write_csv(tmp_path / "b.csv", FIELDS, history([(0, 10.0), (500, 20.0 + shift)]))
-    assert compare_main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == status
-    assert f"max |dPSNR|: {shift:.3f} dB over 2 iterations" in capsys.readouterr().out
+    save_png(tmp_path / "a.png", np.zeros((3, 64, 64), np.float32))
+    images = ["--images", str(tmp_path / "a.png"), str(tmp_path / "a.png")]
+    assert compare_main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv")] + images) == status
+    out = capsys.readouterr().out
+    assert f"max |dPSNR|: {shift:.3f} dB over 2 iterations" in out
+    assert "final images (iterations 500 and 500): identical" in out
+
+
+def test_image_difference_measures_final_images(tmp_path):
+    image = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
+    moved = image.copy()
+    moved[0, 0, 0] = 1.0 - moved[0, 0, 0]  # one value far off
+    for name, array in (("a", image), ("b", image), ("c", moved)):
+        save_png(tmp_path / f"{name}.png", array)
+    assert image_difference(tmp_path / "a.png", tmp_path / "b.png") == "identical"
+    saved = [np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.float64) for name in "ac"]
+    levels = int(np.abs(saved[0] - saved[1]).max())
+    expected_psnr = 10 * np.log10(255**2 / np.mean((saved[0] - saved[1]) ** 2))
+    sentence = image_difference(tmp_path / "a.png", tmp_path / "c.png")
+    assert sentence == f"PSNR of one against the other {expected_psnr:.2f} dB, largest difference {levels}/255"
 
 
 def test_step_time_runs_on_cpu():
