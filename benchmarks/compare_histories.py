@@ -15,6 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from utils.atomic_files import read_csv  # noqa: E402
+from utils.errors import InputError  # noqa: E402
 from utils.image_io import read_image_file, to_rgb_float  # noqa: E402
 from utils.metrics import psnr  # noqa: E402
 
@@ -42,14 +43,17 @@ def image_difference(path_a, path_b):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="compare_histories.py", description=__doc__.splitlines()[0])
     parser.add_argument("history_a")
     parser.add_argument("history_b")
     parser.add_argument("--tolerance", type=float, default=0.2, help="largest allowed |dPSNR| in dB")
     parser.add_argument("--images", nargs=2, metavar=("A", "B"), help="the two runs' final images, to compare too")
     args = parser.parse_args(argv)
-    history_a, history_b = read_csv(args.history_a), read_csv(args.history_b)
-    rows = psnr_differences(history_a, history_b)
+    try:
+        history_a, history_b = read_csv(args.history_a), read_csv(args.history_b)
+        rows = psnr_differences(history_a, history_b)
+    except (OSError, ValueError, KeyError) as exc:
+        parser.exit(2, f"{parser.prog}: cannot read the histories ({type(exc).__name__}: {exc})\n")
     if not rows:
         print("no logged iteration with a PSNR in common")
         return 1
@@ -61,7 +65,10 @@ def main(argv=None):
     print(f"max |dPSNR|: {worst:.3f} dB over {len(rows)} iterations ({verdict} the {args.tolerance} dB tolerance)")
     if args.images:  # each run's final image is that of its last logged iteration
         ends = f"iterations {int(history_a[-1]['iteration'])} and {int(history_b[-1]['iteration'])}"
-        print(f"final images ({ends}): {image_difference(*args.images)}")
+        try:
+            print(f"final images ({ends}): {image_difference(*args.images)}")
+        except InputError as exc:
+            parser.exit(2, f"{parser.prog}: {exc}\n")
     return 0 if worst <= args.tolerance else 1
 
 

@@ -36,6 +36,21 @@ def test_compare_exit_status_follows_tolerance(tmp_path, capsys, shift, status):
     assert "final images (iterations 500 and 500): identical" in out
 
 
+@pytest.mark.parametrize("bad", ["missing history", "not a history", "missing image"])
+def test_compare_bad_input_is_one_line(tmp_path, capsys, bad):
+    write_csv(tmp_path / "a.csv", FIELDS, history([(0, 10.0)]))
+    (tmp_path / "b.csv").write_text("x,y\n1,2\n")
+    b = {"missing history": "nowhere.csv", "not a history": "b.csv", "missing image": "a.csv"}[bad]
+    argv = [str(tmp_path / "a.csv"), str(tmp_path / b)]
+    if bad == "missing image":
+        argv += ["--images", str(tmp_path / "nowhere.png"), str(tmp_path / "nowhere.png")]
+    with pytest.raises(SystemExit) as exit_info:
+        compare_main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("compare_histories.py: ")
+
+
 def test_image_difference_measures_final_images(tmp_path):
     image = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
     moved = image.copy()
