@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.step_time import prepare_variant  # noqa: E402
+from benchmarks.step_time import prepare_variant, synchronize  # noqa: E402
 from recovery import PRECISIONS, StepOptions, describe_device, resolve_device  # noqa: E402
 
 
@@ -41,8 +41,7 @@ def main(argv=None):
     with profile(activities=activities) as prof:
         for _ in range(args.iters):
             iterate()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
     sort_by = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(f"device: {describe_device(device)}; torch {torch.__version__}; {args.size}x{args.size}, width "
           f"{args.width}, {args.precision}, {options}; {args.iters} iterations profiled")

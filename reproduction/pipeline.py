@@ -91,8 +91,8 @@ def draw_outputs(targets, settings, out_dir, observations, log=print):
         observation = observations[(image, nlevel)]
         classical = table.classical_rows(image, nlevel, observation, settings, directory, cpu)
         cell_runs = [run for run in all_runs if (run.config.image, run.config.nlevel) == (image, nlevel)]
-        rows += table.cell_rows(image, nlevel, classical, cell_runs, [results[run.ckpt] for run in cell_runs],
-                                observation.clean, settings.width)
+        rows += table.cell_rows(image, nlevel, classical, cell_runs, results_of(cell_runs), observation.clean,
+                                settings.width)
     table.write_results(stems["table"], rows, settings.width, table_description(settings, directory))
     log("wrote " + ", ".join(output_files(stems)))
 
@@ -109,9 +109,10 @@ def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False
         raise InputError(f"width must be at least 1, got {settings.width}")
     check_out_dir(out_dir)
     runs = plan.runs_for(targets, settings)
+    resolved = resolve_device(device)
     for run in runs:
         run.config.validate()
-        run.options.check(resolve_device(device), run.config)
+        run.options.check(resolved, run.config)
     if dry_run:
         describe_plan(targets, settings, out_dir, device, log)
         return 0
