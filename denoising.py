@@ -36,10 +36,12 @@ def add_compute_arguments(p):
     p.add_argument("--channels_last", action="store_true", help="NHWC activations (a speed option)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network, fusing BatchNorm, "
                    "LeakyReLU and padding (a speed option; compiling takes a minute or more; cpu and cuda)")
+    p.add_argument("--threads", type=int, default=None, help="PyTorch's CPU threads (default: one per core); "
+                   "runs sharing a CPU should split its cores between them")
 
 
 def step_options(args):
-    return StepOptions(args.step, args.channels_last, args.compile)
+    return StepOptions(args.step, args.channels_last, args.compile, args.threads)
 
 
 def build_parser():

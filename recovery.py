@@ -170,11 +170,17 @@ class StepOptions:
     step: str = "eager"  # eager: one PyTorch call after another, as the reference; graph: see graph_step.py
     channels_last: bool = False  # NHWC activations
     compile: bool = False  # torch.compile the network, fusing BatchNorm, LeakyReLU and padding kernels
+    # PyTorch's CPU threads, for the whole process (torch.set_num_threads); None keeps PyTorch's
+    # default of one per core. Runs sharing a CPU must split its cores: oversubscribed, every
+    # parallel operator waits for descheduled threads, and small runs slow down a hundredfold.
+    threads: int = None
 
     def check(self, device, config):
         """InputError unless these options can compute ``config`` on the torch.device ``device``."""
         if self.step not in STEPS:
             raise InputError(f"step must be one of {', '.join(STEPS)}, got '{self.step}'")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {self.threads}")
         reason = graph_step_unsupported(device, config) if self.step == "graph" else None
         if reason is not None:
             raise InputError(f"--step graph {reason}")
@@ -186,7 +192,8 @@ class StepOptions:
     def flags(self):
         """The command-line flags (of denoising.py and reproduce.py) asking for these options."""
         flags = [] if self.step == "eager" else ["--step", self.step]
-        return flags + ["--channels_last"] * self.channels_last + ["--compile"] * self.compile
+        flags += ["--channels_last"] * self.channels_last + ["--compile"] * self.compile
+        return flags + ([] if self.threads is None else ["--threads", str(self.threads)])
 
     def __str__(self):
         return f"step: {self.step}" + ", channels-last" * self.channels_last + ", compiled" * self.compile
@@ -456,10 +463,13 @@ def run_recovery(
     except OSError as exc:
         raise InputError(f"cannot create --out_dir {out_dir} ({exc.strerror})") from None
 
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
     # Rewritten on --resume too: num_iter, the step, or the device (of the same type) may have changed.
     write_json(
         paths["args"],
-        {**dataclasses.asdict(config), **dataclasses.asdict(options), "ckpt": ckpt, "device": str(device)},
+        {**dataclasses.asdict(config), **dataclasses.asdict(options), "threads": torch.get_num_threads(), "ckpt": ckpt,
+         "device": str(device)},
     )
     recovery = Recovery(config, observation.noisy, device, options)
     history, start, best_psnr, best, last, elapsed = [], 0, -math.inf, None, None, 0.0
@@ -480,7 +490,8 @@ def run_recovery(
     for note in observation.notes:
         log(f"note: {note}")
     log(
-        f"device: {device}; method: {config.method}; network: width {config.width}, "
+        f"device: {device}" + (f", threads: {torch.get_num_threads()}" if device.type == "cpu" else "")
+        + f"; method: {config.method}; network: width {config.width}, "
         f"{recovery.num_parameters:,} parameters; {options}, precision: {config.precision}"
         + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else "")
     )

@@ -47,9 +47,11 @@ fidelity)
     [ -f "$DATA_DIR/F16.png" ] || IMAGE=astronaut
     RESIZE=()
     [ "$SIZE" = 512 ] || RESIZE=(--resize "$SIZE")
+    THREADS=$(( $(nproc) / 2 ))  # two runs share the CPU: oversubscribed, both crawl (docs/speed.md)
+    [ "$THREADS" -ge 1 ] || THREADS=1
     RUNS=$(mktemp -d)  # the runs' checkpoints and images stay here: $OUT takes few files
     common=(--image "$IMAGE" --data_dir "$DATA_DIR" --nlevel 0.5 --width "$WIDTH" --num_iter "$ITERS" --seed 0
-            --device "$DEVICE" --out_dir "$RUNS" --no_progress "${RESIZE[@]}")
+            --device "$DEVICE" --threads "$THREADS" --out_dir "$RUNS" --no_progress "${RESIZE[@]}")
     limit=(timeout -s INT "${FIDELITY_SECONDS:-430}")
     "${limit[@]}" python3 denoising.py "${common[@]}" --ckpt eager --step eager > "$OUT/eager.log" 2>&1 &
     eager=$!

@@ -90,6 +90,15 @@ def test_resume_refuses_what_cannot_continue(tmp_path):
     assert result.returncode == 2 and "not a checkpoint" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_threads_are_set_logged_and_recorded(tmp_path, threads):
+    # In a process of its own: the thread count is process-wide.
+    result = run_cli(tmp_path, *TINY, "--ckpt", "run", "--num_iter", "2", "--threads", str(threads))
+    assert result.returncode == 0, result.stderr
+    assert f"device: cpu, threads: {threads};" in result.stdout
+    assert json.loads((tmp_path / "run_args.json").read_text())["threads"] == threads
+
+
 def test_existing_run_is_not_overwritten(tmp_path):
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2"]) == 0
     before = (tmp_path / "run_checkpoint.pt").read_bytes()
@@ -143,6 +152,7 @@ def precious(tmp_path):
         (["--lr", "inf"], "learning rates"),
         (["--noisy", "small.png", "--resize", "64"], "--resize"),
         (["--image", "astronaut", "--ckpt", "sub/run"], "--ckpt"),
+        (["--image", "astronaut", "--threads", "0"], "--threads"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, args, message):

@@ -107,6 +107,7 @@ def assert_same_first_step(device, precision, options, tolerance, update_toleran
         (StepOptions(step="graph"), "cpu", "--step graph needs a CUDA device"),
         (StepOptions(compile=True), "mps", "--compile works on cpu and cuda devices"),
         (StepOptions(step="fused"), "cpu", "step must be one of eager, graph"),
+        (StepOptions(threads=0), "cpu", "--threads must be at least 1"),
     ],
 )
 def test_options_a_device_cannot_run_are_refused(options, device, message):

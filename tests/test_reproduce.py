@@ -1,6 +1,8 @@
 """reproduce.py: which runs it plans, how it reuses and resumes them, and what it writes."""
 
 import csv
+import dataclasses
+import json
 import os
 import signal
 
@@ -148,11 +150,15 @@ def test_a_run_of_another_problem_under_the_same_name_is_refused(tmp_path):
 
 
 def test_worker_processes_complete_every_run(tmp_path):
-    # The multi-GPU path, with two CPU workers standing in for two GPUs.
-    todo = [(tiny_run(name, num_iter=3), False) for name in ("a", "b", "c")]
+    # The multi-GPU path, with two CPU workers standing in for two GPUs; one thread each, as two
+    # processes on one CPU should be (the options reach the workers).
+    todo = [(dataclasses.replace(tiny_run(name, num_iter=3), options=StepOptions(threads=1)), False) for name in "abc"]
     outcome = sweep._execute_in_workers(todo, str(tmp_path), ["cpu", "cpu"], [], log=lambda m: None)
     assert outcome.failures == [] and not outcome.interrupted
     assert [sweep.run_state(run, str(tmp_path)) for run, _ in todo] == [(sweep.COMPLETE, 3)] * 3
+    for name in "abc":
+        with open(output_paths(str(tmp_path), name)["args"]) as f:
+            assert json.load(f)["threads"] == 1
 
 
 # --- the command line ----------------------------------------------------------------------------
@@ -177,11 +183,11 @@ def test_speed_options_reach_every_run(tmp_path, monkeypatch, capsys):
         return {"interrupted": False}
 
     monkeypatch.setattr(reproduction.sweep, "run_recovery", record)
-    options = StepOptions(channels_last=True, compile=True)
+    options = StepOptions(channels_last=True, compile=True, threads=1)
     run = plan.runs_for(("3",), Settings(width=4, num_iter=2, resize=64, precision="bf16", options=options))[0]
     assert run.config.precision == "bf16" and run.options == options
     command = sweep.denoising_command(run, str(tmp_path), "cpu", resume=False)
-    assert command.endswith("--precision bf16 --channels_last --compile")
+    assert command.endswith("--precision bf16 --channels_last --compile --threads 1")
     sweep.execute_run(run, str(tmp_path), "cpu", resume=False)
     assert calls[0][1]["options"] == options
     if not torch.cuda.is_available():
