@@ -11,6 +11,8 @@ import dataclasses
 import os
 import sys
 
+import torch
+
 from recovery import METHODS, PRECISIONS, STEPS, RecoveryConfig, StepOptions, load_checkpoint, output_paths, run_recovery
 from utils.errors import InputError
 
@@ -100,6 +102,8 @@ def config_from_args(args, explicit):
     values = {name: getattr(args, name) for name in CONFIG_FIELDS}
     if args.noisy is not None and "image" in explicit:
         raise InputError("give either --image or --noisy, not both")
+    if args.noisy is not None and "nlevel" in explicit:
+        raise InputError("--nlevel adds noise, and --noisy images have theirs already: give one of them")
     if args.resume:
         saved = load_checkpoint(output_paths(args.out_dir, args.ckpt)["checkpoint"])["config"]
         values = {name: (values[name] if name in explicit else saved.get(name, values[name])) for name in CONFIG_FIELDS}
@@ -115,6 +119,10 @@ def main(argv=None):
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # torch reads it when CUDA is first used
 
     try:
+        if "gpu" in explicit and args.device == "auto" and not torch.cuda.is_available():
+            # Rather than quietly running on the CPU for hours.
+            raise InputError(f"--gpu {args.gpu} asks for a GPU, but CUDA sees none with CUDA_VISIBLE_DEVICES={args.gpu}; "
+                             "leave --gpu out to run on the CPU")
         config = config_from_args(args, explicit)
         result = run_recovery(
             config,
@@ -134,6 +142,8 @@ def main(argv=None):
         return 130
     if result["interrupted"]:
         return 130
+    if result["diverged"]:
+        return 1
     print(f"outputs: {os.path.join(args.out_dir, args.ckpt)}_*")
     return 0
 

@@ -7,6 +7,7 @@ plain gradient descent with learning rate ``lr`` for theta and ``lr_c`` for g an
 time.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from graph_step import CudaGraphStep, graph_step_unsupported
 from models import SkipEncoderDecoder, SparseCorruption
-from utils.atomic_files import atomic_path, write_csv, write_json
+from utils.atomic_files import atomic_path, check_writable_folder, write_csv, write_json
 from utils.corruption import corrupt_salt_pepper
 from utils.errors import InputError
 from utils.image_io import crop_to_multiple, load_image, resize_shorter_side, save_png
@@ -42,6 +43,9 @@ MIN_SIDE = 64
 HISTORY_FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds")
 # Settings that may differ between a run and its resumption; all others must match.
 RESUMABLE_CHANGES = ("num_iter", "show_every")
+PATH_SETTINGS = ("image", "noisy", "data_dir")  # compared as the files they name, however spelled
+MAX_SEED = 2**63 - 1  # what both numpy's and torch's generators accept
+MAX_CKPT_LENGTH = 200  # leaves room within a file name's 255 bytes for "_checkpoint.pt" and temporaries
 
 
 @dataclasses.dataclass
@@ -76,6 +80,13 @@ class RecoveryConfig:
     def has_corruption_term(self):
         return self.method == "ours"
 
+    def with_absolute_paths(self):
+        """The same problem with its file settings as absolute paths, so that a run saved with them
+        can be resumed from any working directory. An ``image`` that is a name stays a name."""
+        image = os.path.abspath(self.image) if os.path.isfile(self.image) else self.image
+        noisy = None if self.noisy is None else os.path.abspath(self.noisy)
+        return dataclasses.replace(self, image=image, noisy=noisy, data_dir=os.path.abspath(self.data_dir))
+
     def validate(self):
         """Raise InputError naming the first bad value."""
         if self.method not in METHODS:
@@ -92,6 +103,8 @@ class RecoveryConfig:
             raise InputError(f"num_iter must be at least 1, got {self.num_iter}")
         if self.show_every < 1:
             raise InputError(f"show_every must be at least 1, got {self.show_every}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed must be in [0, 2**63 - 1], got {self.seed}")
         if not (0 < self.lr < math.inf and 0 < self.lr_c < math.inf):
             raise InputError(f"learning rates must be positive, got lr={self.lr}, lr_c={self.lr_c}")
         if self.noisy is not None and self.resize is not None:
@@ -203,12 +216,6 @@ def cpp_compiler():
     """The C++ compiler that torch.compile would build CPU kernels with ($CXX, else g++, c++ or
     clang++ on the PATH), or None."""
     return next((name for name in (os.environ.get("CXX"), "g++", "c++", "clang++") if name and shutil.which(name)), None)
-
-
-def check_out_dir(out_dir):
-    """InputError if ``out_dir`` exists but is not a folder (created later, once input is valid)."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise InputError(f"--out_dir {out_dir} exists and is not a folder")
 
 
 class Recovery:
@@ -376,7 +383,7 @@ def check_resumable(config, saved_config):
     """Raise InputError if ``config`` differs from the checkpoint's beyond what may change."""
     for key, saved in saved_config.items():
         value = getattr(config, key)
-        if key == "data_dir":  # the same folder, however it is spelled
+        if key in PATH_SETTINGS and value is not None and saved is not None:
             value, saved = os.path.realpath(value), os.path.realpath(saved)
         if key not in RESUMABLE_CHANGES and value != saved:
             shown = lambda v: "(not given)" if v is None else v  # noqa: E731
@@ -432,15 +439,19 @@ def run_recovery(
     other values.
 
     :return: dict with ``history`` (list of rows), ``last`` and ``best`` images (``3 x H x W``),
-        ``noisy``, ``clean``, ``impulses``, ``iterations`` done, ``interrupted``, ``paths``.
+        ``noisy``, ``clean``, ``impulses``, ``iterations`` done, ``interrupted``, ``diverged`` (stopped
+        at a logged iteration whose loss is inf or nan: no images written), ``paths``.
     :raises InputError: bad settings or input; nothing on disk has been touched then.
     """
     config.validate()
+    config = config.with_absolute_paths()
     device = resolve_device(device)
     options.check(device, config)
     if not ckpt or ckpt in (".", "..") or "/" in ckpt or os.sep in ckpt:
         raise InputError(f"--ckpt must be a plain name, not '{ckpt}' (choose the folder with --out_dir)")
-    check_out_dir(out_dir)
+    if len(ckpt) > MAX_CKPT_LENGTH:
+        raise InputError(f"--ckpt is {len(ckpt)} characters long; at most {MAX_CKPT_LENGTH}")
+    check_writable_folder(out_dir, "--out_dir")
     paths = output_paths(out_dir, ckpt)
     saved = None
     if resume:
@@ -462,6 +473,10 @@ def run_recovery(
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create --out_dir {out_dir} ({exc.strerror})") from None
+    if overwrite and saved is None:  # no file of the old run may pass for one of the new run
+        for path in paths.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
     if options.threads is not None:
         torch.set_num_threads(options.threads)
@@ -517,7 +532,7 @@ def run_recovery(
 
     iterate = recovery.iteration()  # after any resumed state is loaded
     bar = tqdm(total=config.num_iter, initial=start, disable=not progress, unit="it", dynamic_ncols=True)
-    iteration = start
+    iteration, diverged = start, False
     with _StopRequest() as stop:
         tick = time.perf_counter()
         while iteration < config.num_iter and not stop.requested:
@@ -526,10 +541,16 @@ def run_recovery(
             bar.update(1)
             logged = iteration - 1  # the reference numbers iterations from 0
             if logged % config.show_every == 0 or iteration == config.num_iter:
-                last = _to_image(phi)
                 elapsed += time.perf_counter() - tick
                 tick = time.perf_counter()
                 row = {"iteration": logged, "loss": loss.item(), "psnr": None, "ssim": None, "seconds": round(elapsed, 3)}
+                if not math.isfinite(row["loss"]):
+                    # Gradient descent does not come back from inf or nan: stop, not hours later.
+                    history.append(row)
+                    write_csv(paths["history"], HISTORY_FIELDS, history)
+                    diverged = True
+                    break
+                last = _to_image(phi)
                 if clean is not None:
                     row["psnr"], row["ssim"] = psnr(clean, last), ssim(clean, last)
                     if row["psnr"] > best_psnr:
@@ -554,9 +575,13 @@ def run_recovery(
     if stop.requested:
         save_checkpoint(iteration)
         log(f"interrupted after iteration {iteration - 1}; checkpoint saved, continue with --resume")
+    if diverged:
+        kept = f"are from iteration {history[-2]['iteration']:.0f}" if len(history) > 1 else "were not written"
+        log(f"diverged: the loss is {history[-1]['loss']} at iteration {iteration - 1} (learning rates too large?); "
+            f"stopped without writing images; the checkpoint and best image {kept}")
 
-    impulses = recovery.impulses()
-    if last is not None:
+    impulses = None if diverged else recovery.impulses()
+    if last is not None and not diverged:
         save_png(paths["last"], last)
         tiles = [(observation.noisy, "noisy")]
         if clean is not None:
@@ -569,7 +594,7 @@ def run_recovery(
             if clean is None:
                 tiles.append(((impulses + 1) / 2, "impulses s"))
         save_panel(paths["panel"], tiles)
-    if clean is not None and last is not None and not stop.requested:
+    if clean is not None and last is not None and not stop.requested and not diverged:
         log(
             f"done: {iteration} iterations in {elapsed:.1f} s; PSNR noisy {psnr(clean, observation.noisy):.2f} dB, "
             f"recovered (last) {psnr(clean, last):.2f} dB, best (oracle) {best_psnr:.2f} dB"
@@ -583,6 +608,7 @@ def run_recovery(
         "impulses": impulses,
         "iterations": iteration,
         "interrupted": stop.requested,
+        "diverged": diverged,
         "seconds": elapsed,
         "paths": paths,
     }

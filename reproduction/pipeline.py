@@ -4,7 +4,8 @@ import os
 
 import torch
 
-from recovery import check_out_dir, describe_device, prepare_observation, resolve_device
+from recovery import describe_device, prepare_observation, resolve_device
+from utils.atomic_files import check_writable_folder
 from utils.errors import InputError
 
 from . import figures, plan, sweep, table
@@ -107,7 +108,7 @@ def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False
     """
     if settings.width < 1:  # scaled_width would quietly make it 1
         raise InputError(f"width must be at least 1, got {settings.width}")
-    check_out_dir(out_dir)
+    check_writable_folder(out_dir, "--out_dir")
     runs = plan.runs_for(targets, settings)
     resolved = resolve_device(device)
     for run in runs:

@@ -18,13 +18,13 @@ from utils.atomic_files import read_csv
 TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
 
 
-def run_cli(tmp_path, *args):
-    """Run denoising.py as a user would; returns the CompletedProcess."""
+def run_cli(tmp_path, *args, cwd=None):
+    """Run denoising.py as a user would (in ``cwd``, default ``tmp_path``); returns the CompletedProcess."""
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "denoising.py"), "--out_dir", str(tmp_path), *args],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=cwd or tmp_path,
         timeout=300,
     )
 
@@ -99,6 +99,62 @@ def test_threads_are_set_logged_and_recorded(tmp_path, threads):
     assert json.loads((tmp_path / "run_args.json").read_text())["threads"] == threads
 
 
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """A folder this process cannot write in: read-only, or immutable where we are root."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(folder, os.W_OK):  # root ignores permissions, not the immutable attribute
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+        if not immutable:
+            folder.chmod(0o755)
+            pytest.skip("no way to make a folder unwritable here")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+def test_an_unwritable_out_dir_is_one_line_exit_2(unwritable_folder):
+    result = run_cli(unwritable_folder, *TINY, "--num_iter", "2", cwd=unwritable_folder.parent)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "cannot write in --out_dir" in result.stderr
+
+
+def test_a_diverging_run_stops_at_its_first_non_finite_loss(tmp_path):
+    argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "40", "--show_every", "10", "--lr", "1e30"]
+    assert main(argv) == 1
+    history = read_csv(tmp_path / "run_history.csv")
+    assert [r["iteration"] for r in history] == [0, 10] and np.isnan(history[1]["loss"])
+    assert load_checkpoint(tmp_path / "run_checkpoint.pt")["iteration"] == 1  # the last finite state
+    assert not (tmp_path / "run_last.png").exists()
+
+
+def test_overwrite_leaves_no_file_of_the_old_run(tmp_path):
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2"]) == 0
+    old = {p.name for p in tmp_path.iterdir()}
+    noisy = tmp_path / "observed.png"
+    os.rename(tmp_path / "run_noisy.png", noisy)
+    argv = ["--noisy", str(noisy), "--width", "4", "--num_iter", "2", "--method", "dip", "--device", "cpu",
+            "--no_progress", "--out_dir", str(tmp_path), "--ckpt", "run", "--overwrite"]
+    assert main(argv) == 0
+    new = {p.name for p in tmp_path.iterdir()} - {"observed.png"}
+    assert {"run_best.png", "run_clean.png", "run_impulses.png"} <= old and not new & {"run_best.png", "run_clean.png", "run_impulses.png"}
+
+
+def test_a_run_resumes_from_any_working_directory(tmp_path):
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    start.mkdir(), elsewhere.mkdir()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(start / "grey.png")
+    common = ["--width", "4", "--device", "cpu", "--no_progress", "--ckpt", "run"]
+    assert run_cli(tmp_path, "--image", "grey.png", "--num_iter", "2", *common, cwd=start).returncode == 0
+    result = run_cli(tmp_path, "--resume", "--num_iter", "4", *common, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(tmp_path / "run_checkpoint.pt")["iteration"] == 4
+
+
 def test_existing_run_is_not_overwritten(tmp_path):
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2"]) == 0
     before = (tmp_path / "run_checkpoint.pt").read_bytes()
@@ -153,6 +209,12 @@ def precious(tmp_path):
         (["--noisy", "small.png", "--resize", "64"], "--resize"),
         (["--image", "astronaut", "--ckpt", "sub/run"], "--ckpt"),
         (["--image", "astronaut", "--threads", "0"], "--threads"),
+        (["--image", "astronaut", "--seed", "-1"], "seed"),
+        (["--image", "astronaut", "--seed", str(2**64)], "seed"),
+        (["--noisy", "small.png", "--nlevel", "0.3"], "--nlevel"),
+        (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt"),
+        pytest.param(["--image", "astronaut", "--gpu", "0"], "--gpu", marks=pytest.mark.skipif(
+            torch.cuda.is_available(), reason="refused only where CUDA sees no GPU")),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, args, message):

@@ -1,3 +1,6 @@
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -46,6 +49,43 @@ def test_16bit_grayscale_png_keeps_precision(tmp_path):
     assert img.shape == (3, 2, 3)
     assert img[2, 0, 1] == np.float32(1) / np.float32(65535)
     assert any("16-bit" in n for n in notes) and any("grayscale" in n for n in notes)
+
+
+def write_png_rgb16(path, pixels):
+    """An ``H x W x 3`` uint16 array as a 16-bit RGB PNG, written by hand: Pillow cannot write one."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(h))  # filter 0 per row
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)  # 16 bits, colour type 2 (RGB)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_16bit_colour_png_is_read_at_8_bits_and_says_so(tmp_path):
+    pixels = np.full((2, 3, 3), 0x8000, np.uint16)
+    pixels[0, 0] = (0xFFFF, 0, 0x0101)
+    write_png_rgb16(tmp_path / "deep.png", pixels)
+    img, _, notes = load_image(str(tmp_path / "deep.png"))
+    assert img.shape == (3, 2, 3)
+    np.testing.assert_allclose(img[:, 0, 0], [1, 0, 1 / 255], atol=1e-6)  # the high byte of each value
+    assert any("16-bit colour PNG read at 8 bits" in n for n in notes)
+    Image.new("RGB", (2, 2)).save(tmp_path / "shallow.png")
+    assert not any("16-bit" in n for n in load_image(str(tmp_path / "shallow.png"))[2])
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("stereo_motorcycle", "is not one image"),  # a tuple of images
+        ("file_hash", "is not a scikit-image sample image"),  # needs an argument
+        ("download_all", "not found"),  # fetches every sample
+        ("lfw_subset", "unsupported image shape"),  # a stack of faces
+    ],
+)
+def test_scikit_image_functions_that_are_not_one_image_are_refused(tmp_path, name, message):
+    with pytest.raises(InputError, match=message):
+        load_image(name, str(tmp_path))
 
 
 def test_lookup_order(tmp_path):

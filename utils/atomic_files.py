@@ -6,6 +6,8 @@ import json
 import os
 import tempfile
 
+from utils.errors import InputError
+
 # mkstemp creates files readable by their owner alone; outputs get the usual permissions instead.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -30,6 +32,23 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def check_writable_folder(path, flag):
+    """InputError unless ``path`` is a folder this process can write in, or does not exist yet (it
+    is made later, once all input is valid). ``flag`` names it in the message: ``--out_dir``.
+
+    Leaves nothing behind: the probe is an anonymous temporary file.
+    """
+    if not os.path.exists(path):
+        return
+    if not os.path.isdir(path):
+        raise InputError(f"{flag} {path} exists and is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write in {flag} {path} ({exc.strerror})") from None
 
 
 def write_json(path, obj):

@@ -11,6 +11,7 @@ from .atomic_files import atomic_path
 from .errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+NOT_SAMPLES = ("download_all",)  # in skimage.data.__all__, callable, but fetches every sample
 
 
 def resolve_image(name, data_dir):
@@ -26,7 +27,7 @@ def resolve_image(name, data_dir):
         if os.path.isfile(path):
             return "file", path
     sample = getattr(skimage.data, name, None)
-    if sample is not None and name in skimage.data.__all__ and callable(sample):
+    if sample is not None and name in skimage.data.__all__ and callable(sample) and name not in NOT_SAMPLES:
         return "sample", name
     raise InputError(
         f"image '{name}' not found: not a file, not in {data_dir}/, "
@@ -87,6 +88,26 @@ def read_image_file(path):
     return array
 
 
+def is_16_bit_colour_png(path):
+    """True for a PNG with 16 bits per channel and colour or alpha: Pillow reads those at 8 bits."""
+    with open(path, "rb") as f:
+        head = f.read(26)  # signature, then the IHDR chunk: bit depth at byte 24, colour type at 25
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] != 0
+
+
+def load_sample(name):
+    """A scikit-image sample as a numpy array, or InputError if it is not one image here."""
+    try:
+        array = getattr(skimage.data, name)()
+    except ModuleNotFoundError:  # not shipped with scikit-image: downloaded through pooch, not a dependency here
+        raise InputError(f"scikit-image sample '{name}' is downloaded on demand, which needs the package pooch") from None
+    except TypeError:  # a function of skimage.data that needs arguments
+        raise InputError(f"'{name}' is not a scikit-image sample image") from None
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"scikit-image sample '{name}' is not one image")
+    return array
+
+
 def load_image(name, data_dir="data/denoising"):
     """Load ``--image NAME`` (see :func:`resolve_image`) as ``3 x H x W float32`` in [0, 1].
 
@@ -94,12 +115,14 @@ def load_image(name, data_dir="data/denoising"):
     """
     kind, where = resolve_image(name, data_dir)
     if kind == "sample":
-        array = getattr(skimage.data, where)()
+        array = load_sample(where)
         description = f"scikit-image sample '{where}'"
     else:
         array = read_image_file(where)
         description = where
     image, notes = to_rgb_float(array)
+    if kind == "file" and is_16_bit_colour_png(where):
+        notes.append("16-bit colour PNG read at 8 bits per channel (Pillow's limit)")
     return image, description, notes
 
 
