@@ -39,6 +39,7 @@ INPUT_NOISE_STD = 1.0 / 30.0  # fresh Gaussian perturbation of z at every iterat
 CORRUPTION_INIT_SCALE = 1e-5  # g, h ~ N(0, 1) * 1e-5
 # Five stride-2 scales: sides must be multiples of 32, and at least 64 so that the coarsest scale
 # (side / 32) has room for its reflection padding.
+SIDE_MULTIPLE = 32
 MIN_SIDE = 64
 HISTORY_FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds")
 # Settings that may differ between a run and its resumption; all others must match.
@@ -133,11 +134,11 @@ def prepare_observation(config):
         image = resize_shorter_side(image, config.resize)
         notes.append(f"resized to {image.shape[2]}x{image.shape[1]}")
     original = image.shape
-    image = crop_to_multiple(image, 32)
+    image = crop_to_multiple(image, SIDE_MULTIPLE)
     if image.shape[1] < MIN_SIDE or image.shape[2] < MIN_SIDE:
         raise InputError(
             f"image is {original[2]}x{original[1]}: the network needs at least {MIN_SIDE}x{MIN_SIDE} "
-            f"after centre-cropping to multiples of 32"
+            f"after centre-cropping to multiples of {SIDE_MULTIPLE}"
         )
     if image.shape != original:
         notes.append(f"centre-cropped from {original[2]}x{original[1]} to multiples of 32")

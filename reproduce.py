@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from denoising import OneLineErrorParser, add_compute_arguments, step_options
-from reproduction.pipeline import reproduce
+from reproduction.pipeline import INTERRUPTED, reproduce
 from reproduction.plan import TARGETS, Settings
 from utils.errors import InputError
 
@@ -57,6 +57,10 @@ def main(argv=None):
     except InputError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2
+    except KeyboardInterrupt:  # outside the runs' own clean stop (start-up, drawing, or a second Ctrl-C)
+        sys.stderr.write(f"{PROG}: interrupted; the runs' checkpoints, if any, are intact (the same command "
+                         "resumes them)\n")
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

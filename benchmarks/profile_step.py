@@ -8,7 +8,6 @@ the eager step shows what a graph would hold) with torch.profiler, and prints th
 heaviest entries by self time on the device, then the total per iteration.
 """
 
-import argparse
 import os
 import sys
 
@@ -18,12 +17,14 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.step_time import prepare_variant, synchronize  # noqa: E402
-from recovery import PRECISIONS, StepOptions, describe_device, resolve_device  # noqa: E402
+from benchmarks.step_time import check_problem, prepare_variant, synchronize  # noqa: E402
+from denoising import OneLineErrorParser  # noqa: E402
+from recovery import PRECISIONS, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
+from utils.errors import InputError  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="profile_step.py", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=512, help="side of the square image")
     parser.add_argument("--width", type=int, default=128)
@@ -33,8 +34,13 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=10, help="iterations profiled")
     parser.add_argument("--rows", type=int, default=25, help="entries printed")
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
     options = StepOptions(channels_last=args.channels_last, compile=args.compile)
+    try:
+        check_problem(args.size, args.width, args.iters)
+        device = resolve_device(args.device)
+        options.check(device, RecoveryConfig(width=args.width, precision=args.precision))  # e.g. --compile on mps
+    except InputError as exc:
+        parser.error(str(exc))
     # Warmed up: compiling and cuDNN autotuning happen outside the profile.
     iterate, _ = prepare_variant(device, args.size, args.width, args.precision, options)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

@@ -12,7 +12,6 @@ channels-last activations. A variant that fails is reported and the others still
 SIGINT (``timeout -s INT``), it reports the rounds done.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -22,10 +21,33 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recovery import Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
-from utils.atomic_files import write_json  # noqa: E402
+from denoising import OneLineErrorParser  # noqa: E402
+from recovery import (  # noqa: E402
+    MIN_SIDE, SIDE_MULTIPLE, Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device)
+from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
+from utils.errors import InputError  # noqa: E402
 
 FAST_LABEL = "fast"  # the label of the variant that the speedup line compares with the baseline
+
+
+def check_problem(size, width, iters):
+    """InputError naming the first of ``--size``, ``--width``, ``--iters`` that makes no benchmark."""
+    if size < MIN_SIDE or size % SIDE_MULTIPLE:  # the sides the network takes uncropped
+        raise InputError(f"--size must be a multiple of {SIDE_MULTIPLE} and at least {MIN_SIDE}, got {size}")
+    if width < 1:
+        raise InputError(f"--width must be at least 1, got {width}")
+    if iters < 1:
+        raise InputError(f"--iters must be at least 1, got {iters}")
+
+
+def check_json_path(path):
+    """InputError unless the results can be written to ``path``: checked before minutes of timing."""
+    folder = os.path.dirname(path) or "."
+    if not os.path.exists(folder):  # check_writable_folder lets a folder made later pass; none is made here
+        raise InputError(f"--json {path}: the folder {folder} does not exist")
+    check_writable_folder(folder, "--json")
+    if os.path.isdir(path):
+        raise InputError(f"--json {path} is a folder")
 
 
 def variants(device):
@@ -106,14 +128,20 @@ def describe_error(exc):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="step_time.py", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=512, help="side of the square image")
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--json", default=None, help="also write the results to this file, after every round")
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    try:
+        check_problem(args.size, args.width, args.iters)
+        if args.json:
+            check_json_path(args.json)
+        device = resolve_device(args.device)
+    except InputError as exc:
+        parser.error(str(exc))
     print(f"device: {describe_device(device)}; torch {torch.__version__}; {args.size}x{args.size}, width {args.width}, {args.iters} iterations")
     plan = variants(device)
     results = [{"label": label, "precision": precision, "flags": options.flags(), "ms": None, "peak_gib": None}

@@ -28,12 +28,21 @@ def method_label(config):
     return f"{METHOD_NAMES[config.method]} (w={config.width})"
 
 
-def _recovered_tile(observation, result):
+def _iterations_done(result):
+    """How many iterations the run had done when its ``last`` iterate was taken."""
+    return result.last_iteration + 1
+
+
+def _recovered_tile(observation, result, with_iterations):
+    """A recovered image and its caption: PSNR, then how far the run got if it is partial or if
+    ``with_iterations`` (the row's label cannot say it for every tile)."""
     if result is None:
         return None, "not run"
     caption = f"{psnr(observation.clean, result.last):.2f} dB"
     if not result.complete:
-        caption += f" (partial, {result.iterations:,} it.)"
+        caption += f" (partial, {_iterations_done(result):,} it.)"
+    elif with_iterations:
+        caption += f" ({_iterations_done(result):,} it.)"
     return result.last, caption
 
 
@@ -46,9 +55,13 @@ def draw_recovery_grid(stem, runs, results, observations):
     titles = [f"{run.config.image}, {run.config.nlevel:.0%}" for run in runs]
     clean_row = [(observation.clean, "") for observation in observations]
     noisy_row = [(observation.noisy, f"{psnr(observation.clean, observation.noisy):.2f} dB") for observation in observations]
-    recovered_row = [_recovered_tile(observation, result) for observation, result in zip(observations, results)]
-    iterations = max(run.config.num_iter for run in runs)
-    row_labels = ["clean", "corrupted", f"{method_label(runs[0].config)}, last of {iterations:,} it."]
+    # From the results, not the request: a reused run may be longer than asked, a partial one shorter.
+    done = {_iterations_done(result) for result in results if result is not None}
+    shared = done.pop() if len(done) == 1 else None
+    recovered_row = [_recovered_tile(observation, result, shared is None)
+                     for observation, result in zip(observations, results)]
+    recovered = f"last of {shared:,} it." if shared is not None else "last iterate"
+    row_labels = ["clean", "corrupted", f"{method_label(runs[0].config)}, {recovered}"]
     save_grid(figure_paths(stem), [clean_row, noisy_row, recovered_row], row_labels, titles)
 
 

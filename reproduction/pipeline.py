@@ -7,6 +7,7 @@ import torch
 from recovery import describe_device, prepare_observation, resolve_device
 from utils.atomic_files import check_writable_folder
 from utils.errors import InputError
+from utils.image_io import resolve_image
 
 from . import figures, plan, sweep, table
 
@@ -27,6 +28,13 @@ def output_files(stems):
             for ext in (table.FORMATS if target == "table" else figures.FORMATS)]
 
 
+def check_images(settings):
+    """InputError naming the first of the paper's images that is not found, as loading it would
+    say (``prepare_observation``); cheap enough for a dry run, which loads none."""
+    for image in dict.fromkeys(image for image, _ in plan.table_cells()):
+        resolve_image(image, settings.data_dir)
+
+
 def describe_plan(targets, settings, out_dir, device, log=print):
     """Log the runs the targets need, each with its state and an equivalent ``denoising.py``
     command, and the files that would be written. Writes nothing."""
@@ -35,7 +43,7 @@ def describe_plan(targets, settings, out_dir, device, log=print):
     log(f"{len(runs)} runs in {directory}/ (device {device}):")
     for run in runs:
         state, done = sweep.run_state(run, directory)
-        status = f"{state}, {done:,} of {run.config.num_iter:,} it." if state != sweep.MISSING else state
+        status = state if state == sweep.MISSING else f"{state}, {sweep.describe_progress(done, run.config.num_iter)} it."
         log(f"  {run.ckpt:<24} {status:<32} {sweep.denoising_command(run, directory, device, state == sweep.PARTIAL)}")
     workers = sweep.worker_devices(device)
     if len(workers) > 1:
@@ -114,6 +122,7 @@ def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False
     for run in runs:
         run.config.validate()
         run.options.check(resolved, run.config)
+    check_images(settings)  # a dry run must not list runs that could not start
     if dry_run:
         describe_plan(targets, settings, out_dir, device, log)
         return 0

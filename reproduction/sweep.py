@@ -11,6 +11,7 @@ from a shared queue; otherwise runs go one after another in this process.
 
 import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import queue
@@ -23,6 +24,7 @@ from utils.atomic_files import write_json
 from utils.errors import InputError
 
 MISSING, PARTIAL, COMPLETE = "not started", "partial", "complete"
+DONE, INTERRUPTED = "done", "interrupted"  # what became of a run this sweep executed (or "failed: why")
 
 
 @dataclasses.dataclass
@@ -44,6 +46,14 @@ class RunResult:
     @property
     def complete(self):
         return self.iterations >= self.num_iter
+
+    @property
+    def last_iteration(self):
+        """The iteration ``last`` is the iterate of, numbered from 0 as in ``history``: the last
+        logged one with a finite loss (a diverged run's last row has no image), which may be short
+        of ``iterations`` (a run stopped between two logged iterations) or beyond ``num_iter`` (a
+        longer run reused)."""
+        return next(int(row["iteration"]) for row in reversed(self.history) if math.isfinite(row["loss"]))
 
 
 def devices_path(runs_dir, ckpt):
@@ -78,6 +88,12 @@ def run_state(run, runs_dir):
     if saved is None:
         return MISSING, 0
     return (COMPLETE if saved["iteration"] >= run.config.num_iter else PARTIAL), saved["iteration"]
+
+
+def describe_progress(done, num_iter):
+    """``1,500 of 3,000`` for a run short of its length; just ``3,000`` for one that reached it or
+    went beyond (a longer run is reused for a shorter request: "300 of 100" would mislead)."""
+    return f"{done:,}" if done >= num_iter else f"{done:,} of {num_iter:,}"
 
 
 def load_result(run, runs_dir):
@@ -133,11 +149,14 @@ def _record_device(runs_dir, ckpt, device):
 
 
 def execute_run(run, runs_dir, device, resume, progress=True, log=print):
-    """Start (or, with ``resume``, continue) one run to its ``num_iter``; True if interrupted."""
+    """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns ``INTERRUPTED``,
+    ``DONE``, or a string starting with ``failed``."""
     _record_device(runs_dir, run.ckpt, device)
     result = run_recovery(run.config, ckpt=run.ckpt, out_dir=runs_dir, device=device, resume=resume,
                           progress=progress, log=log, options=run.options)
-    return result["interrupted"]
+    if result["interrupted"]:
+        return INTERRUPTED
+    return "failed: diverged (the loss became inf or nan)" if result["diverged"] else DONE
 
 
 @dataclasses.dataclass
@@ -145,7 +164,7 @@ class SweepOutcome:
     executed: list  # ckpt names of the runs started or resumed
     reused: list  # ckpt names of the runs already complete
     interrupted: bool
-    failures: list  # "ckpt: why" for runs that failed in a worker process
+    failures: list  # "ckpt: why" for runs that failed
 
 
 def execute_runs(runs, runs_dir, device="auto", progress=True, log=print):
@@ -166,13 +185,16 @@ def execute_runs(runs, runs_dir, device="auto", progress=True, log=print):
     devices = worker_devices(device)
     if len(devices) > 1 and len(todo) > 1:
         return _execute_in_workers(todo, runs_dir, devices, reused, log)
-    executed = []
+    executed, failures = [], []
     for number, (run, resume) in enumerate(todo, 1):
         log(f"[{number}/{len(todo)}] {run.ckpt}: {'resuming' if resume else 'starting'}")
         executed.append(run.ckpt)
-        if execute_run(run, runs_dir, device, resume, progress, log):
-            return SweepOutcome(executed, reused, interrupted=True, failures=[])
-    return SweepOutcome(executed, reused, interrupted=False, failures=[])
+        outcome = execute_run(run, runs_dir, device, resume, progress, log)
+        if outcome == INTERRUPTED:
+            return SweepOutcome(executed, reused, interrupted=True, failures=failures)
+        if outcome != DONE:
+            failures.append(f"{run.ckpt}: {outcome}")
+    return SweepOutcome(executed, reused, interrupted=False, failures=failures)
 
 
 def _worker(device, runs_dir, tasks, outcomes):
@@ -182,12 +204,12 @@ def _worker(device, runs_dir, tasks, outcomes):
             run, resume = task
             log = lambda message, ckpt=run.ckpt: print(f"[{device}] {ckpt}: {message}", flush=True)  # noqa: E731
             try:
-                interrupted = execute_run(run, runs_dir, device, resume, progress=False, log=log)
+                outcome = execute_run(run, runs_dir, device, resume, progress=False, log=log)
             except Exception as exc:  # reported to the parent, which goes on with the other runs
                 outcomes.put((run.ckpt, f"failed: {exc}"))
                 continue
-            outcomes.put((run.ckpt, "interrupted" if interrupted else "done"))
-            if interrupted:
+            outcomes.put((run.ckpt, outcome))
+            if outcome == INTERRUPTED:
                 return
     except KeyboardInterrupt:  # Ctrl-C between two runs: nothing to save
         return
@@ -223,7 +245,7 @@ def _execute_in_workers(todo, runs_dir, devices, reused, log):
         except queue.Empty:
             break
         reported[ckpt] = outcome
-    interrupted |= any(outcome == "interrupted" for outcome in reported.values())
+    interrupted |= any(outcome == INTERRUPTED for outcome in reported.values())
     failures = [f"{ckpt}: {outcome}" for ckpt, outcome in reported.items() if outcome.startswith("failed")]
     if not interrupted:
         failures += [f"{run.ckpt}: worker exited before finishing it" for run, _ in todo if run.ckpt not in reported]

@@ -15,6 +15,7 @@ from utils.baselines import adaptive_median_filter, median_filter
 from utils.metrics import psnr, ssim
 
 from .plan import METHOD_NAMES, cell_name
+from .sweep import describe_progress
 
 CLASSICAL_FILTERS = (
     ("noisy input", lambda noisy: noisy),
@@ -76,8 +77,8 @@ def run_rows(run, result, clean):
     rows = []
     for iterate in iterates:
         image = result.best if iterate == PEAK else result.last
-        at = max(logged, key=lambda row: row["psnr"]) if iterate == PEAK else logged[-1]
-        rows.append({**common, "iterate": iterate, "at_iteration": int(at["iteration"]),
+        at = int(max(logged, key=lambda row: row["psnr"])["iteration"]) if iterate == PEAK else result.last_iteration
+        rows.append({**common, "iterate": iterate, "at_iteration": at,
                      "psnr": psnr(clean, image), "ssim": ssim(clean, image)})
     return rows
 
@@ -129,7 +130,7 @@ def results_markdown(rows, main_width, description):
         iterate = row.get("iterate") or ""
         if row.get("at_iteration") is not None:
             iterate += f" (it. {row['at_iteration']:,})"
-        iterations = "" if row.get("iterations") is None else f"{row['iterations']:,} of {row['num_iter']:,}"
+        iterations = "" if row.get("iterations") is None else describe_progress(row["iterations"], row["num_iter"])
         if row["status"] == NOT_RUN:
             iterations = NOT_RUN
         every.append([row["image"], f"{row['nlevel']:.0%}", row["method"], row.get("width") or "", iterate,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks import profile_step, step_time
 from benchmarks.compare_histories import main as compare_main
 from benchmarks.compare_histories import image_difference, psnr_differences
 from conftest import REPO
@@ -63,6 +64,49 @@ def test_image_difference_measures_final_images(tmp_path):
     expected_psnr = 10 * np.log10(255**2 / np.mean((saved[0] - saved[1]) ** 2))
     sentence = image_difference(tmp_path / "a.png", tmp_path / "c.png")
     assert sentence == f"PSNR of one against the other {expected_psnr:.2f} dB, largest difference {levels}/255"
+
+
+BENCHMARKS = {"step_time.py": step_time, "profile_step.py": profile_step}
+SMALL = ["--device", "cpu", "--size", "64", "--width", "2", "--iters", "1"]  # valid; the bad flag overrides one
+
+
+def refuse_to_benchmark(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a benchmark was prepared although the input is bad")
+
+    for module in BENCHMARKS.values():
+        monkeypatch.setattr(module, "prepare_variant", refuse)
+
+
+@pytest.mark.parametrize("script", sorted(BENCHMARKS))
+@pytest.mark.parametrize("bad", [["--device", "bogus"], ["--device", "cuda:99"], ["--iters", "0"], ["--iters", "-5"],
+                                 ["--size", "50"], ["--size", "32"], ["--width", "0"]], ids=" ".join)
+def test_benchmark_bad_input_is_one_line_and_exit_2(capsys, monkeypatch, script, bad):
+    refuse_to_benchmark(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        BENCHMARKS[script].main(SMALL + bad)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"{script}: error: ") and bad[0].lstrip("-") in err
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a folder", "a file as folder"])
+def test_step_time_checks_the_json_path_first(tmp_path, capsys, monkeypatch, where):
+    refuse_to_benchmark(monkeypatch)
+    (tmp_path / "a_file").write_text("")
+    path = {"missing folder": tmp_path / "nowhere" / "x.json", "a folder": tmp_path,
+            "a file as folder": tmp_path / "a_file" / "x.json"}[where]
+    with pytest.raises(SystemExit) as exit_info:
+        step_time.main(SMALL + ["--json", str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("step_time.py: error: --json ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+@pytest.mark.parametrize("size", [64, 96, 512])
+def test_sides_the_network_takes_are_accepted(size):
+    step_time.check_problem(size, width=1, iters=1)
 
 
 def test_step_time_runs_on_cpu():

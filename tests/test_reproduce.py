@@ -12,7 +12,10 @@ import torch
 from PIL import Image
 
 import recovery
+import reproduction.figures
+import reproduction.pipeline
 import reproduction.sweep
+import reproduction.table
 from recovery import RecoveryConfig, StepOptions, load_checkpoint, output_paths, prepare_observation
 from reproduce import main
 from reproduction import plan, sweep
@@ -141,12 +144,59 @@ def test_a_longer_run_continues_a_complete_shorter_one(tmp_path, monkeypatch):
     assert calls == [("a", True)] and sweep.run_state(tiny_run("a"), str(tmp_path)) == (sweep.COMPLETE, 6)
 
 
+def recovered_row(monkeypatch, runs, results):
+    """The recovered row of Figure 3 drawn from ``runs``: its label and its tiles' captions."""
+    drawn = {}
+    monkeypatch.setattr(reproduction.figures, "save_grid", lambda paths, rows, labels, titles: drawn.update(
+        label=labels[-1], captions=[caption for _, caption in rows[-1]]))
+    observations = [prepare_observation(run.config) for run in runs]
+    reproduction.figures.draw_recovery_grid("unused", runs, results, observations)
+    return drawn["label"], drawn["captions"]
+
+
+def test_figures_and_table_say_how_far_a_reused_longer_run_went(tmp_path, monkeypatch):
+    # "a" ran 4 iterations, "b" 2; both are then asked for 2: "a" is reused as it is.
+    sweep.execute_runs([tiny_run("a", num_iter=4), tiny_run("b", num_iter=2)], str(tmp_path), "cpu",
+                       progress=False, log=lambda m: None)
+    runs = [tiny_run("a", num_iter=2), tiny_run("b", num_iter=2)]
+    results = [sweep.load_result(run, str(tmp_path)) for run in runs]
+    assert [sweep.run_state(run, str(tmp_path))[0] for run in runs] == [sweep.COMPLETE] * 2
+    assert [result.last_iteration for result in results] == [3, 1]
+
+    label, captions = recovered_row(monkeypatch, runs[:1], results[:1])
+    assert label.endswith("last of 4 it.") and captions[0].endswith(" dB")
+    label, captions = recovered_row(monkeypatch, runs, results)  # mixed lengths: each tile says its own
+    assert label.endswith("last iterate") and [c.split(" dB ")[1] for c in captions] == ["(4 it.)", "(2 it.)"]
+
+    clean = prepare_observation(runs[0].config).clean
+    row = reproduction.table.run_rows(runs[0], results[0], clean)[0]
+    assert (row["at_iteration"], row["iterations"], row["status"]) == (3, 4, "done")
+    line = reproduction.table.results_markdown([row], 4, []).splitlines()[-1]  # the row in "Every number"
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert (cells[4], cells[7]) == ("last (it. 3)", "4")  # the iterate, and the iterations (not "4 of 2")
+
+
+@pytest.mark.parametrize("done,num_iter,expected", [(3, 6, "3 of 6"), (6, 6, "6"), (300, 100, "300"),
+                                                    (1500, 3000, "1,500 of 3,000")])
+def test_progress_says_of_only_for_a_run_short_of_its_length(done, num_iter, expected):
+    assert sweep.describe_progress(done, num_iter) == expected
+
+
 def test_a_run_of_another_problem_under_the_same_name_is_refused(tmp_path):
     sweep.execute_runs([tiny_run("a", num_iter=2)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
     other = tiny_run("a")
     other.config.width = 8
     with pytest.raises(InputError, match="other settings"):
         sweep.execute_runs([other], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+
+
+def test_a_diverging_run_is_a_failure_and_the_sweep_goes_on(tmp_path):
+    diverging = plan.Run("bad", dataclasses.replace(tiny_run("bad").config, lr=1e30, num_iter=4, show_every=2))
+    outcome = sweep.execute_runs([diverging, tiny_run("good", num_iter=2)], str(tmp_path), "cpu", progress=False,
+                                 log=lambda m: None)
+    assert outcome.executed == ["bad", "good"] and not outcome.interrupted
+    assert len(outcome.failures) == 1 and outcome.failures[0].startswith("bad: failed: diverged")
+    assert sweep.run_state(tiny_run("good", num_iter=2), str(tmp_path)) == (sweep.COMPLETE, 2)
 
 
 def test_worker_processes_complete_every_run(tmp_path):
@@ -164,9 +214,9 @@ def test_worker_processes_complete_every_run(tmp_path):
 # --- the command line ----------------------------------------------------------------------------
 
 
-def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys):
+def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys, paper_data_dir):
     out_dir = tmp_path / "figures"
-    assert main(["--figure", "all", "--dry_run", "--out_dir", str(out_dir), *TINY]) == 0
+    assert main(["--figure", "all", "--dry_run", "--out_dir", str(out_dir), "--data_dir", paper_data_dir, *TINY]) == 0
     listing = capsys.readouterr().out
     for run in plan.runs_for(plan.TARGETS, Settings(width=4, num_iter=2, resize=64)):
         line = next(line for line in listing.splitlines() if line.split()[:1] == [run.ckpt])
@@ -180,7 +230,7 @@ def test_speed_options_reach_every_run(tmp_path, monkeypatch, capsys):
 
     def record(config, **kwargs):
         calls.append((config, kwargs))
-        return {"interrupted": False}
+        return {"interrupted": False, "diverged": False}
 
     monkeypatch.setattr(reproduction.sweep, "run_recovery", record)
     options = StepOptions(channels_last=True, compile=True, threads=1)
@@ -207,6 +257,35 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, paper_data_dir, monk
     with pytest.raises(SystemExit) as exit_info:
         main(["--figure", "6"])
     assert exit_info.value.code == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_reports_a_missing_image_as_the_real_run_does(tmp_path, capsys, monkeypatch):
+    forbid_runs(monkeypatch)
+    argv = ["--figure", "all", "--data_dir", str(tmp_path / "nowhere"), "--out_dir", str(tmp_path / "out"), *TINY]
+    errors = []
+    for extra in (["--dry_run"], []):
+        assert main(argv + extra) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        errors.append(captured.err)
+    assert errors[0] == errors[1] and errors[0].count("\n") == 1 and "image 'F16' not found" in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch, paper_data_dir):
+    def ctrl_c(config):
+        raise KeyboardInterrupt  # while the images are loaded, before any run's own clean stop
+
+    monkeypatch.setattr(reproduction.pipeline, "prepare_observation", ctrl_c)
+    forbid_runs(monkeypatch)
+    argv = ["--figure", "3", "--data_dir", paper_data_dir, "--out_dir", str(tmp_path / "out"), *TINY]
+    try:
+        status = main(argv)
+    except KeyboardInterrupt:  # escaping, it would stop the whole test session
+        pytest.fail("KeyboardInterrupt escaped main()")
+    err = capsys.readouterr().err
+    assert status == 130 and err.count("\n") == 1 and err.startswith("reproduce.py: interrupted")
     assert not (tmp_path / "out").exists()
 
 
