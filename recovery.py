@@ -141,7 +141,7 @@ def prepare_observation(config):
             f"after centre-cropping to multiples of {SIDE_MULTIPLE}"
         )
     if image.shape != original:
-        notes.append(f"centre-cropped from {original[2]}x{original[1]} to multiples of 32")
+        notes.append(f"centre-cropped from {original[2]}x{original[1]} to multiples of {SIDE_MULTIPLE}")
     if config.noisy is not None:
         return Observation(noisy=image, clean=None, description=description, notes=notes)
     noisy = corrupt_salt_pepper(image, config.nlevel, config.seed)
@@ -573,7 +573,7 @@ def run_recovery(
     bar.close()
     if device.type == "cuda":
         log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
-    if stop.requested:
+    if stop.requested and not diverged:  # a diverged state is not worth resuming: the last finite one stays
         save_checkpoint(iteration)
         log(f"interrupted after iteration {iteration - 1}; checkpoint saved, continue with --resume")
     if diverged:
