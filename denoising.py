@@ -14,17 +14,9 @@ import sys
 import torch
 
 from recovery import METHODS, PRECISIONS, STEPS, RecoveryConfig, StepOptions, load_checkpoint, output_paths, run_recovery
-from utils.errors import InputError
+from utils.errors import InputError, OneLineErrorParser
 
 PROG = "denoising.py"
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """Argument errors as one line and exit status 2, like every other bad input."""
-
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
 
 
 def add_compute_arguments(p):

@@ -12,10 +12,10 @@ docs/reproducing.md.
 import argparse
 import sys
 
-from denoising import OneLineErrorParser, add_compute_arguments, step_options
+from denoising import add_compute_arguments, step_options
 from reproduction.pipeline import INTERRUPTED, reproduce
 from reproduction.plan import TARGETS, Settings
-from utils.errors import InputError
+from utils.errors import InputError, OneLineErrorParser
 
 PROG = "reproduce.py"
 

@@ -8,14 +8,13 @@ fidelity bar of the speed work); exits 1 if it is not. With ``--images A B`` (th
 ``<ckpt>_last.png``) it also says how far apart the two final images are.
 """
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from utils.atomic_files import read_csv  # noqa: E402
-from utils.errors import InputError  # noqa: E402
+from utils.errors import InputError, OneLineErrorParser  # noqa: E402
 from utils.image_io import read_image_file, to_rgb_float  # noqa: E402
 from utils.metrics import psnr  # noqa: E402
 
@@ -43,7 +42,7 @@ def image_difference(path_a, path_b):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="compare_histories.py", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="compare_histories.py", description=__doc__.splitlines()[0])
     parser.add_argument("history_a")
     parser.add_argument("history_b")
     parser.add_argument("--tolerance", type=float, default=0.2, help="largest allowed |dPSNR| in dB")
@@ -53,7 +52,7 @@ def main(argv=None):
         history_a, history_b = read_csv(args.history_a), read_csv(args.history_b)
         rows = psnr_differences(history_a, history_b)
     except (OSError, ValueError, KeyError) as exc:
-        parser.exit(2, f"{parser.prog}: cannot read the histories ({type(exc).__name__}: {exc})\n")
+        parser.error(f"cannot read the histories ({type(exc).__name__}: {exc})")
     if not rows:
         print("no logged iteration with a PSNR in common")
         return 1
@@ -68,7 +67,7 @@ def main(argv=None):
         try:
             print(f"final images ({ends}): {image_difference(*args.images)}")
         except InputError as exc:
-            parser.exit(2, f"{parser.prog}: {exc}\n")
+            parser.error(str(exc))
     return 0 if worst <= args.tolerance else 1
 
 

@@ -18,9 +18,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.step_time import check_problem, prepare_variant, synchronize  # noqa: E402
-from denoising import OneLineErrorParser  # noqa: E402
 from recovery import PRECISIONS, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
-from utils.errors import InputError  # noqa: E402
+from utils.errors import InputError, OneLineErrorParser  # noqa: E402
 
 
 def main(argv=None):

@@ -21,11 +21,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from denoising import OneLineErrorParser  # noqa: E402
 from recovery import (  # noqa: E402
     MIN_SIDE, SIDE_MULTIPLE, Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device)
 from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
-from utils.errors import InputError  # noqa: E402
+from utils.errors import InputError, OneLineErrorParser  # noqa: E402
 
 FAST_LABEL = "fast"  # the label of the variant that the speedup line compares with the baseline
 

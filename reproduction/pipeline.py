@@ -122,8 +122,8 @@ def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False
     for run in runs:
         run.config.validate()
         run.options.check(resolved, run.config)
-    check_images(settings)  # a dry run must not list runs that could not start
     if dry_run:
+        check_images(settings)  # not listing runs that could not start; a real run loads the images next
         describe_plan(targets, settings, out_dir, device, log)
         return 0
     # Every observation first: a missing image stops us before hours of runs, not after.

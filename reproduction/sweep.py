@@ -11,7 +11,6 @@ from a shared queue; otherwise runs go one after another in this process.
 
 import dataclasses
 import json
-import math
 import multiprocessing
 import os
 import queue
@@ -50,10 +49,9 @@ class RunResult:
     @property
     def last_iteration(self):
         """The iteration ``last`` is the iterate of, numbered from 0 as in ``history``: the last
-        logged one with a finite loss (a diverged run's last row has no image), which may be short
-        of ``iterations`` (a run stopped between two logged iterations) or beyond ``num_iter`` (a
-        longer run reused)."""
-        return next(int(row["iteration"]) for row in reversed(self.history) if math.isfinite(row["loss"]))
+        logged one (a checkpoint never holds a diverged row), which may be short of ``iterations``
+        (a run stopped between two logged iterations) or beyond ``num_iter`` (a longer run reused)."""
+        return int(self.history[-1]["iteration"])
 
 
 def devices_path(runs_dir, ckpt):

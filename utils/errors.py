@@ -1,6 +1,18 @@
-"""The one exception type for bad user input."""
+"""Bad user input: the one exception type for it, and the argument parser that reports it."""
+
+import argparse
+import sys
 
 
 class InputError(ValueError):
     """Bad user input (a missing file, a value out of range). The CLI prints it as one line and
     exits with status 2; library callers can catch it like any ValueError."""
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Argument errors as one line and exit status 2, like every other bad input; scripts report
+    an ``InputError`` of their own through :meth:`error` too."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
