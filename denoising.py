@@ -14,9 +14,10 @@ import sys
 import torch
 
 from recovery import METHODS, PRECISIONS, STEPS, RecoveryConfig, StepOptions, load_checkpoint, output_paths, run_recovery
-from utils.errors import InputError, OneLineErrorParser
+from utils.errors import InputError, OneLineErrorParser, OutputError
 
 PROG = "denoising.py"
+CHECKPOINT_KEPT = "the last checkpoint written, if any, is intact (--resume)"
 
 
 def add_compute_arguments(p):
@@ -129,8 +130,11 @@ def main(argv=None):
     except InputError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2
+    except OutputError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}; {CHECKPOINT_KEPT}\n")
+        return 1
     except KeyboardInterrupt:  # outside the loop's own clean stop (start-up, or a second Ctrl-C)
-        sys.stderr.write(f"{PROG}: interrupted; the last checkpoint written, if any, is intact (--resume)\n")
+        sys.stderr.write(f"{PROG}: interrupted; {CHECKPOINT_KEPT}\n")
         return 130
     if result["interrupted"]:
         return 130

@@ -9,6 +9,7 @@ time.
 
 import contextlib
 import dataclasses
+import io
 import math
 import os
 import shutil
@@ -444,20 +445,23 @@ def run_recovery(
         at a logged iteration whose loss is inf or nan: no images written), ``paths``.
     :raises InputError: bad settings or input; nothing on disk has been touched then.
     """
-    config.validate()
-    config = config.with_absolute_paths()
-    device = resolve_device(device)
-    options.check(device, config)
     if not ckpt or ckpt in (".", "..") or "/" in ckpt or os.sep in ckpt:
         raise InputError(f"--ckpt must be a plain name, not '{ckpt}' (choose the folder with --out_dir)")
     if len(ckpt) > MAX_CKPT_LENGTH:
         raise InputError(f"--ckpt is {len(ckpt)} characters long; at most {MAX_CKPT_LENGTH}")
-    check_writable_folder(out_dir, "--out_dir")
     paths = output_paths(out_dir, ckpt)
+    config = config.with_absolute_paths()
     saved = None
     if resume:
+        # Before validate(): a setting that differs from the checkpoint is the error to name, not
+        # the clash it makes with the checkpoint's other settings.
         saved = load_checkpoint(paths["checkpoint"])
         check_resumable(config, saved["config"])
+    config.validate()
+    device = resolve_device(device)
+    options.check(device, config)
+    check_writable_folder(out_dir, "--out_dir")
+    if resume:
         if config.num_iter < saved["iteration"]:
             raise InputError(f"the run has done {saved['iteration']} iterations already; --num_iter cannot be less")
         # The noise generator's state is device-specific: a CPU state cannot drive a CUDA generator.
@@ -489,9 +493,11 @@ def run_recovery(
     )
     recovery = Recovery(config, observation.noisy, device, options)
     history, start, best_psnr, best, last, elapsed = [], 0, -math.inf, None, None, 0.0
+    devices = []  # every device the run has computed on, for the results table
     if saved is not None:
         recovery.load_state_dict(saved["recovery"])
         history, start, elapsed = saved["history"], saved["iteration"], saved["seconds"]
+        devices = list(saved.get("devices", []))  # absent from checkpoints written before it was kept
         best_psnr = saved["best_psnr"]
         best = saved["best"].numpy() if saved["best"] is not None else None
         last = saved["last"].numpy() if saved["last"] is not None else None
@@ -499,6 +505,8 @@ def run_recovery(
         save_png(paths["noisy"], observation.noisy)
         if observation.clean is not None:
             save_png(paths["clean"], observation.clean)
+    if describe_device(device) not in devices:
+        devices.append(describe_device(device))
 
     clean = observation.clean
     h, w = observation.noisy.shape[1:]
@@ -526,15 +534,21 @@ def run_recovery(
             "best_psnr": best_psnr,
             "best": torch.from_numpy(best) if best is not None else None,
             "last": torch.from_numpy(last) if last is not None else None,
+            "devices": devices,
         }
-        with atomic_path(paths["checkpoint"]) as tmp:
-            torch.save(state, tmp)
+        # Serialised in memory first: torch.save reports a failed write (a full disk) as an
+        # unexplained RuntimeError, a plain write as the OSError it is.
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        with atomic_path(paths["checkpoint"]) as tmp, open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
         write_csv(paths["history"], HISTORY_FIELDS, history)
 
     iterate = recovery.iteration()  # after any resumed state is loaded
-    bar = tqdm(total=config.num_iter, initial=start, disable=not progress, unit="it", dynamic_ncols=True)
     iteration, diverged = start, False
-    with _StopRequest() as stop:
+    # The bar closes on an error too, so that the error's line is not run into it.
+    with tqdm(total=config.num_iter, initial=start, disable=not progress, unit="it", dynamic_ncols=True) as bar, \
+            _StopRequest() as stop:
         tick = time.perf_counter()
         while iteration < config.num_iter and not stop.requested:
             loss, phi = iterate()
@@ -570,7 +584,6 @@ def run_recovery(
                     log(message)
                 save_checkpoint(iteration)
         elapsed += time.perf_counter() - tick
-    bar.close()
     if device.type == "cuda":
         log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
     if stop.requested and not diverged:  # a diverged state is not worth resuming: the last finite one stays

@@ -15,9 +15,10 @@ import sys
 from denoising import add_compute_arguments, step_options
 from reproduction.pipeline import INTERRUPTED, reproduce
 from reproduction.plan import TARGETS, Settings
-from utils.errors import InputError, OneLineErrorParser
+from utils.errors import InputError, OneLineErrorParser, OutputError
 
 PROG = "reproduce.py"
+CHECKPOINTS_KEPT = "the runs' checkpoints, if any, are intact (the same command resumes them)"
 
 
 def build_parser():
@@ -57,9 +58,11 @@ def main(argv=None):
     except InputError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2
+    except OutputError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}; {CHECKPOINTS_KEPT}\n")
+        return 1
     except KeyboardInterrupt:  # outside the runs' own clean stop (start-up, drawing, or a second Ctrl-C)
-        sys.stderr.write(f"{PROG}: interrupted; the runs' checkpoints, if any, are intact (the same command "
-                         "resumes them)\n")
+        sys.stderr.write(f"{PROG}: interrupted; {CHECKPOINTS_KEPT}\n")
         return INTERRUPTED
 
 

@@ -36,6 +36,8 @@ def main(argv=None):
     options = StepOptions(channels_last=args.channels_last, compile=args.compile)
     try:
         check_problem(args.size, args.width, args.iters)
+        if args.rows < 1:
+            raise InputError(f"--rows must be at least 1, got {args.rows}")
         device = resolve_device(args.device)
         options.check(device, RecoveryConfig(width=args.width, precision=args.precision))  # e.g. --compile on mps
     except InputError as exc:

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from recovery import (  # noqa: E402
     MIN_SIDE, SIDE_MULTIPLE, Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device)
 from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
-from utils.errors import InputError, OneLineErrorParser  # noqa: E402
+from utils.errors import InputError, OneLineErrorParser, OutputError  # noqa: E402
 
 FAST_LABEL = "fast"  # the label of the variant that the speedup line compares with the baseline
 
@@ -97,14 +97,15 @@ def prepare_variant(device, size, width, precision, options, warmup=5):
 
 
 def time_rounds(device, prepared, iters, rounds=5, after_round=lambda: None):
-    """Time ``prepared``, a list of ``(result, iterate)``, in ``rounds`` rounds, each running every
-    variant in turn for ``iters / rounds`` iterations, so that a slow spell of the machine falls on
-    every variant alike. After each round, ``result["ms"]`` is the median of its rounds so far and
-    ``after_round()`` is called: an interrupted benchmark keeps what it measured. A variant that
-    fails here gets an ``error`` and leaves the rounds."""
-    per_round = max(1, iters // rounds)
+    """Time ``prepared``, a list of ``(result, iterate)``, over ``iters`` iterations each, split into
+    at most ``rounds`` rounds; a round runs every variant in turn, so that a slow spell of the
+    machine falls on every variant alike. After each round, ``result["ms"]`` is the median of its
+    rounds so far and ``after_round()`` is called: an interrupted benchmark keeps what it measured.
+    A variant that fails here gets an ``error`` and leaves the rounds."""
+    rounds = min(rounds, iters)
     samples = [[] for _ in prepared]
-    for _ in range(rounds):
+    for number in range(rounds):
+        per_round = iters // rounds + (number < iters % rounds)
         for (result, iterate), times in zip(prepared, samples):
             if "error" in result:
                 continue
@@ -148,8 +149,11 @@ def main(argv=None):
 
     def save():
         if args.json:
-            write_json(args.json, {"device": describe_device(device), "torch": torch.__version__, "size": args.size,
-                                   "width": args.width, "iters": args.iters, "variants": results})
+            try:
+                write_json(args.json, {"device": describe_device(device), "torch": torch.__version__, "size": args.size,
+                                       "width": args.width, "iters": args.iters, "variants": results})
+            except OutputError as exc:  # the timings still reach stdout
+                print(f"step_time.py: warning: {exc}", file=sys.stderr, flush=True)
 
     # Compiling can take minutes: the other variants are timed first, so that a time limit reached
     # while compiling leaves their timings; then all are timed again, side by side.

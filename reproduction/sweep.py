@@ -2,15 +2,13 @@
 
 Every run is ``recovery.run_recovery`` writing ``<runs_dir>/<ckpt>_*``. Its checkpoint says how far
 it got: at ``num_iter`` or beyond it is complete and left alone; short of it, it is resumed (bitwise
-as if never stopped); without one, it is started. Beside its outputs the sweep keeps
-``<ckpt>_devices.json``, the devices the run has computed on, for the results table.
+as if never stopped); without one, it is started.
 
 With several visible GPUs and device ``auto`` or ``cuda``, one worker process per GPU takes runs
 from a shared queue; otherwise runs go one after another in this process.
 """
 
 import dataclasses
-import json
 import multiprocessing
 import os
 import queue
@@ -18,8 +16,7 @@ import shlex
 
 import torch
 
-from recovery import check_resumable, describe_device, load_checkpoint, output_paths, resolve_device, run_recovery
-from utils.atomic_files import write_json
+from recovery import check_resumable, load_checkpoint, output_paths, run_recovery
 from utils.errors import InputError
 
 MISSING, PARTIAL, COMPLETE = "not started", "partial", "complete"
@@ -40,7 +37,7 @@ class RunResult:
     last: object
     best: object  # the PSNR-best logged iterate: an oracle, it uses the clean image
     seconds: float
-    devices: list
+    devices: list  # names of the devices it computed on, from its checkpoint
 
     @property
     def complete(self):
@@ -52,19 +49,6 @@ class RunResult:
         logged one (a checkpoint never holds a diverged row), which may be short of ``iterations``
         (a run stopped between two logged iterations) or beyond ``num_iter`` (a longer run reused)."""
         return int(self.history[-1]["iteration"])
-
-
-def devices_path(runs_dir, ckpt):
-    return os.path.join(runs_dir, f"{ckpt}_devices.json")
-
-
-def read_devices(runs_dir, ckpt):
-    """The devices a run has computed on, as recorded beside it (empty if none yet)."""
-    path = devices_path(runs_dir, ckpt)
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return json.load(f)
 
 
 def _saved_state(run, runs_dir):
@@ -100,7 +84,6 @@ def load_result(run, runs_dir):
     saved = _saved_state(run, runs_dir)
     if saved is None or saved["last"] is None:
         return None
-    devices = read_devices(runs_dir, run.ckpt)
     as_array = lambda tensor: tensor.numpy() if tensor is not None else None  # noqa: E731
     return RunResult(
         iterations=saved["iteration"],
@@ -109,7 +92,7 @@ def load_result(run, runs_dir):
         last=as_array(saved["last"]),
         best=as_array(saved["best"]),
         seconds=saved["seconds"],
-        devices=devices,
+        devices=saved.get("devices", []),
     )
 
 
@@ -138,18 +121,9 @@ def worker_devices(device):
     return [device]
 
 
-def _record_device(runs_dir, ckpt, device):
-    devices = read_devices(runs_dir, ckpt)
-    name = describe_device(resolve_device(device))
-    if name not in devices:
-        os.makedirs(runs_dir, exist_ok=True)
-        write_json(devices_path(runs_dir, ckpt), devices + [name])
-
-
 def execute_run(run, runs_dir, device, resume, progress=True, log=print):
     """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns ``INTERRUPTED``,
     ``DONE``, or a string starting with ``failed``."""
-    _record_device(runs_dir, run.ckpt, device)
     result = run_recovery(run.config, ckpt=run.ckpt, out_dir=runs_dir, device=device, resume=resume,
                           progress=progress, log=log, options=run.options)
     if result["interrupted"]:

@@ -3,6 +3,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from benchmarks import profile_step, step_time
@@ -88,6 +89,20 @@ def test_benchmark_bad_input_is_one_line_and_exit_2(capsys, monkeypatch, script,
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"{script}: error: ") and bad[0].lstrip("-") in err
+
+
+def test_profile_step_refuses_no_rows(capsys, monkeypatch):
+    refuse_to_benchmark(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        profile_step.main(SMALL + ["--rows", "0"])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.startswith("profile_step.py: error: --rows ")
+
+
+@pytest.mark.parametrize("iters", [1, 3, 5, 7, 12])
+def test_step_time_runs_exactly_the_iterations_asked(iters):
+    calls, result = [], {}
+    step_time.time_rounds(torch.device("cpu"), [(result, lambda: calls.append(1))], iters)
+    assert len(calls) == iters and result["ms"] > 0
 
 
 @pytest.mark.parametrize("where", ["missing folder", "a folder", "a file as folder"])

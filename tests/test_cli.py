@@ -1,5 +1,6 @@
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO
+import recovery
 from denoising import main
 from recovery import load_checkpoint
 from utils.atomic_files import read_csv
@@ -18,7 +20,7 @@ from utils.atomic_files import read_csv
 TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
 
 
-def run_cli(tmp_path, *args, cwd=None):
+def run_cli(tmp_path, *args, cwd=None, preexec_fn=None):
     """Run denoising.py as a user would (in ``cwd``, default ``tmp_path``); returns the CompletedProcess."""
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "denoising.py"), "--out_dir", str(tmp_path), *args],
@@ -26,6 +28,7 @@ def run_cli(tmp_path, *args, cwd=None):
         text=True,
         cwd=cwd or tmp_path,
         timeout=300,
+        preexec_fn=preexec_fn,
     )
 
 
@@ -48,13 +51,16 @@ def test_end_to_end_writes_every_output(tmp_path, num_iter, show_every, rows):
     assert np.array_equal(last, np.round(saved["last"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8))
 
 
-def test_resume_is_bitwise(tmp_path):
+def test_resume_is_bitwise(tmp_path, monkeypatch):
     common = TINY + ["--out_dir", str(tmp_path), "--show_every", "3"]
     assert main(common + ["--ckpt", "full", "--num_iter", "8"]) == 0
     assert main(common + ["--ckpt", "split", "--num_iter", "4"]) == 0
+    monkeypatch.setattr(recovery, "describe_device", lambda device: "another CPU")  # as if resumed elsewhere
     assert main(["--out_dir", str(tmp_path), "--ckpt", "split", "--resume", "--num_iter", "8", "--no_progress"]) == 0
     full = load_checkpoint(tmp_path / "full_checkpoint.pt")
     split = load_checkpoint(tmp_path / "split_checkpoint.pt")
+    # The results table names every device a run computed on.
+    assert full["devices"] == [f"{os.cpu_count()}-core CPU"] and split["devices"] == full["devices"] + ["another CPU"]
     assert full["iteration"] == split["iteration"] == 8
     for part in ["net", "corruption"]:
         for key, value in full["recovery"][part].items():
@@ -68,11 +74,16 @@ def test_resume_is_bitwise(tmp_path):
     assert args["num_iter"] == 8 and args["width"] == 4 and args["ckpt"] == "split"
 
 
-def test_resume_refuses_changed_problem(tmp_path):
+@pytest.mark.parametrize("change,named", [
+    (["--width", "8"], "--width 8 differs"),
+    # The run has --resize, which --noisy refuses: the change is still what gets named.
+    (["--noisy", "observed.png"], "observed.png differs"),
+])
+def test_resume_refuses_changed_problem(tmp_path, change, named):
     common = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run"]
     assert main(common + ["--num_iter", "2"]) == 0
-    result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--width", "8", "--num_iter", "4")
-    assert result.returncode == 2 and "--width" in result.stderr
+    result = run_cli(tmp_path, "--ckpt", "run", "--resume", *change, "--num_iter", "4")
+    assert result.returncode == 2 and named in result.stderr, result.stderr
 
 
 def test_resume_refuses_what_cannot_continue(tmp_path):
@@ -130,6 +141,24 @@ def test_a_diverging_run_stops_at_its_first_non_finite_loss(tmp_path):
     assert [r["iteration"] for r in history] == [0, 10] and np.isnan(history[1]["loss"])
     assert load_checkpoint(tmp_path / "run_checkpoint.pt")["iteration"] == 1  # the last finite state
     assert not (tmp_path / "run_last.png").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="limits the file size in the child (POSIX)")
+def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path):
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2"]) == 0
+    checkpoint = tmp_path / "run_checkpoint.pt"
+    before = checkpoint.read_bytes()
+    limit = len(before) // 2  # larger than the small files, too small for the next checkpoint
+
+    def limit_file_size():  # the operating system refuses the write, as a full disk would
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--num_iter", "4", "--no_progress", preexec_fn=limit_file_size)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("denoising.py: error: cannot write ") and str(checkpoint) in lines[0]
+    assert checkpoint.read_bytes() == before
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left
 
 
 def test_overwrite_leaves_no_file_of_the_old_run(tmp_path):

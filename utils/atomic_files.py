@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 
-from utils.errors import InputError
+from utils.errors import InputError, OutputError
 
 # mkstemp creates files readable by their owner alone; outputs get the usual permissions instead.
 _UMASK = os.umask(0)
@@ -18,19 +18,24 @@ def atomic_path(path):
 
     The temporary file keeps ``path``'s extension so that writers which choose a format from the
     file name (Pillow, matplotlib) still do the right thing. On an exception it is removed and
-    ``path`` is left as it was.
+    ``path`` is left as it was; an ``OSError`` (a full disk) comes out as an ``OutputError`` naming
+    ``path``.
     """
     directory, name = os.path.split(os.path.abspath(path))
     stem, ext = os.path.splitext(name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{ext}", dir=directory)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{ext}", dir=directory)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from exc
         raise
 
 

@@ -1,4 +1,5 @@
-"""Bad user input: the one exception type for it, and the argument parser that reports it."""
+"""The failures a script reports in one line: bad user input (and the argument parser that reports
+it), and an output that could not be written."""
 
 import argparse
 import sys
@@ -7,6 +8,12 @@ import sys
 class InputError(ValueError):
     """Bad user input (a missing file, a value out of range). The CLI prints it as one line and
     exits with status 2; library callers can catch it like any ValueError."""
+
+
+class OutputError(OSError):
+    """An output file could not be written (a full disk, a quota): the message names the file. The
+    file of that name, if there was one, is as it was. The CLI prints it as one line and exits
+    with status 1."""
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
