@@ -14,10 +14,9 @@ import sys
 import torch
 
 from recovery import METHODS, PRECISIONS, STEPS, RecoveryConfig, StepOptions, load_checkpoint, output_paths, run_recovery
-from utils.errors import InputError, OneLineErrorParser, OutputError
+from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure
 
 PROG = "denoising.py"
-CHECKPOINT_KEPT = "the last checkpoint written, if any, is intact (--resume)"
 
 
 def add_compute_arguments(p):
@@ -127,15 +126,9 @@ def main(argv=None):
             progress=not args.no_progress,
             options=step_options(args),
         )
-    except InputError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return 2
-    except OutputError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}; {CHECKPOINT_KEPT}\n")
-        return 1
-    except KeyboardInterrupt:  # outside the loop's own clean stop (start-up, or a second Ctrl-C)
-        sys.stderr.write(f"{PROG}: interrupted; {CHECKPOINT_KEPT}\n")
-        return 130
+    # Ctrl-C lands here only outside the loop's own clean stop (start-up, or a second Ctrl-C).
+    except EXPECTED_FAILURES as exc:
+        return report_failure(PROG, exc, "the last checkpoint written, if any, is intact (--resume)")
     if result["interrupted"]:
         return 130
     if result["diverged"]:

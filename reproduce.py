@@ -13,12 +13,11 @@ import argparse
 import sys
 
 from denoising import add_compute_arguments, step_options
-from reproduction.pipeline import INTERRUPTED, reproduce
+from reproduction.pipeline import reproduce
 from reproduction.plan import TARGETS, Settings
-from utils.errors import InputError, OneLineErrorParser, OutputError
+from utils.errors import EXPECTED_FAILURES, OneLineErrorParser, report_failure
 
 PROG = "reproduce.py"
-CHECKPOINTS_KEPT = "the runs' checkpoints, if any, are intact (the same command resumes them)"
 
 
 def build_parser():
@@ -55,15 +54,9 @@ def main(argv=None):
     try:
         return reproduce(targets, settings, out_dir=args.out_dir, device=args.device, dry_run=args.dry_run,
                          start_runs=not args.no_run, progress=not args.no_progress)
-    except InputError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return 2
-    except OutputError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}; {CHECKPOINTS_KEPT}\n")
-        return 1
-    except KeyboardInterrupt:  # outside the runs' own clean stop (start-up, drawing, or a second Ctrl-C)
-        sys.stderr.write(f"{PROG}: interrupted; {CHECKPOINTS_KEPT}\n")
-        return INTERRUPTED
+    # Ctrl-C lands here only outside the runs' own clean stop (start-up, drawing, or a second Ctrl-C).
+    except EXPECTED_FAILURES as exc:
+        return report_failure(PROG, exc, "the runs' checkpoints, if any, are intact (the same command resumes them)")
 
 
 if __name__ == "__main__":

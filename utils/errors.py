@@ -16,6 +16,23 @@ class OutputError(OSError):
     with status 1."""
 
 
+EXPECTED_FAILURES = (InputError, OutputError, KeyboardInterrupt)
+
+
+def report_failure(prog, exc, kept):
+    """Write the one line a script gives for ``exc``, one of ``EXPECTED_FAILURES``, and return the
+    exit status: 2 for bad input (nothing was touched), 1 for an output that could not be written,
+    130 for Ctrl-C. ``kept`` says, for the last two, what survives: ``the last checkpoint ...``."""
+    if isinstance(exc, InputError):
+        line, status = f"error: {exc}", 2
+    elif isinstance(exc, OutputError):
+        line, status = f"error: {exc}; {kept}", 1
+    else:
+        line, status = f"interrupted; {kept}", 130
+    sys.stderr.write(f"{prog}: {line}\n")
+    return status
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """Argument errors as one line and exit status 2, like every other bad input; scripts report
     an ``InputError`` of their own through :meth:`error` too."""
