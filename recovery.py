@@ -444,6 +444,8 @@ def run_recovery(
         ``noisy``, ``clean``, ``impulses``, ``iterations`` done, ``interrupted``, ``diverged`` (stopped
         at a logged iteration whose loss is inf or nan: no images written), ``paths``.
     :raises InputError: bad settings or input; nothing on disk has been touched then.
+    :raises OutputError: an output could not be written (a full disk); the file it names, the
+        checkpoint included, is as it was.
     """
     if not ckpt or ckpt in (".", "..") or "/" in ckpt or os.sep in ckpt:
         raise InputError(f"--ckpt must be a plain name, not '{ckpt}' (choose the folder with --out_dir)")
