@@ -147,13 +147,18 @@ def main(argv=None):
     results = [{"label": label, "precision": precision, "flags": options.flags(), "ms": None, "peak_gib": None}
                for label, precision, options in plan]
 
+    json_failed = False  # warned once, and the exit status says so
+
     def save():
+        nonlocal json_failed
         if args.json:
             try:
                 write_json(args.json, {"device": describe_device(device), "torch": torch.__version__, "size": args.size,
                                        "width": args.width, "iters": args.iters, "variants": results})
             except OutputError as exc:  # the timings still reach stdout
-                print(f"step_time.py: warning: {exc}", file=sys.stderr, flush=True)
+                if not json_failed:
+                    print(f"step_time.py: warning: {exc}; a file there is not this run's", file=sys.stderr, flush=True)
+                json_failed = True
 
     # Compiling can take minutes: the other variants are timed first, so that a time limit reached
     # while compiling leaves their timings; then all are timed again, side by side.
@@ -190,7 +195,7 @@ def main(argv=None):
         print("speedup: unknown (a variant failed or was not measured)")
         return 1
     print(f"speedup: {baseline / fast:.2f}x")
-    return 0
+    return 1 if json_failed else 0
 
 
 if __name__ == "__main__":

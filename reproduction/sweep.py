@@ -9,6 +9,7 @@ from a shared queue; otherwise runs go one after another in this process.
 """
 
 import dataclasses
+import json
 import multiprocessing
 import os
 import queue
@@ -17,7 +18,7 @@ import shlex
 import torch
 
 from recovery import check_resumable, load_checkpoint, output_paths, run_recovery
-from utils.errors import InputError
+from utils.errors import InputError, OutputError
 
 MISSING, PARTIAL, COMPLETE = "not started", "partial", "complete"
 DONE, INTERRUPTED = "done", "interrupted"  # what became of a run this sweep executed (or "failed: why")
@@ -49,6 +50,17 @@ class RunResult:
         logged one (a checkpoint never holds a diverged row), which may be short of ``iterations``
         (a run stopped between two logged iterations) or beyond ``num_iter`` (a longer run reused)."""
         return int(self.history[-1]["iteration"])
+
+
+def recorded_devices(saved, runs_dir, ckpt):
+    """The names of the devices a run has computed on: those its checkpoint records, after those
+    of ``<ckpt>_devices.json``, where versions before the checkpoint kept them."""
+    legacy = os.path.join(runs_dir, f"{ckpt}_devices.json")
+    names = []
+    if os.path.exists(legacy):
+        with open(legacy) as f:
+            names = json.load(f)
+    return names + [name for name in saved.get("devices", []) if name not in names]
 
 
 def _saved_state(run, runs_dir):
@@ -92,7 +104,7 @@ def load_result(run, runs_dir):
         last=as_array(saved["last"]),
         best=as_array(saved["best"]),
         seconds=saved["seconds"],
-        devices=saved.get("devices", []),
+        devices=recorded_devices(saved, runs_dir, run.ckpt),
     )
 
 
@@ -124,8 +136,11 @@ def worker_devices(device):
 def execute_run(run, runs_dir, device, resume, progress=True, log=print):
     """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns ``INTERRUPTED``,
     ``DONE``, or a string starting with ``failed``."""
-    result = run_recovery(run.config, ckpt=run.ckpt, out_dir=runs_dir, device=device, resume=resume,
-                          progress=progress, log=log, options=run.options)
+    try:
+        result = run_recovery(run.config, ckpt=run.ckpt, out_dir=runs_dir, device=device, resume=resume,
+                              progress=progress, log=log, options=run.options)
+    except OutputError as exc:  # a full disk: a failure like any other (as in a worker), reported at the end
+        return f"failed: {exc}"
     if result["interrupted"]:
         return INTERRUPTED
     return "failed: diverged (the loss became inf or nan)" if result["diverged"] else DONE

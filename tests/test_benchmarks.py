@@ -11,6 +11,7 @@ from benchmarks.compare_histories import main as compare_main
 from benchmarks.compare_histories import image_difference, psnr_differences
 from conftest import REPO
 from utils.atomic_files import write_csv
+from utils.errors import OutputError
 from utils.image_io import save_png
 
 FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds")
@@ -117,6 +118,17 @@ def test_step_time_checks_the_json_path_first(tmp_path, capsys, monkeypatch, whe
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("step_time.py: error: --json ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_step_time_says_once_that_its_json_could_not_be_written(tmp_path, capsys, monkeypatch):
+    def full_disk(path, obj):
+        raise OutputError(f"cannot write {path} (No space left on device)")
+
+    monkeypatch.setattr(step_time, "write_json", full_disk)
+    status = step_time.main(SMALL + ["--iters", "3", "--json", str(tmp_path / "x.json")])  # written after each round
+    captured = capsys.readouterr()
+    assert status == 1 and captured.err.count("warning: cannot write") == 1
+    assert captured.out.strip().splitlines()[-1].startswith("speedup: ")  # the timings are still reported
 
 
 @pytest.mark.parametrize("size", [64, 96, 512])

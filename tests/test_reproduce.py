@@ -20,7 +20,7 @@ from recovery import RecoveryConfig, StepOptions, load_checkpoint, output_paths,
 from reproduce import main
 from reproduction import plan, sweep
 from reproduction.plan import Settings
-from utils.errors import InputError
+from utils.errors import InputError, OutputError
 from utils.metrics import psnr
 
 TINY = ["--num_iter", "2", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
@@ -190,13 +190,43 @@ def test_a_run_of_another_problem_under_the_same_name_is_refused(tmp_path):
         sweep.execute_runs([other], str(tmp_path), "cpu", progress=False, log=lambda m: None)
 
 
-def test_a_diverging_run_is_a_failure_and_the_sweep_goes_on(tmp_path):
-    diverging = plan.Run("bad", dataclasses.replace(tiny_run("bad").config, lr=1e30, num_iter=4, show_every=2))
-    outcome = sweep.execute_runs([diverging, tiny_run("good", num_iter=2)], str(tmp_path), "cpu", progress=False,
+@pytest.mark.parametrize("failure", ["diverged", "cannot write"])
+def test_a_failing_run_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch, failure):
+    bad = tiny_run("bad", num_iter=2)
+    if failure == "diverged":
+        bad = plan.Run("bad", dataclasses.replace(bad.config, lr=1e30, num_iter=4, show_every=2))
+    else:  # as a full disk would, in this process (a worker reports any exception as a failure)
+        def run_recovery(config, ckpt, **kwargs):
+            if ckpt == "bad":
+                raise OutputError(f"cannot write {ckpt}_checkpoint.pt (No space left on device)")
+            return recovery.run_recovery(config, ckpt, **kwargs)
+
+        monkeypatch.setattr(sweep, "run_recovery", run_recovery)
+    outcome = sweep.execute_runs([bad, tiny_run("good", num_iter=2)], str(tmp_path), "cpu", progress=False,
                                  log=lambda m: None)
     assert outcome.executed == ["bad", "good"] and not outcome.interrupted
-    assert len(outcome.failures) == 1 and outcome.failures[0].startswith("bad: failed: diverged")
+    assert len(outcome.failures) == 1 and outcome.failures[0].startswith(f"bad: failed: {failure}")
     assert sweep.run_state(tiny_run("good", num_iter=2), str(tmp_path)) == (sweep.COMPLETE, 2)
+
+
+def test_devices_come_from_the_checkpoint_and_from_an_older_version_s_file(tmp_path):
+    run = tiny_run("a", num_iter=2)
+    sweep.execute_runs([run], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    cpu = recovery.describe_device(torch.device("cpu"))
+    assert sweep.load_result(run, str(tmp_path)).devices == [cpu]
+    # Before checkpoints recorded them, the sweep kept <ckpt>_devices.json: its names come first.
+    with open(tmp_path / "a_devices.json", "w") as f:
+        json.dump(["NVIDIA H200", cpu], f)
+    assert sweep.load_result(run, str(tmp_path)).devices == ["NVIDIA H200", cpu]
+    checkpoint = output_paths(str(tmp_path), "a")["checkpoint"]
+    saved = load_checkpoint(checkpoint)
+    del saved["devices"]  # as such a version wrote it
+    torch.save(saved, checkpoint)
+    assert sweep.load_result(run, str(tmp_path)).devices == ["NVIDIA H200", cpu]
+    os.remove(tmp_path / "a_devices.json")
+    assert sweep.load_result(run, str(tmp_path)).devices == []  # the table says "unknown"
+    sweep.execute_runs([tiny_run("a", num_iter=3)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    assert load_checkpoint(checkpoint)["devices"] == [cpu]  # resumed, it records from then on
 
 
 def test_worker_processes_complete_every_run(tmp_path):
