@@ -9,12 +9,14 @@ The reference's flags keep their meaning and defaults; the recovery itself is
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 
 import torch
 
 from recovery import METHODS, PRECISIONS, STEPS, RecoveryConfig, StepOptions, load_checkpoint, output_paths, run_recovery
 from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure
+from utils.image_io import DEFAULT_DATA_DIR
 
 PROG = "denoising.py"
 
@@ -59,7 +61,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seeds corruption, input, initialisation, perturbations")
     p.add_argument("--device", type=str, default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, "
                    "cuda:N or mps")
-    p.add_argument("--data_dir", type=str, default="data/denoising", help="where --image names are looked up")
+    p.add_argument("--data_dir", type=str, default=DEFAULT_DATA_DIR, help="where --image names are looked up "
+                   "(default: data/denoising in this checkout, from any working folder)")
     p.add_argument("--out_dir", type=str, default="checkpoints", help="where outputs are written")
     p.add_argument("--show_every", type=int, default=500, help="log, record history and checkpoint every N iterations")
     p.add_argument("--resize", type=int, default=None, help="resize the clean image so its shorter side is N "
@@ -130,6 +133,8 @@ def main(argv=None):
     except EXPECTED_FAILURES as exc:
         return report_failure(PROG, exc, "the last checkpoint written, if any, is intact (--resume)")
     if result["interrupted"]:
+        print(f"continue with: python denoising.py --out_dir {shlex.quote(args.out_dir)} --ckpt {shlex.quote(args.ckpt)} "
+              "--resume")
         return 130
     if result["diverged"]:
         return 1

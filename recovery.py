@@ -25,7 +25,7 @@ from models import SkipEncoderDecoder, SparseCorruption
 from utils.atomic_files import atomic_path, check_writable_folder, write_csv, write_json
 from utils.corruption import corrupt_salt_pepper
 from utils.errors import InputError
-from utils.image_io import crop_to_multiple, load_image, resize_shorter_side, save_png
+from utils.image_io import ALPHA_NOTE, DEFAULT_DATA_DIR, crop_to_multiple, is_jpeg, load_image, resize_shorter_side, save_png
 from utils.metrics import psnr, ssim
 from utils.plotting import save_panel
 
@@ -70,7 +70,7 @@ class RecoveryConfig:
     width: int = 128
     seed: int = 0  # seeds the corruption, the input z, the initialisation and the perturbations
     resize: int = None  # resize the clean image so that its shorter side has this many pixels
-    data_dir: str = "data/denoising"
+    data_dir: str = DEFAULT_DATA_DIR  # this checkout's data/denoising
     show_every: int = 500  # log (PSNR, SSIM, history row, checkpoint) every this many iterations
     precision: str = "tf32"  # fp32, tf32 or bf16 (see PRECISIONS); matters on CUDA (bf16 anywhere)
 
@@ -144,6 +144,12 @@ def prepare_observation(config):
     if image.shape != original:
         notes.append(f"centre-cropped from {original[2]}x{original[1]} to multiples of {SIDE_MULTIPLE}")
     if config.noisy is not None:
+        # The model takes every impulse to be an exact 0 or 1: say where the file cannot hold them.
+        if ALPHA_NOTE in notes:
+            notes.append("white is the salt value: transparent pixels will be taken for impulses")
+        if is_jpeg(config.noisy):
+            notes.append("JPEG compression has blurred the impulses into their neighbours, so they are not exact "
+                         "0s and 1s as the model assumes; a lossless file (PNG) keeps them")
         return Observation(noisy=image, clean=None, description=description, notes=notes)
     noisy = corrupt_salt_pepper(image, config.nlevel, config.seed)
     return Observation(noisy=noisy, clean=image, description=description, notes=notes)
@@ -440,9 +446,18 @@ def run_recovery(
     ``options`` (``StepOptions``) change how, not what, is computed, so a run may be resumed with
     other values.
 
-    :return: dict with ``history`` (list of rows), ``last`` and ``best`` images (``3 x H x W``),
-        ``noisy``, ``clean``, ``impulses``, ``iterations`` done, ``interrupted``, ``diverged`` (stopped
-        at a logged iteration whose loss is inf or nan: no images written), ``paths``.
+    Ctrl-C (SIGINT, in the main thread) stops the run after the current iteration and saves its
+    checkpoint; the call then *returns*, with ``interrupted`` True, so that a caller running several
+    recoveries should check it and stop (a second Ctrl-C raises KeyboardInterrupt at once).
+
+    :return: dict with ``history`` (list of rows, dicts with the keys of ``HISTORY_FIELDS``:
+        ``iteration`` (from 0), ``loss``, ``psnr`` and ``ssim`` (None without a clean image),
+        ``seconds`` since the start), ``last`` and ``best`` images (``3 x H x W float32`` in [0, 1];
+        ``best`` None without a clean image), ``noisy``, ``clean`` (None with ``config.noisy``),
+        ``impulses`` (the estimated s = g*g - h*h, ``3 x H x W float32``, about noisy - clean
+        so within about [-1, 1]; None for the DIP methods), ``iterations`` done, ``interrupted``, ``diverged`` (stopped at a logged iteration
+        whose loss is inf or nan: no images written), ``seconds`` (the loop's wall time, all
+        sessions of the run together), ``paths`` (``output_paths``).
     :raises InputError: bad settings or input; nothing on disk has been touched then.
     :raises OutputError: an output could not be written (a full disk); the file it names, the
         checkpoint included, is as it was.
@@ -590,7 +605,7 @@ def run_recovery(
         log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
     if stop.requested and not diverged:  # a diverged state is not worth resuming: the last finite one stays
         save_checkpoint(iteration)
-        log(f"interrupted after iteration {iteration - 1}; checkpoint saved, continue with --resume")
+        log(f"interrupted after iteration {iteration - 1}; checkpoint saved")
     if diverged:
         kept = f"are from iteration {history[-2]['iteration']:.0f}" if len(history) > 1 else "were not written"
         log(f"diverged: the loss is {history[-1]['loss']} at iteration {iteration - 1} (learning rates too large?); "
@@ -610,11 +625,12 @@ def run_recovery(
             if clean is None:
                 tiles.append(((impulses + 1) / 2, "impulses s"))
         save_panel(paths["panel"], tiles)
-    if clean is not None and last is not None and not stop.requested and not diverged:
-        log(
-            f"done: {iteration} iterations in {elapsed:.1f} s; PSNR noisy {psnr(clean, observation.noisy):.2f} dB, "
-            f"recovered (last) {psnr(clean, last):.2f} dB, best (oracle) {best_psnr:.2f} dB"
-        )
+    if last is not None and not stop.requested and not diverged:
+        summary = f"done: {iteration} iterations in {elapsed:.1f} s"
+        if clean is not None:
+            summary += (f"; PSNR noisy {psnr(clean, observation.noisy):.2f} dB, recovered (last) {psnr(clean, last):.2f} dB, "
+                        f"best (oracle) {best_psnr:.2f} dB")
+        log(summary)
     return {
         "history": history,
         "last": last,

@@ -16,6 +16,7 @@ from denoising import add_compute_arguments, step_options
 from reproduction.pipeline import reproduce
 from reproduction.plan import TARGETS, Settings
 from utils.errors import EXPECTED_FAILURES, OneLineErrorParser, report_failure
+from utils.image_io import DEFAULT_DATA_DIR
 
 PROG = "reproduce.py"
 
@@ -35,7 +36,8 @@ def build_parser():
     p.add_argument("--resize", type=int, default=None, help="resize every image so its shorter side is N pixels")
     p.add_argument("--device", type=str, default="auto", help="auto (every visible GPU, else CPU), cpu, cuda, "
                    "cuda:N or mps")
-    p.add_argument("--data_dir", type=str, default="data/denoising", help="where the paper's images are")
+    p.add_argument("--data_dir", type=str, default=DEFAULT_DATA_DIR, help="where the paper's images are "
+                   "(default: data/denoising in this checkout)")
     p.add_argument("--out_dir", type=str, default="figures", help="where figures, table and runs/ go")
     add_compute_arguments(p)  # as denoising.py's: passed to every run
     p.add_argument("--dry_run", action="store_true", help="list the runs, their state and commands; run nothing")

@@ -64,8 +64,10 @@ class SkipEncoderDecoder(nn.Module):
     :param int skip_channels: channels of each skip connection (4 in the paper).
     :param int num_scales: number of stride-2 scales (5 in the paper).
 
-    Input: ``B x in_channels x H x W`` float, with H and W multiples of ``2 ** num_scales``.
-    Output: ``B x out_channels x H x W`` float in [0, 1] (sigmoid head).
+    Input: ``B x in_channels x H x W``, of the parameters' dtype (float32 unless converted), with
+    H and W multiples of ``2 ** num_scales`` and at least twice that: at the coarsest scale,
+    reflection padding needs 2 pixels a side and BatchNorm more than one value per channel.
+    Output: ``B x out_channels x H x W`` of that dtype, in [0, 1] (sigmoid head).
 
     BatchNorm is meant to stay in training mode: the paper fits one image, so batch statistics
     are that image's statistics at every iteration.

@@ -65,7 +65,8 @@ def table_description(settings, directory):
         "*last*: the final iterate, what ours reports. *oracle peak*: the logged iterate with the highest PSNR; "
         "choosing it needs the clean image, so it bounds what early stopping could do and is not a usable method.",
         "Wall time: the optimisation loop (learned methods) or the filter itself (classical ones), on the device "
-        "named. *not run*: no run yet (`reproduce.py --figure table` makes the missing ones). A blank summary cell: no "
+        "named. *not run*: no run yet (`reproduce.py --figure table` makes the missing ones, `--figure teaser` "
+        "those of the teaser's widths). A blank summary cell: no "
         "such run is planned (the learned methods run on the cells of Figures 3 and 4 only).",
     ]
 

@@ -10,6 +10,7 @@ import dataclasses
 import os
 
 from recovery import RecoveryConfig, StepOptions
+from utils.image_io import DEFAULT_DATA_DIR
 
 TARGETS = ("3", "4", "5", "teaser", "table")
 PAPER_WIDTH = 128
@@ -41,7 +42,7 @@ class Settings:
     num_iter: int = None  # None: 150,000 (200,000 for the teaser)
     show_every: int = None  # None: 500, or fewer when num_iter is small (see show_every_for)
     resize: int = None  # None: the images at their own size
-    data_dir: str = "data/denoising"
+    data_dir: str = DEFAULT_DATA_DIR
     seed: int = 0  # the same corruption (and initialisation) for every method
     precision: str = "tf32"  # see recovery.PRECISIONS
     options: StepOptions = StepOptions()  # how, not what, each run computes

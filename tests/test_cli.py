@@ -193,13 +193,14 @@ def test_existing_run_is_not_overwritten(tmp_path):
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2", "--overwrite"]) == 0
 
 
-def test_noisy_mode(tmp_path):
+def test_noisy_mode(tmp_path, capsys):
     rng = np.random.default_rng(0)
     pixels = (rng.random((64, 64, 3)) > 0.5).astype(np.uint8) * 255
     Image.fromarray(pixels).save(tmp_path / "observed.png")
     argv = ["--noisy", str(tmp_path / "observed.png"), "--width", "4", "--num_iter", "3", "--device", "cpu",
             "--no_progress", "--out_dir", str(tmp_path), "--ckpt", "real"]
     assert main(argv) == 0
+    assert "done: 3 iterations in " in capsys.readouterr().out  # no PSNR to give, but the run's summary
     for name in ["last.png", "impulses.png", "noisy.png", "panel.png", "history.csv"]:
         assert (tmp_path / f"real_{name}").is_file(), name
     assert not (tmp_path / "real_best.png").exists() and not (tmp_path / "real_clean.png").exists()
@@ -207,6 +208,19 @@ def test_noisy_mode(tmp_path):
     assert [r["psnr"] for r in history] == [None, None]
     # the observation is used as it is: no corruption added
     assert np.array_equal(np.asarray(Image.open(tmp_path / "real_noisy.png")), pixels)
+
+
+@pytest.mark.parametrize("kind,warned", [("PNG", None), ("JPEG", "JPEG compression"),
+                                         ("transparent PNG", "transparent pixels")])
+def test_noisy_files_that_cannot_hold_exact_impulses_are_noted(tmp_path, kind, warned):
+    pixels = np.full((64, 64, 4), 255, dtype=np.uint8)
+    pixels[:32, :, 3] = 0 if kind == "transparent PNG" else 255
+    path = tmp_path / ("observed.jpg" if kind == "JPEG" else "observed.png")
+    image = Image.fromarray(pixels)
+    (image.convert("RGB") if kind == "JPEG" else image).save(path)
+    notes = recovery.prepare_observation(recovery.RecoveryConfig(noisy=str(path))).notes
+    warnings = [note for note in notes if "impulses" in note]
+    assert len(warnings) == (warned is not None) and all(warned in note for note in warnings), notes
 
 
 @pytest.fixture
@@ -269,7 +283,7 @@ def test_ctrl_c_saves_and_resumes(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and "--resume" in out
+    assert "Traceback" not in err and "--ckpt run --resume" in out
     saved = load_checkpoint(checkpoint)
     assert 0 < saved["iteration"] < 100000
     assert main(["--out_dir", str(tmp_path), "--ckpt", "run", "--resume", "--num_iter", str(saved["iteration"] + 2),

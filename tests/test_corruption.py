@@ -34,3 +34,14 @@ def test_seeded():
 def test_zero_level_is_identity():
     clean = np.random.default_rng(0).random((3, 32, 32)).astype(np.float32)
     assert np.array_equal(corrupt_salt_pepper(clean, 0.0, seed=0), clean)
+
+
+@pytest.mark.parametrize("image,nlevel,named", [
+    (np.full((3, 8, 8), 128, dtype=np.uint8), 0.5, "float"),  # scikit-image would rescale it to [0, 1]
+    (np.full((3, 8, 8), 1.5, dtype=np.float32), 0.5, "[0, 1]"),  # ... or clip it
+    (np.full((3, 8, 8), 0.5, dtype=np.float32), 1.5, "nlevel"),
+    (np.full((3, 8, 8), 0.5, dtype=np.float32), -0.1, "nlevel"),
+])
+def test_what_would_be_changed_silently_is_refused(image, nlevel, named):
+    with pytest.raises(ValueError, match=named.replace("[", r"\[")):
+        corrupt_salt_pepper(image, nlevel, seed=0)

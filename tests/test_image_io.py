@@ -22,8 +22,8 @@ def test_rgb_uint8_is_divided_by_255():
     [
         (np.full((4, 4), 51, np.uint8), 0.2, "grayscale"),
         (np.full((4, 4), 65535, np.uint16), 1.0, "16-bit"),
-        (np.dstack([np.full((4, 4, 3), 255, np.uint8), np.zeros((4, 4), np.uint8)]), 1.0, "alpha"),
-        (np.dstack([np.zeros((4, 4, 3), np.uint8), np.full((4, 4), 255, np.uint8)]), 0.0, "alpha"),
+        (np.dstack([np.full((4, 4, 3), 255, np.uint8), np.zeros((4, 4), np.uint8)]), 1.0, "transparent pixels"),
+        (np.dstack([np.zeros((4, 4, 3), np.uint8), np.full((4, 4), 255, np.uint8)]), 0.0, "opaque alpha"),
     ],
 )
 def test_conversions_are_sensible_and_reported(array, expected, note):

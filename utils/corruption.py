@@ -12,11 +12,18 @@ def corrupt_salt_pepper(image, nlevel, seed):
     reproducible: the same ``seed`` gives the same corruption on every machine and for every
     method, so that methods and baselines are compared on the very same observation.
 
-    :param numpy.ndarray image: ``C x H x W`` float in [0, 1].
+    :param numpy.ndarray image: float in [0, 1], any shape (here ``C x H x W``): every element is
+        corrupted independently.
     :param float nlevel: corrupted fraction, in [0, 1).
     :param int seed: seed of the corruption's own random generator.
-    :return: ``C x H x W float32`` in [0, 1].
+    :return: ``float32`` in [0, 1], the shape of ``image``.
+    :raises ValueError: an image that is not float in [0, 1] (scikit-image would rescale or clip
+        it without a word), or ``nlevel`` outside [0, 1).
     """
+    if not np.issubdtype(image.dtype, np.floating) or image.min() < 0 or image.max() > 1:
+        raise ValueError(f"image must be float in [0, 1], got {image.dtype} in [{image.min()}, {image.max()}]")
+    if not 0 <= nlevel < 1:
+        raise ValueError(f"nlevel must be in [0, 1), got {nlevel}")
     rng = np.random.default_rng(seed)
     noisy = skimage.util.random_noise(image, mode="s&p", amount=nlevel, rng=rng)
     return noisy.astype(np.float32)

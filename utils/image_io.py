@@ -12,6 +12,10 @@ from .errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 NOT_SAMPLES = ("download_all",)  # in skimage.data.__all__, callable, but fetches every sample
+ALPHA_NOTE = "transparent pixels composited onto white"
+# Where ``--image NAME`` is looked up unless told otherwise: this checkout's data/denoising, so that
+# the scripts (and the modules, imported from elsewhere) find it from any working folder.
+DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "denoising")
 
 
 def resolve_image(name, data_dir):
@@ -61,7 +65,7 @@ def to_rgb_float(array):
         # Composite onto white: transparent pixels carry no colour of their own.
         alpha = img[:, :, -1:]
         img = img[:, :, :-1] * alpha + (1.0 - alpha)
-        notes.append("alpha channel composited onto white")
+        notes.append(ALPHA_NOTE if (alpha < 1).any() else "opaque alpha channel dropped")
     if img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
         notes.append("grayscale image replicated to 3 channels")
@@ -88,6 +92,12 @@ def read_image_file(path):
     return array
 
 
+def is_jpeg(path):
+    """True for a JPEG file (lossy: salt-and-pepper impulses in it are no longer exact 0s and 1s)."""
+    with open(path, "rb") as f:
+        return f.read(3) == b"\xff\xd8\xff"
+
+
 def is_16_bit_colour_png(path):
     """True for a PNG with 16 bits per channel and colour or alpha: Pillow reads those at 8 bits."""
     with open(path, "rb") as f:
@@ -108,7 +118,7 @@ def load_sample(name):
     return array
 
 
-def load_image(name, data_dir="data/denoising"):
+def load_image(name, data_dir=DEFAULT_DATA_DIR):
     """Load ``--image NAME`` (see :func:`resolve_image`) as ``3 x H x W float32`` in [0, 1].
 
     Returns ``(image, description, notes)``.

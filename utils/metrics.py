@@ -4,13 +4,29 @@ import numpy as np
 import skimage.metrics
 
 
+def _check_unit_range_floats(clean, estimate):
+    # Integer images (0..255) would be measured against a data range of 1 without a word.
+    if not (np.issubdtype(clean.dtype, np.floating) and np.issubdtype(estimate.dtype, np.floating)):
+        raise ValueError(f"images must be float in [0, 1], got {clean.dtype} and {estimate.dtype}")
+
+
 def psnr(clean, estimate):
-    """Peak signal-to-noise ratio in dB, data range 1 (as the reference computes it)."""
+    """Peak signal-to-noise ratio in dB, data range 1 (as the reference computes it).
+
+    ``clean`` and ``estimate``: float arrays of one shape in [0, 1] (``estimate`` is clipped to it).
+    """
+    _check_unit_range_floats(clean, estimate)
     return float(skimage.metrics.peak_signal_noise_ratio(clean, np.clip(estimate, 0, 1), data_range=1))
 
 
 def ssim(clean, estimate):
-    """Structural similarity (scikit-image defaults: 7x7 window), data range 1, over channels."""
+    """Structural similarity (scikit-image defaults: 7x7 window), data range 1, averaged over
+    channels.
+
+    ``clean`` and ``estimate``: ``C x H x W`` float arrays in [0, 1], H and W at least 7
+    (``estimate`` is clipped to [0, 1]).
+    """
+    _check_unit_range_floats(clean, estimate)
     return float(
         skimage.metrics.structural_similarity(
             clean, np.clip(estimate, 0, 1), data_range=1, channel_axis=0
