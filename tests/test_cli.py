@@ -13,7 +13,8 @@ from PIL import Image
 
 from conftest import REPO
 import recovery
-from denoising import main
+from denoising import build_parser, main
+from reproduction.plan import Settings
 from recovery import load_checkpoint
 from utils.atomic_files import read_csv
 
@@ -289,3 +290,10 @@ def test_ctrl_c_saves_and_resumes(tmp_path):
     assert main(["--out_dir", str(tmp_path), "--ckpt", "run", "--resume", "--num_iter", str(saved["iteration"] + 2),
                  "--no_progress"]) == 0
     assert load_checkpoint(checkpoint)["iteration"] == saved["iteration"] + 2
+
+
+def test_images_are_looked_up_in_this_checkout_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expected = os.path.join(REPO, "data", "denoising")
+    assert build_parser().parse_args([]).data_dir == expected
+    assert recovery.RecoveryConfig().data_dir == expected and Settings().data_dir == expected
