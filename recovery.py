@@ -503,9 +503,12 @@ def run_recovery(
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     # Rewritten on --resume too: num_iter, the step, or the device (of the same type) may have changed.
+    settings = dataclasses.asdict(config)
+    if config.noisy is not None:  # the file is the observation: no image was read, no noise added
+        settings.update(image=None, nlevel=None)
     write_json(
         paths["args"],
-        {**dataclasses.asdict(config), **dataclasses.asdict(options), "threads": torch.get_num_threads(), "ckpt": ckpt,
+        {**settings, **dataclasses.asdict(options), "threads": torch.get_num_threads(), "ckpt": ckpt,
          "device": str(device)},
     )
     recovery = Recovery(config, observation.noisy, device, options)

@@ -202,6 +202,8 @@ def test_noisy_mode(tmp_path, capsys):
             "--no_progress", "--out_dir", str(tmp_path), "--ckpt", "real"]
     assert main(argv) == 0
     assert "done: 3 iterations in " in capsys.readouterr().out  # no PSNR to give, but the run's summary
+    saved = json.loads((tmp_path / "real_args.json").read_text())
+    assert saved["noisy"] == str(tmp_path / "observed.png") and saved["image"] is None and saved["nlevel"] is None
     for name in ["last.png", "impulses.png", "noisy.png", "panel.png", "history.csv"]:
         assert (tmp_path / f"real_{name}").is_file(), name
     assert not (tmp_path / "real_best.png").exists() and not (tmp_path / "real_clean.png").exists()
