@@ -455,9 +455,10 @@ def run_recovery(
         ``seconds`` since the start), ``last`` and ``best`` images (``3 x H x W float32`` in [0, 1];
         ``best`` None without a clean image), ``noisy``, ``clean`` (None with ``config.noisy``),
         ``impulses`` (the estimated s = g*g - h*h, ``3 x H x W float32``, about noisy - clean
-        so within about [-1, 1]; None for the DIP methods), ``iterations`` done, ``interrupted``, ``diverged`` (stopped at a logged iteration
-        whose loss is inf or nan: no images written), ``seconds`` (the loop's wall time, all
-        sessions of the run together), ``paths`` (``output_paths``).
+        so within about [-1, 1]; None for the DIP methods), ``iterations`` done, ``interrupted``,
+        ``diverged`` (stopped at a logged iteration whose loss is inf or nan: no images written),
+        ``seconds`` (the loop's wall time, all sessions of the run together), ``paths``
+        (``output_paths``).
     :raises InputError: bad settings or input; nothing on disk has been touched then.
     :raises OutputError: an output could not be written (a full disk); the file it names, the
         checkpoint included, is as it was.
