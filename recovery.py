@@ -25,7 +25,8 @@ from models import SkipEncoderDecoder, SparseCorruption
 from utils.atomic_files import atomic_path, check_writable_folder, write_csv, write_json
 from utils.corruption import corrupt_salt_pepper
 from utils.errors import InputError
-from utils.image_io import ALPHA_NOTE, DEFAULT_DATA_DIR, crop_to_multiple, is_jpeg, load_image, resize_shorter_side, save_png
+from utils.image_io import (
+    ALPHA_NOTE, DEFAULT_DATA_DIR, crop_to_multiple, is_jpeg, load_image, resize_shorter_side, save_png)
 from utils.metrics import psnr, ssim
 from utils.plotting import save_panel
 
@@ -526,8 +527,8 @@ def run_recovery(
         save_png(paths["noisy"], observation.noisy)
         if observation.clean is not None:
             save_png(paths["clean"], observation.clean)
-    if describe_device(device) not in devices:
-        devices.append(describe_device(device))
+    if (device_name := describe_device(device)) not in devices:
+        devices.append(device_name)
 
     clean = observation.clean
     h, w = observation.noisy.shape[1:]
@@ -540,8 +541,9 @@ def run_recovery(
         f"{recovery.num_parameters:,} parameters; {options}, precision: {config.precision}"
         + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else "")
     )
+    noisy_psnr = None if clean is None else psnr(clean, observation.noisy)  # logged now, and in the panel and summary
     if clean is not None:
-        log(f"noisy input: PSNR {psnr(clean, observation.noisy):.2f} dB at nlevel {config.nlevel}")
+        log(f"noisy input: PSNR {noisy_psnr:.2f} dB at nlevel {config.nlevel}")
     if start:
         log(f"resuming at iteration {start} of {config.num_iter}")
 
@@ -620,7 +622,7 @@ def run_recovery(
         save_png(paths["last"], last)
         tiles = [(observation.noisy, "noisy")]
         if clean is not None:
-            tiles[0] = (observation.noisy, f"noisy, {psnr(clean, observation.noisy):.2f} dB")
+            tiles[0] = (observation.noisy, f"noisy, {noisy_psnr:.2f} dB")
             tiles += [(last, f"recovered, {psnr(clean, last):.2f} dB"), (clean, "clean")]
         else:
             tiles.append((last, "recovered"))
@@ -632,7 +634,7 @@ def run_recovery(
     if last is not None and not stop.requested and not diverged:
         summary = f"done: {iteration} iterations in {elapsed:.1f} s"
         if clean is not None:
-            summary += (f"; PSNR noisy {psnr(clean, observation.noisy):.2f} dB, recovered (last) {psnr(clean, last):.2f} dB, "
+            summary += (f"; PSNR noisy {noisy_psnr:.2f} dB, recovered (last) {psnr(clean, last):.2f} dB, "
                         f"best (oracle) {best_psnr:.2f} dB")
         log(summary)
     return {

@@ -4,7 +4,7 @@ import numpy as np
 import skimage.metrics
 
 
-def _check_unit_range_floats(clean, estimate):
+def _check_float_images(clean, estimate):
     # Integer images (0..255) would be measured against a data range of 1 without a word.
     if not (np.issubdtype(clean.dtype, np.floating) and np.issubdtype(estimate.dtype, np.floating)):
         raise ValueError(f"images must be float in [0, 1], got {clean.dtype} and {estimate.dtype}")
@@ -15,7 +15,7 @@ def psnr(clean, estimate):
 
     ``clean`` and ``estimate``: float arrays of one shape in [0, 1] (``estimate`` is clipped to it).
     """
-    _check_unit_range_floats(clean, estimate)
+    _check_float_images(clean, estimate)
     return float(skimage.metrics.peak_signal_noise_ratio(clean, np.clip(estimate, 0, 1), data_range=1))
 
 
@@ -26,7 +26,7 @@ def ssim(clean, estimate):
     ``clean`` and ``estimate``: ``C x H x W`` float arrays in [0, 1], H and W at least 7
     (``estimate`` is clipped to [0, 1]).
     """
-    _check_unit_range_floats(clean, estimate)
+    _check_float_images(clean, estimate)
     return float(
         skimage.metrics.structural_similarity(
             clean, np.clip(estimate, 0, 1), data_range=1, channel_axis=0
