@@ -12,11 +12,11 @@ docs/reproducing.md.
 import argparse
 import sys
 
-from denoising import add_compute_arguments, step_options
+from recovery import StepOptions
+from recovery.settings import add_arguments, given_settings
 from reproduction.pipeline import reproduce
 from reproduction.plan import TARGETS, Settings
 from utils.errors import EXPECTED_FAILURES, OneLineErrorParser, report_failure
-from utils.image_io import DEFAULT_DATA_DIR
 
 PROG = "reproduce.py"
 
@@ -27,19 +27,8 @@ def build_parser():
     p.add_argument("--figure", nargs="+", required=True, choices=TARGETS + ("all",),
                    help="what to make: 3, 4 (recovered images), 5 (PSNR curves of 3 and 4), teaser (ours against "
                    "DIP-L1), table (adds the DIP and DIP-L1 runs of the table), or all; several may be given")
-    p.add_argument("--num_iter", type=int, default=None, help="iterations of every run (default: the paper's "
-                   "150,000; 200,000 for the teaser)")
-    p.add_argument("--width", type=int, default=128, help="network width of Figures 3, 4 and the table (the "
-                   "teaser's 192 and 64 are scaled by WIDTH/128)")
-    p.add_argument("--show_every", type=int, default=None, help="log and checkpoint every N iterations "
-                   "(default 500, fewer for short runs so that curves have about 20 points)")
-    p.add_argument("--resize", type=int, default=None, help="resize every image so its shorter side is N pixels")
-    p.add_argument("--device", type=str, default="auto", help="auto (every visible GPU, else CPU), cpu, cuda, "
-                   "cuda:N or mps")
-    p.add_argument("--data_dir", type=str, default=DEFAULT_DATA_DIR, help="where the paper's images are "
-                   "(default: data/denoising in this checkout)")
-    p.add_argument("--out_dir", type=str, default="figures", help="where figures, table and runs/ go")
-    add_compute_arguments(p)  # as denoising.py's: passed to every run
+    add_arguments(p, Settings)
+    add_arguments(p, StepOptions)  # as denoising.py's: passed to every run
     p.add_argument("--dry_run", action="store_true", help="list the runs, their state and commands; run nothing")
     p.add_argument("--no_run", action="store_true", help="start no run: draw the figures and the table from "
                    "the runs there are, partial ones included (e.g. to look at a sweep under way)")
@@ -50,12 +39,10 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     targets = TARGETS if "all" in args.figure else tuple(args.figure)
-    settings = Settings(width=args.width, num_iter=args.num_iter, show_every=args.show_every,
-                        resize=args.resize, data_dir=args.data_dir, precision=args.precision,
-                        options=step_options(args))
+    settings = Settings(**given_settings(Settings, args), options=StepOptions(**given_settings(StepOptions, args)))
     try:
-        return reproduce(targets, settings, out_dir=args.out_dir, device=args.device, dry_run=args.dry_run,
-                         start_runs=not args.no_run, progress=not args.no_progress)
+        return reproduce(targets, settings, dry_run=args.dry_run, start_runs=not args.no_run,
+                         progress=not args.no_progress)
     # Ctrl-C lands here only outside the runs' own clean stop (start-up, drawing, or a second Ctrl-C).
     except EXPECTED_FAILURES as exc:
         return report_failure(PROG, exc, "the runs' checkpoints, if any, are intact (the same command resumes them)")

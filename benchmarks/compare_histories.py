@@ -67,7 +67,7 @@ def main(argv=None):
         try:
             print(f"final images ({ends}): {image_difference(*args.images)}")
         except InputError as exc:
-            parser.error(str(exc))
+            parser.error(exc)
     return 0 if worst <= args.tolerance else 1
 
 

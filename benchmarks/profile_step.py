@@ -18,7 +18,9 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.step_time import check_problem, prepare_variant, synchronize  # noqa: E402
-from recovery import PRECISIONS, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
+from recovery import RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
+from recovery.devices import check_options  # noqa: E402
+from recovery.settings import PRECISIONS  # noqa: E402
 from utils.errors import InputError, OneLineErrorParser  # noqa: E402
 
 
@@ -37,11 +39,11 @@ def main(argv=None):
     try:
         check_problem(args.size, args.width, args.iters)
         if args.rows < 1:
-            raise InputError(f"--rows must be at least 1, got {args.rows}")
+            raise InputError(f"`rows` must be at least 1, got {args.rows}")
         device = resolve_device(args.device)
-        options.check(device, RecoveryConfig(width=args.width, precision=args.precision))  # e.g. --compile on mps
+        check_options(options, device, RecoveryConfig(width=args.width, precision=args.precision))  # e.g. --compile on mps
     except InputError as exc:
-        parser.error(str(exc))
+        parser.error(exc)
     # Warmed up: compiling and cuDNN autotuning happen outside the profile.
     iterate, _ = prepare_variant(device, args.size, args.width, args.precision, options)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

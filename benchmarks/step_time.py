@@ -21,8 +21,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recovery import (  # noqa: E402
-    MIN_SIDE, SIDE_MULTIPLE, Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device)
+from recovery import Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
+from recovery.observation import SIDE_MULTIPLE  # noqa: E402
+from recovery.settings import MIN_SIDE  # noqa: E402
 from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
 from utils.errors import InputError, OneLineErrorParser, OutputError  # noqa: E402
 
@@ -32,21 +33,21 @@ FAST_LABEL = "fast"  # the label of the variant that the speedup line compares w
 def check_problem(size, width, iters):
     """InputError naming the first of ``--size``, ``--width``, ``--iters`` that makes no benchmark."""
     if size < MIN_SIDE or size % SIDE_MULTIPLE:  # the sides the network takes uncropped
-        raise InputError(f"--size must be a multiple of {SIDE_MULTIPLE} and at least {MIN_SIDE}, got {size}")
+        raise InputError(f"`size` must be a multiple of {SIDE_MULTIPLE} and at least {MIN_SIDE}, got {size}")
     if width < 1:
-        raise InputError(f"--width must be at least 1, got {width}")
+        raise InputError(f"`width` must be at least 1, got {width}")
     if iters < 1:
-        raise InputError(f"--iters must be at least 1, got {iters}")
+        raise InputError(f"`iters` must be at least 1, got {iters}")
 
 
 def check_json_path(path):
     """InputError unless the results can be written to ``path``: checked before minutes of timing."""
     folder = os.path.dirname(path) or "."
     if not os.path.exists(folder):  # check_writable_folder lets a folder made later pass; none is made here
-        raise InputError(f"--json {path}: the folder {folder} does not exist")
+        raise InputError(f"`json` {path}: the folder {folder} does not exist")
     check_writable_folder(folder, "--json")
     if os.path.isdir(path):
-        raise InputError(f"--json {path} is a folder")
+        raise InputError(f"`json` {path} is a folder")
 
 
 def variants(device):
@@ -88,7 +89,7 @@ def prepare_variant(device, size, width, precision, options, warmup=5):
         before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     recovery = Recovery(RecoveryConfig(width=width, precision=precision), noisy, device, options)
-    iterate = recovery.iteration()
+    iterate = recovery.stepper()
     for _ in range(warmup):
         iterate()
     synchronize(device)
@@ -141,10 +142,10 @@ def main(argv=None):
             check_json_path(args.json)
         device = resolve_device(args.device)
     except InputError as exc:
-        parser.error(str(exc))
+        parser.error(exc)
     print(f"device: {describe_device(device)}; torch {torch.__version__}; {args.size}x{args.size}, width {args.width}, {args.iters} iterations")
     plan = variants(device)
-    results = [{"label": label, "precision": precision, "flags": options.flags(), "ms": None, "peak_gib": None}
+    results = [{"label": label, "precision": precision, "flags": options.to_argv(), "ms": None, "peak_gib": None}
                for label, precision, options in plan]
 
     json_failed = False  # warned once, and the exit status says so

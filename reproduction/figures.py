@@ -1,6 +1,6 @@
 """The paper's Figures 3, 4, 5 and the teaser, drawn from runs' saved results.
 
-Every function takes the runs of its figure (from ``plan``), their results (``sweep.RunResult`` or
+Every function takes the runs of its figure (``RunSpec`` from ``plan``), their results (``recovery.RunState`` or
 None for a run not made yet, drawn as an empty tile or a missing curve) and the observations
 (``recovery.Observation``, clean and corrupted images) and writes ``<stem>.png`` and ``<stem>.pdf``.
 """
@@ -33,13 +33,13 @@ def _iterations_done(result):
     return result.last_iteration + 1
 
 
-def _recovered_tile(observation, result, with_iterations):
+def _recovered_tile(run, observation, result, with_iterations):
     """A recovered image and its caption: PSNR, then how far the run got if it is partial or if
     ``with_iterations`` (the row's label cannot say it for every tile)."""
     if result is None:
         return None, "not run"
     caption = f"{psnr(observation.clean, result.last):.2f} dB"
-    if not result.complete:
+    if not result.reached(run.config.num_iter):
         caption += f" (partial, {_iterations_done(result):,} it.)"
     elif with_iterations:
         caption += f" ({_iterations_done(result):,} it.)"
@@ -58,8 +58,8 @@ def draw_recovery_grid(stem, runs, results, observations):
     # From the results, not the request: a reused run may be longer than asked, a partial one shorter.
     done = {_iterations_done(result) for result in results if result is not None}
     shared = done.pop() if len(done) == 1 else None
-    recovered_row = [_recovered_tile(observation, result, shared is None)
-                     for observation, result in zip(observations, results)]
+    recovered_row = [_recovered_tile(run, observation, result, shared is None)
+                     for run, observation, result in zip(runs, observations, results)]
     recovered = f"last of {shared:,} it." if shared is not None else "last iterate"
     row_labels = ["clean", "corrupted", f"{method_label(runs[0].config)}, {recovered}"]
     save_grid(figure_paths(stem), [clean_row, noisy_row, recovered_row], row_labels, titles)

@@ -5,8 +5,8 @@ import os
 import torch
 
 from recovery import describe_device, prepare_observation, resolve_device
+from recovery.devices import check_options
 from utils.atomic_files import check_writable_folder
-from utils.errors import InputError
 from utils.image_io import resolve_image
 
 from . import figures, plan, sweep, table
@@ -35,22 +35,22 @@ def check_images(settings):
         resolve_image(image, settings.data_dir)
 
 
-def describe_plan(targets, settings, out_dir, device, log=print):
+def describe_plan(targets, settings, log=print):
     """Log the runs the targets need, each with its state and an equivalent ``denoising.py``
     command, and the files that would be written. Writes nothing."""
     runs = plan.runs_for(targets, settings)
-    directory = plan.runs_dir(out_dir, settings)
-    log(f"{len(runs)} runs in {directory}/ (device {device}):")
+    directory = plan.runs_dir(settings)
+    log(f"{len(runs)} runs in {directory}/ (device {settings.device}):")
     for run in runs:
-        state, done = sweep.run_state(run, directory)
+        state, done = sweep.run_state(run)
         status = state if state == sweep.MISSING else f"{state}, {sweep.describe_progress(done, run.config.num_iter)} it."
-        log(f"  {run.ckpt:<24} {status:<32} {sweep.denoising_command(run, directory, device, state == sweep.PARTIAL)}")
-    workers = sweep.worker_devices(device)
+        log(f"  {run.ckpt:<24} {status:<32} {sweep.denoising_command(run, state == sweep.PARTIAL)}")
+    workers = sweep.worker_devices(settings.device)
     if len(workers) > 1:
         log(f"runs are shared among {len(workers)} worker processes, one per GPU: {', '.join(workers)}")
     cells = plan.table_cells()
     log(f"classical filters on {len(cells)} image/noise cells, cached in {directory}/<cell>_classical.json")
-    log("would write: " + ", ".join(output_files(output_stems(targets, out_dir))))
+    log("would write: " + ", ".join(output_files(output_stems(targets, settings.out_dir))))
 
 
 def table_description(settings, directory):
@@ -71,13 +71,13 @@ def table_description(settings, directory):
     ]
 
 
-def draw_outputs(targets, settings, out_dir, observations, log=print):
+def draw_outputs(targets, settings, observations, log=print):
     """Draw the targets' figures and write the results table from whatever runs exist."""
-    directory = plan.runs_dir(out_dir, settings)
+    directory = plan.runs_dir(settings)
     all_runs = plan.runs_for(plan.TARGETS, settings)
-    results = {run.ckpt: sweep.load_result(run, directory) for run in all_runs}
-    stems = output_stems(targets, out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    results = {run.ckpt: sweep.load_result(run) for run in all_runs}
+    stems = output_stems(targets, settings.out_dir)
+    os.makedirs(settings.out_dir, exist_ok=True)
 
     def results_of(runs):
         return [results[run.ckpt] for run in runs]
@@ -107,36 +107,34 @@ def draw_outputs(targets, settings, out_dir, observations, log=print):
     log("wrote " + ", ".join(output_files(stems)))
 
 
-def reproduce(targets, settings, out_dir="figures", device="auto", dry_run=False, start_runs=True, progress=True,
-              log=print):
+def reproduce(targets, settings, dry_run=False, start_runs=True, progress=True, log=print):
     """Make the runs ``targets`` need (reusing and resuming), then draw them; returns an exit status.
 
     :param targets: names from ``plan.TARGETS``.
     :param bool start_runs: False draws from the runs that exist (even partial ones) and runs none.
     :raises InputError: bad settings, device or a missing image, before anything runs.
     """
-    if settings.width < 1:  # scaled_width would quietly make it 1
-        raise InputError(f"width must be at least 1, got {settings.width}")
-    check_writable_folder(out_dir, "--out_dir")
+    settings.validate()
+    check_writable_folder(settings.out_dir, "`out_dir`")
     runs = plan.runs_for(targets, settings)
-    resolved = resolve_device(device)
+    resolved = resolve_device(settings.device)
     for run in runs:
-        run.config.validate()
-        run.options.check(resolved, run.config)
+        run.validate()
+        check_options(run.options, resolved, run.config)
     if dry_run:
         check_images(settings)  # not listing runs that could not start; a real run loads the images next
-        describe_plan(targets, settings, out_dir, device, log)
+        describe_plan(targets, settings, log)
         return 0
     # Every observation first: a missing image stops us before hours of runs, not after.
     observations = {cell: prepare_observation(plan.cell_config(*cell, settings)) for cell in plan.table_cells()}
     failures = []
     if start_runs:
-        outcome = sweep.execute_runs(runs, plan.runs_dir(out_dir, settings), device, progress, log)
+        outcome = sweep.execute_runs(runs, progress, log)
         if outcome.interrupted:
             log("interrupted: the runs' checkpoints are saved; the same command resumes them")
             return INTERRUPTED
         failures = outcome.failures
     for failure in failures:
         log(f"failed: {failure}")
-    draw_outputs(targets, settings, out_dir, observations, log)
+    draw_outputs(targets, settings, observations, log)
     return 1 if failures else 0

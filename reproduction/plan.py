@@ -8,8 +8,10 @@ full-size run of the same name.
 
 import dataclasses
 import os
+import typing
 
-from recovery import RecoveryConfig, StepOptions
+from recovery import RecoveryConfig, RunSpec, StepOptions
+from recovery.settings import PRECISIONS, check_at_least, setting
 from utils.image_io import DEFAULT_DATA_DIR
 
 TARGETS = ("3", "4", "5", "teaser", "table")
@@ -38,24 +40,23 @@ class Settings:
     scaled by ``width / 128`` so that a narrow quick look keeps its wide-against-narrow contrast.
     """
 
-    width: int = PAPER_WIDTH
-    num_iter: int = None  # None: 150,000 (200,000 for the teaser)
-    show_every: int = None  # None: 500, or fewer when num_iter is small (see show_every_for)
-    resize: int = None  # None: the images at their own size
-    data_dir: str = DEFAULT_DATA_DIR
-    seed: int = 0  # the same corruption (and initialisation) for every method
-    precision: str = "tf32"  # see recovery.PRECISIONS
+    width: int = setting(PAPER_WIDTH, "network width of Figures 3, 4 and the table (the teaser's 192 and 64 "
+                         "are scaled by WIDTH/128)")
+    num_iter: typing.Optional[int] = setting(None, "iterations of every run (default: the paper's 150,000; "
+                                             "200,000 for the teaser)")
+    show_every: typing.Optional[int] = setting(None, "log and checkpoint every N iterations (default: 500, fewer "
+                                               "for short runs so that curves have about 20 points)")
+    resize: typing.Optional[int] = setting(None, "resize every image so its shorter side is N pixels")
+    data_dir: str = setting(DEFAULT_DATA_DIR, "where the paper's images are (default: data/denoising in this "
+                            "checkout)")
+    seed: int = setting(0, "seeds every run and the corruption, the same for every method")
+    precision: str = setting("tf32", "as denoising.py's --precision, for every run", PRECISIONS)
+    out_dir: str = setting("figures", "where figures, table and runs/ go")
+    device: str = setting("auto", "auto (every visible GPU, else CPU), cpu, cuda, cuda:N or mps")
     options: StepOptions = StepOptions()  # how, not what, each run computes
 
-
-@dataclasses.dataclass
-class Run:
-    """One recovery run: its name in the runs folder, its complete settings, and how to compute
-    it (``run_recovery``'s ``options``)."""
-
-    ckpt: str
-    config: RecoveryConfig
-    options: StepOptions = StepOptions()
+    def validate(self):
+        check_at_least(self, 1, "width")  # scaled_width would quietly make a smaller one 1
 
 
 def cell_name(image, nlevel):
@@ -69,10 +70,10 @@ def run_name(image, nlevel, width, method):
     return name if method == "ours" else f"{name}_{method}"
 
 
-def runs_dir(out_dir, settings):
+def runs_dir(settings):
     """Where the runs at ``settings``' image size live: ``<out_dir>/runs/full`` or ``.../resize<N>``."""
     size = "full" if settings.resize is None else f"resize{settings.resize}"
-    return os.path.join(out_dir, "runs", size)
+    return os.path.join(settings.out_dir, "runs", size)
 
 
 def scaled_width(paper_width, settings):
@@ -95,7 +96,7 @@ def cell_config(image, nlevel, settings):
 
 
 def make_run(image, nlevel, method, paper_width, paper_iterations, settings):
-    """The run of ``method`` on ``image`` at ``nlevel``, at the size and scale ``settings`` ask."""
+    """The RunSpec of ``method`` on ``image`` at ``nlevel``, at the size and scale ``settings`` ask."""
     width = scaled_width(paper_width, settings)
     num_iter = settings.num_iter if settings.num_iter is not None else paper_iterations
     config = dataclasses.replace(
@@ -106,7 +107,8 @@ def make_run(image, nlevel, method, paper_width, paper_iterations, settings):
         show_every=show_every_for(num_iter, settings),
         precision=settings.precision,
     )
-    return Run(run_name(image, nlevel, width, method), config, settings.options)
+    return RunSpec(run_name(image, nlevel, width, method), runs_dir(settings), settings.device, config,
+                   settings.options)
 
 
 def figure3_runs(settings):

@@ -9,7 +9,6 @@ from a shared queue; otherwise runs go one after another in this process.
 """
 
 import dataclasses
-import json
 import multiprocessing
 import os
 import queue
@@ -17,71 +16,33 @@ import shlex
 
 import torch
 
-from recovery import check_resumable, load_checkpoint, output_paths, run_recovery
+from recovery import RunFiles, RunState, run_recovery
+from recovery.lock import RunInUse
 from utils.errors import InputError, OutputError
 
 MISSING, PARTIAL, COMPLETE = "not started", "partial", "complete"
 DONE, INTERRUPTED = "done", "interrupted"  # what became of a run this sweep executed (or "failed: why")
 
 
-@dataclasses.dataclass
-class RunResult:
-    """What a run has produced so far, read back from its checkpoint.
-
-    Images are ``3 x H x W float32`` in [0, 1]; ``history`` rows are those of ``<ckpt>_history.csv``
-    (iteration, loss, psnr, ssim, seconds); ``seconds`` is the optimisation loop's wall time.
-    """
-
-    iterations: int
-    num_iter: int  # the planned length
-    history: list
-    last: object
-    best: object  # the PSNR-best logged iterate: an oracle, it uses the clean image
-    seconds: float
-    devices: list  # names of the devices it computed on, from its checkpoint
-
-    @property
-    def complete(self):
-        return self.iterations >= self.num_iter
-
-    @property
-    def last_iteration(self):
-        """The iteration ``last`` is the iterate of, numbered from 0 as in ``history``: the last
-        logged one (a checkpoint never holds a diverged row), which may be short of ``iterations``
-        (a run stopped between two logged iterations) or beyond ``num_iter`` (a longer run reused)."""
-        return int(self.history[-1]["iteration"])
-
-
-def recorded_devices(saved, runs_dir, ckpt):
-    """The names of the devices a run has computed on: those its checkpoint records, after those
-    of ``<ckpt>_devices.json``, where versions before the checkpoint kept them."""
-    legacy = os.path.join(runs_dir, f"{ckpt}_devices.json")
-    names = []
-    if os.path.exists(legacy):
-        with open(legacy) as f:
-            names = json.load(f)
-    return names + [name for name in saved.get("devices", []) if name not in names]
-
-
-def _saved_state(run, runs_dir):
-    """The run's checkpoint (a dict), or None; InputError if it belongs to another problem."""
-    path = output_paths(runs_dir, run.ckpt)["checkpoint"]
+def _saved_state(run):
+    """The RunState of the RunSpec ``run``, or None; InputError if it belongs to another problem."""
+    path = RunFiles(run.out_dir, run.ckpt).checkpoint
     if not os.path.exists(path):
         return None
-    saved = load_checkpoint(path)
+    saved = RunState.load(path)
     try:
-        check_resumable(run.config, saved["config"])
+        run.config.with_absolute_paths().check_resumable(saved.config)
     except InputError as exc:
-        raise InputError(f"{path} was made with other settings ({exc}); use another --out_dir") from None
+        raise InputError(f"{path} was made with other settings ({exc}); use another `out_dir`") from None
     return saved
 
 
-def run_state(run, runs_dir):
+def run_state(run):
     """``(state, iterations done)``, state one of MISSING, PARTIAL, COMPLETE."""
-    saved = _saved_state(run, runs_dir)
+    saved = _saved_state(run)
     if saved is None:
         return MISSING, 0
-    return (COMPLETE if saved["iteration"] >= run.config.num_iter else PARTIAL), saved["iteration"]
+    return (COMPLETE if saved.reached(run.config.num_iter) else PARTIAL), saved.iteration
 
 
 def describe_progress(done, num_iter):
@@ -90,39 +51,16 @@ def describe_progress(done, num_iter):
     return f"{done:,}" if done >= num_iter else f"{done:,} of {num_iter:,}"
 
 
-def load_result(run, runs_dir):
-    """The run's :class:`RunResult`, or None if it has nothing to show yet (not started, or stopped
-    before its first logged iteration)."""
-    saved = _saved_state(run, runs_dir)
-    if saved is None or saved["last"] is None:
-        return None
-    as_array = lambda tensor: tensor.numpy() if tensor is not None else None  # noqa: E731
-    return RunResult(
-        iterations=saved["iteration"],
-        num_iter=run.config.num_iter,
-        history=saved["history"],
-        last=as_array(saved["last"]),
-        best=as_array(saved["best"]),
-        seconds=saved["seconds"],
-        devices=recorded_devices(saved, runs_dir, run.ckpt),
-    )
+def load_result(run):
+    """The run's RunState, or None if it has nothing to show yet (not started, or stopped before
+    its first logged iteration)."""
+    saved = _saved_state(run)
+    return None if saved is None or saved.last is None else saved
 
 
-def denoising_command(run, runs_dir, device, resume):
-    """The ``denoising.py`` command line that does the same as the sweep does for ``run``."""
-    config = run.config
-    argv = ["python", "denoising.py", "--ckpt", run.ckpt, "--image", config.image, "--nlevel", str(config.nlevel),
-            "--method", config.method, "--width", str(config.width), "--num_iter", str(config.num_iter),
-            "--show_every", str(config.show_every), "--seed", str(config.seed), "--data_dir", config.data_dir,
-            "--out_dir", runs_dir, "--device", device]
-    if config.resize is not None:
-        argv += ["--resize", str(config.resize)]
-    if config.precision != "tf32":
-        argv += ["--precision", config.precision]
-    argv += run.options.flags()
-    if resume:
-        argv.append("--resume")
-    return shlex.join(argv)
+def denoising_command(run, resume):
+    """The ``denoising.py`` command line that does what the sweep does for ``run``."""
+    return shlex.join(["python"] + run.to_argv(resume))
 
 
 def worker_devices(device):
@@ -133,17 +71,16 @@ def worker_devices(device):
     return [device]
 
 
-def execute_run(run, runs_dir, device, resume, progress=True, log=print):
+def execute_run(run, resume, progress=True, log=print):
     """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns ``INTERRUPTED``,
     ``DONE``, or a string starting with ``failed``."""
     try:
-        result = run_recovery(run.config, ckpt=run.ckpt, out_dir=runs_dir, device=device, resume=resume,
-                              progress=progress, log=log, options=run.options)
-    except OutputError as exc:  # a full disk: a failure like any other (as in a worker), reported at the end
+        report = run_recovery(run, resume=resume, progress=progress, log=log)
+    except (OutputError, RunInUse) as exc:  # a full disk, another process: reported at the end, as in a worker
         return f"failed: {exc}"
-    if result["interrupted"]:
+    if report.interrupted:
         return INTERRUPTED
-    return "failed: diverged (the loss became inf or nan)" if result["diverged"] else DONE
+    return "failed: diverged (the loss became inf or nan)" if report.diverged else DONE
 
 
 @dataclasses.dataclass
@@ -154,7 +91,7 @@ class SweepOutcome:
     failures: list  # "ckpt: why" for runs that failed
 
 
-def execute_runs(runs, runs_dir, device="auto", progress=True, log=print):
+def execute_runs(runs, progress=True, log=print):
     """Bring every run in ``runs`` to completion; returns a :class:`SweepOutcome`.
 
     In this process, the first Ctrl-C stops the current run after its current iteration (its
@@ -162,21 +99,21 @@ def execute_runs(runs, runs_dir, device="auto", progress=True, log=print):
     """
     todo, reused = [], []
     for run in runs:
-        state, _ = run_state(run, runs_dir)
+        state, _ = run_state(run)
         if state == COMPLETE:
             reused.append(run.ckpt)
         else:
             todo.append((run, state == PARTIAL))
     for ckpt in reused:
         log(f"{ckpt}: complete, reused")
-    devices = worker_devices(device)
+    devices = worker_devices(runs[0].device) if runs else []
     if len(devices) > 1 and len(todo) > 1:
-        return _execute_in_workers(todo, runs_dir, devices, reused, log)
+        return _execute_in_workers(todo, devices, reused, log)
     executed, failures = [], []
     for number, (run, resume) in enumerate(todo, 1):
         log(f"[{number}/{len(todo)}] {run.ckpt}: {'resuming' if resume else 'starting'}")
         executed.append(run.ckpt)
-        outcome = execute_run(run, runs_dir, device, resume, progress, log)
+        outcome = execute_run(run, resume, progress, log)
         if outcome == INTERRUPTED:
             return SweepOutcome(executed, reused, interrupted=True, failures=failures)
         if outcome != DONE:
@@ -184,14 +121,14 @@ def execute_runs(runs, runs_dir, device="auto", progress=True, log=print):
     return SweepOutcome(executed, reused, interrupted=False, failures=failures)
 
 
-def _worker(device, runs_dir, tasks, outcomes):
+def _worker(device, tasks, outcomes):
     """A worker process: runs tasks ``(run, resume)`` on ``device`` until the queue says stop."""
     try:
         while (task := tasks.get()) is not None:
             run, resume = task
             log = lambda message, ckpt=run.ckpt: print(f"[{device}] {ckpt}: {message}", flush=True)  # noqa: E731
             try:
-                outcome = execute_run(run, runs_dir, device, resume, progress=False, log=log)
+                outcome = execute_run(dataclasses.replace(run, device=device), resume, progress=False, log=log)
             except Exception as exc:  # reported to the parent, which goes on with the other runs
                 outcomes.put((run.ckpt, f"failed: {exc}"))
                 continue
@@ -202,7 +139,7 @@ def _worker(device, runs_dir, tasks, outcomes):
         return
 
 
-def _execute_in_workers(todo, runs_dir, devices, reused, log):
+def _execute_in_workers(todo, devices, reused, log):
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
     tasks, outcomes = context.Queue(), context.Queue()
     for task in todo:
@@ -210,7 +147,7 @@ def _execute_in_workers(todo, runs_dir, devices, reused, log):
     for _ in devices:
         tasks.put(None)
     log(f"{len(todo)} runs on {len(devices)} workers: {', '.join(devices)}")
-    workers = [context.Process(target=_worker, args=(device, runs_dir, tasks, outcomes)) for device in devices]
+    workers = [context.Process(target=_worker, args=(device, tasks, outcomes)) for device in devices]
     for worker in workers:
         worker.start()
     reported, interrupted = {}, False

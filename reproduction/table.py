@@ -71,8 +71,8 @@ def run_rows(run, result, clean):
               "width": config.width, "num_iter": config.num_iter}
     if result is None:
         return [{**common, "iterate": iterate, "status": NOT_RUN} for iterate in iterates]
-    common.update(iterations=result.iterations, device=", ".join(result.devices) or "unknown",
-                  seconds=result.seconds, status="done" if result.complete else "partial")
+    common.update(iterations=result.iteration, device=", ".join(result.devices), seconds=result.seconds,
+                  status="done" if result.reached(config.num_iter) else "partial")
     logged = [row for row in result.history if row["psnr"] is not None]
     rows = []
     for iterate in iterates:

@@ -12,6 +12,8 @@ sys.path.insert(0, REPO)
 PAPER_DATA_DIR = os.environ.get(
     "DOP_DATA_DIR", os.path.join(os.path.dirname(REPO), "shared", "data", "denoising")
 )
+# Every device a device-independent test runs on: the CPU always, and CUDA or MPS where present.
+DEVICES = ["cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * torch.backends.mps.is_available()
 
 torch.set_num_threads(2)
 
@@ -22,3 +24,8 @@ def paper_data_dir():
         pytest.skip(f"paper images not found in {PAPER_DATA_DIR}")
     return PAPER_DATA_DIR
 
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """A test that should hold on every device runs once per device present."""
+    return torch.device(request.param)

@@ -11,25 +11,26 @@ import pytest
 import torch
 from PIL import Image
 
-import recovery
+import recovery.run
 import reproduction.figures
 import reproduction.pipeline
 import reproduction.sweep
 import reproduction.table
-from recovery import RecoveryConfig, StepOptions, load_checkpoint, output_paths, prepare_observation
+from recovery import RecoveryConfig, RunFiles, RunSpec, RunState, StepOptions, prepare_observation
 from reproduce import main
 from reproduction import plan, sweep
 from reproduction.plan import Settings
 from utils.errors import InputError, OutputError
+from test_denoising import assert_same_problem_state
 from utils.metrics import psnr
 
 TINY = ["--num_iter", "2", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
 
 
-def tiny_run(ckpt, num_iter=6, method="ours"):
+def tiny_run(folder, ckpt, num_iter=6, method="ours"):
     """A run on a scikit-image sample, so that the sweep's logic is tested without the paper's images."""
-    return plan.Run(ckpt, RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=num_iter, show_every=2,
-                                         method=method))
+    config = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=num_iter, show_every=2, method=method)
+    return RunSpec(ckpt, str(folder), "cpu", config)
 
 
 def forbid_runs(monkeypatch):
@@ -43,9 +44,9 @@ def spy_on_runs(monkeypatch):
     """Record the (ckpt, resume) of every run_recovery call, and let it run."""
     calls = []
 
-    def spy(config, ckpt, resume, **kwargs):
-        calls.append((ckpt, resume))
-        return recovery.run_recovery(config, ckpt=ckpt, resume=resume, **kwargs)
+    def spy(run, resume, **kwargs):
+        calls.append((run.ckpt, resume))
+        return recovery.run_recovery(run, resume=resume, **kwargs)
 
     monkeypatch.setattr(reproduction.sweep, "run_recovery", spy)
     return calls
@@ -90,7 +91,7 @@ def test_every_run_once_and_overrides_reach_every_run():
 
 
 def test_different_image_sizes_use_different_run_folders():
-    full, small = plan.runs_dir("figures", Settings()), plan.runs_dir("figures", Settings(resize=64))
+    full, small = plan.runs_dir(Settings()), plan.runs_dir(Settings(resize=64))
     assert full != small and os.path.dirname(full) == os.path.dirname(small) == os.path.join("figures", "runs")
 
 
@@ -98,50 +99,46 @@ def test_different_image_sizes_use_different_run_folders():
 
 
 def test_complete_runs_are_reused_not_recomputed(tmp_path, monkeypatch):
-    runs = [tiny_run("a"), tiny_run("b", method="dip-l1")]
-    first = sweep.execute_runs(runs, str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    runs = [tiny_run(tmp_path, "a"), tiny_run(tmp_path, "b", method="dip-l1")]
+    first = sweep.execute_runs(runs, progress=False, log=lambda m: None)
     assert first.executed == ["a", "b"] and first.reused == [] and not first.interrupted
     before = {run.ckpt: (tmp_path / f"{run.ckpt}_checkpoint.pt").read_bytes() for run in runs}
     forbid_runs(monkeypatch)
-    second = sweep.execute_runs(runs, str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    second = sweep.execute_runs(runs, progress=False, log=lambda m: None)
     assert second.executed == [] and second.reused == ["a", "b"]
     assert {run.ckpt: (tmp_path / f"{run.ckpt}_checkpoint.pt").read_bytes() for run in runs} == before
-    assert [sweep.run_state(run, str(tmp_path)) for run in runs] == [(sweep.COMPLETE, 6)] * 2
+    assert [sweep.run_state(run) for run in runs] == [(sweep.COMPLETE, 6)] * 2
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
-    runs = [tiny_run("first"), tiny_run("second")]
+    runs = [tiny_run(tmp_path, "first"), tiny_run(tmp_path, "second")]
 
     def ctrl_c_at_iteration_2(message):
         if message.startswith("Iteration 00002"):
             os.kill(os.getpid(), signal.SIGINT)  # what a user's Ctrl-C does
 
-    stopped = sweep.execute_runs(runs, str(tmp_path), "cpu", progress=False, log=ctrl_c_at_iteration_2)
+    stopped = sweep.execute_runs(runs, progress=False, log=ctrl_c_at_iteration_2)
     assert stopped.interrupted and stopped.executed == ["first"]
-    assert sweep.run_state(runs[0], str(tmp_path)) == (sweep.PARTIAL, 3)
-    assert sweep.run_state(runs[1], str(tmp_path)) == (sweep.MISSING, 0)
+    assert sweep.run_state(runs[0]) == (sweep.PARTIAL, 3)
+    assert sweep.run_state(runs[1]) == (sweep.MISSING, 0)
 
     calls = spy_on_runs(monkeypatch)
-    resumed = sweep.execute_runs(runs, str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    resumed = sweep.execute_runs(runs, progress=False, log=lambda m: None)
     assert not resumed.interrupted and calls == [("first", True), ("second", False)]
 
     # The resumed run is the run that was never stopped.
     straight = tmp_path / "straight"
-    sweep.execute_runs([tiny_run("first")], str(straight), "cpu", progress=False, log=lambda m: None)
-    split, whole = load_checkpoint(tmp_path / "first_checkpoint.pt"), load_checkpoint(straight / "first_checkpoint.pt")
-    assert split["iteration"] == whole["iteration"] == 6
-    for key, value in whole["recovery"]["net"].items():
-        assert torch.equal(value, split["recovery"]["net"][key]), key
-    assert torch.equal(whole["last"], split["last"])
-    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
-    assert strip(split["history"]) == strip(whole["history"])
+    sweep.execute_runs([tiny_run(straight, "first")], progress=False, log=lambda m: None)
+    split, whole = RunState.load(tmp_path / "first_checkpoint.pt"), RunState.load(straight / "first_checkpoint.pt")
+    assert split.iteration == whole.iteration == 6
+    assert_same_problem_state(split, whole)
 
 
 def test_a_longer_run_continues_a_complete_shorter_one(tmp_path, monkeypatch):
-    sweep.execute_runs([tiny_run("a", num_iter=4)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+    sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=4)], progress=False, log=lambda m: None)
     calls = spy_on_runs(monkeypatch)
-    sweep.execute_runs([tiny_run("a", num_iter=6)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
-    assert calls == [("a", True)] and sweep.run_state(tiny_run("a"), str(tmp_path)) == (sweep.COMPLETE, 6)
+    sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=6)], progress=False, log=lambda m: None)
+    assert calls == [("a", True)] and sweep.run_state(tiny_run(tmp_path, "a")) == (sweep.COMPLETE, 6)
 
 
 def recovered_row(monkeypatch, runs, results):
@@ -156,11 +153,10 @@ def recovered_row(monkeypatch, runs, results):
 
 def test_figures_and_table_say_how_far_a_reused_longer_run_went(tmp_path, monkeypatch):
     # "a" ran 4 iterations, "b" 2; both are then asked for 2: "a" is reused as it is.
-    sweep.execute_runs([tiny_run("a", num_iter=4), tiny_run("b", num_iter=2)], str(tmp_path), "cpu",
-                       progress=False, log=lambda m: None)
-    runs = [tiny_run("a", num_iter=2), tiny_run("b", num_iter=2)]
-    results = [sweep.load_result(run, str(tmp_path)) for run in runs]
-    assert [sweep.run_state(run, str(tmp_path))[0] for run in runs] == [sweep.COMPLETE] * 2
+    sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=4), tiny_run(tmp_path, "b", num_iter=2)], progress=False, log=lambda m: None)
+    runs = [tiny_run(tmp_path, "a", num_iter=2), tiny_run(tmp_path, "b", num_iter=2)]
+    results = [sweep.load_result(run) for run in runs]
+    assert [sweep.run_state(run)[0] for run in runs] == [sweep.COMPLETE] * 2
     assert [result.last_iteration for result in results] == [3, 1]
 
     label, captions = recovered_row(monkeypatch, runs[:1], results[:1])
@@ -183,61 +179,51 @@ def test_progress_says_of_only_for_a_run_short_of_its_length(done, num_iter, exp
 
 
 def test_a_run_of_another_problem_under_the_same_name_is_refused(tmp_path):
-    sweep.execute_runs([tiny_run("a", num_iter=2)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
-    other = tiny_run("a")
-    other.config.width = 8
+    sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=2)], progress=False, log=lambda m: None)
+    other = tiny_run(tmp_path, "a")
+    other = dataclasses.replace(other, config=dataclasses.replace(other.config, width=8))
     with pytest.raises(InputError, match="other settings"):
-        sweep.execute_runs([other], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+        sweep.execute_runs([other], progress=False, log=lambda m: None)
 
 
 @pytest.mark.parametrize("failure", ["diverged", "cannot write"])
 def test_a_failing_run_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch, failure):
-    bad = tiny_run("bad", num_iter=2)
+    bad = tiny_run(tmp_path, "bad", num_iter=2)
     if failure == "diverged":
-        bad = plan.Run("bad", dataclasses.replace(bad.config, lr=1e30, num_iter=4, show_every=2))
+        bad = dataclasses.replace(bad, config=dataclasses.replace(bad.config, lr=1e30, num_iter=4, show_every=2))
     else:  # as a full disk would, in this process (a worker reports any exception as a failure)
-        def run_recovery(config, ckpt, **kwargs):
-            if ckpt == "bad":
-                raise OutputError(f"cannot write {ckpt}_checkpoint.pt (No space left on device)")
-            return recovery.run_recovery(config, ckpt, **kwargs)
+        def run_recovery(run, **kwargs):
+            if run.ckpt == "bad":
+                raise OutputError(f"cannot write {run.ckpt}_checkpoint.pt (No space left on device)")
+            return recovery.run_recovery(run, **kwargs)
 
         monkeypatch.setattr(sweep, "run_recovery", run_recovery)
-    outcome = sweep.execute_runs([bad, tiny_run("good", num_iter=2)], str(tmp_path), "cpu", progress=False,
+    outcome = sweep.execute_runs([bad, tiny_run(tmp_path, "good", num_iter=2)], progress=False,
                                  log=lambda m: None)
     assert outcome.executed == ["bad", "good"] and not outcome.interrupted
     assert len(outcome.failures) == 1 and outcome.failures[0].startswith(f"bad: failed: {failure}")
-    assert sweep.run_state(tiny_run("good", num_iter=2), str(tmp_path)) == (sweep.COMPLETE, 2)
+    assert sweep.run_state(tiny_run(tmp_path, "good", num_iter=2)) == (sweep.COMPLETE, 2)
 
 
-def test_devices_come_from_the_checkpoint_and_from_an_older_version_s_file(tmp_path):
-    run = tiny_run("a", num_iter=2)
-    sweep.execute_runs([run], str(tmp_path), "cpu", progress=False, log=lambda m: None)
+def test_devices_come_from_the_checkpoint(tmp_path, monkeypatch):
+    run = tiny_run(tmp_path, "a", num_iter=2)
+    sweep.execute_runs([run], progress=False, log=lambda m: None)
     cpu = recovery.describe_device(torch.device("cpu"))
-    assert sweep.load_result(run, str(tmp_path)).devices == [cpu]
-    # Before checkpoints recorded them, the sweep kept <ckpt>_devices.json: its names come first.
-    with open(tmp_path / "a_devices.json", "w") as f:
-        json.dump(["NVIDIA H200", cpu], f)
-    assert sweep.load_result(run, str(tmp_path)).devices == ["NVIDIA H200", cpu]
-    checkpoint = output_paths(str(tmp_path), "a")["checkpoint"]
-    saved = load_checkpoint(checkpoint)
-    del saved["devices"]  # as such a version wrote it
-    torch.save(saved, checkpoint)
-    assert sweep.load_result(run, str(tmp_path)).devices == ["NVIDIA H200", cpu]
-    os.remove(tmp_path / "a_devices.json")
-    assert sweep.load_result(run, str(tmp_path)).devices == []  # the table says "unknown"
-    sweep.execute_runs([tiny_run("a", num_iter=3)], str(tmp_path), "cpu", progress=False, log=lambda m: None)
-    assert load_checkpoint(checkpoint)["devices"] == [cpu]  # resumed, it records from then on
+    assert sweep.load_result(run).devices == [cpu]
+    monkeypatch.setattr(recovery.run, "describe_device", lambda device: "NVIDIA H200")  # as if resumed on a GPU
+    sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=3)], progress=False, log=lambda m: None)
+    assert sweep.load_result(run).devices == [cpu, "NVIDIA H200"]
 
 
 def test_worker_processes_complete_every_run(tmp_path):
     # The multi-GPU path, with two CPU workers standing in for two GPUs; one thread each, as two
     # processes on one CPU should be (the options reach the workers).
-    todo = [(dataclasses.replace(tiny_run(name, num_iter=3), options=StepOptions(threads=1)), False) for name in "abc"]
-    outcome = sweep._execute_in_workers(todo, str(tmp_path), ["cpu", "cpu"], [], log=lambda m: None)
+    todo = [(dataclasses.replace(tiny_run(tmp_path, name, num_iter=3), options=StepOptions(threads=1)), False) for name in "abc"]
+    outcome = sweep._execute_in_workers(todo, ["cpu", "cpu"], [], log=lambda m: None)
     assert outcome.failures == [] and not outcome.interrupted
-    assert [sweep.run_state(run, str(tmp_path)) for run, _ in todo] == [(sweep.COMPLETE, 3)] * 3
+    assert [sweep.run_state(run) for run, _ in todo] == [(sweep.COMPLETE, 3)] * 3
     for name in "abc":
-        with open(output_paths(str(tmp_path), name)["args"]) as f:
+        with open(RunFiles(str(tmp_path), name).args) as f:
             assert json.load(f)["threads"] == 1
 
 
@@ -258,18 +244,18 @@ def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys, pa
 def test_speed_options_reach_every_run(tmp_path, monkeypatch, capsys):
     calls = []
 
-    def record(config, **kwargs):
-        calls.append((config, kwargs))
-        return {"interrupted": False, "diverged": False}
+    def record(run, **kwargs):
+        calls.append(run)
+        return recovery.RunReport(run, None, None, None, None, stop_signal=None, diverged=False)
 
     monkeypatch.setattr(reproduction.sweep, "run_recovery", record)
     options = StepOptions(channels_last=True, compile=True, threads=1)
     run = plan.runs_for(("3",), Settings(width=4, num_iter=2, resize=64, precision="bf16", options=options))[0]
     assert run.config.precision == "bf16" and run.options == options
-    command = sweep.denoising_command(run, str(tmp_path), "cpu", resume=False)
+    command = sweep.denoising_command(run, resume=False)
     assert command.endswith("--precision bf16 --channels_last --compile --threads 1")
-    sweep.execute_run(run, str(tmp_path), "cpu", resume=False)
-    assert calls[0][1]["options"] == options
+    sweep.execute_run(run, resume=False)
+    assert calls[0].options == options
     if not torch.cuda.is_available():
         assert main(["--figure", "3", "--step", "graph", "--out_dir", str(tmp_path / "out"), *TINY]) == 2
         assert "CUDA" in capsys.readouterr().err
@@ -346,12 +332,12 @@ def test_everything_is_drawn_from_real_runs(tiny_sweep):
 
 def test_baselines_and_runs_see_the_same_corrupted_image(tiny_sweep, paper_data_dir):
     settings = Settings(width=4, num_iter=2, resize=64, data_dir=paper_data_dir)
-    directory = plan.runs_dir(str(tiny_sweep), settings)
+    directory = plan.runs_dir(dataclasses.replace(settings, out_dir=str(tiny_sweep)))
     observation = prepare_observation(plan.cell_config("Baboon", 0.5, settings))
     rows = read_rows(tiny_sweep / "results.csv")
     noisy_row = next(row for row in rows if (row["image"], row["nlevel"], row["method"]) == ("Baboon", "0.5", "noisy input"))
     for ckpt in ["Baboon_05_4", "Baboon_05_4_dip", "Baboon_05_4_dip-l1"]:
-        fitted = load_checkpoint(output_paths(directory, ckpt)["checkpoint"])["recovery"]["y"][0].numpy()
+        fitted = RunState.load(RunFiles(directory, ckpt).checkpoint).problem["y"][0].numpy()
         assert np.array_equal(fitted, observation.noisy), ckpt
         assert float(noisy_row["psnr"]) == pytest.approx(psnr(observation.clean, fitted), abs=1e-4)
 

@@ -2,12 +2,28 @@
 it), and an output that could not be written."""
 
 import argparse
+import re
 import sys
+
+# A setting named in an InputError's message, written `name`: a Python caller reads ``name``, the
+# command line ``--name``.
+_SETTING_NAME = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
 class InputError(ValueError):
     """Bad user input (a missing file, a value out of range). The CLI prints it as one line and
-    exits with status 2; library callers can catch it like any ValueError."""
+    exits with status 2; library callers can catch it like any ValueError.
+
+    The message marks the settings it names with backquotes (```width` must be at least 1``):
+    ``str()`` gives them as the Python names (``width must be at least 1``),
+    :meth:`for_command_line` as flags (``--width must be at least 1``).
+    """
+
+    def __str__(self):
+        return _SETTING_NAME.sub(r"\1", super().__str__())
+
+    def for_command_line(self):
+        return _SETTING_NAME.sub(r"--\1", super().__str__())
 
 
 class OutputError(OSError):
@@ -24,7 +40,7 @@ def report_failure(prog, exc, kept):
     exit status: 2 for bad input (nothing was touched), 1 for an output that could not be written,
     130 for Ctrl-C. ``kept`` says, for the last two, what survives: ``the last checkpoint ...``."""
     if isinstance(exc, InputError):
-        line, status = f"error: {exc}", 2
+        line, status = f"error: {exc.for_command_line()}", 2
     elif isinstance(exc, OutputError):
         line, status = f"error: {exc}; {kept}", 1
     else:
@@ -35,8 +51,10 @@ def report_failure(prog, exc, kept):
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """Argument errors as one line and exit status 2, like every other bad input; scripts report
-    an ``InputError`` of their own through :meth:`error` too."""
+    an ``InputError`` of their own through :meth:`error` too (its settings named as flags)."""
 
     def error(self, message):
+        if isinstance(message, InputError):
+            message = message.for_command_line()
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)

@@ -1,6 +1,9 @@
+"""denoising.py: the command line over recovery.run_recovery, as a user runs it."""
+
 import json
 import os
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+import recovery.run
 from conftest import REPO
-import recovery
 from denoising import build_parser, main
+from recovery import RecoveryConfig, RunState, prepare_observation
 from reproduction.plan import Settings
-from recovery import load_checkpoint
 from utils.atomic_files import read_csv
 
 TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
@@ -47,32 +50,38 @@ def test_end_to_end_writes_every_output(tmp_path, num_iter, show_every, rows):
     # the image files are the pixels themselves, at the cropped size
     assert Image.open(tmp_path / "run_last.png").size == (64, 64)
     last = np.asarray(Image.open(tmp_path / "run_last.png"))
-    saved = load_checkpoint(tmp_path / "run_checkpoint.pt")
-    assert saved["iteration"] == num_iter
-    assert np.array_equal(last, np.round(saved["last"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8))
+    saved = RunState.load(tmp_path / "run_checkpoint.pt")
+    assert saved.iteration == num_iter
+    assert np.array_equal(last, np.round(saved.last.transpose(1, 2, 0) * 255).astype(np.uint8))
 
 
 def test_resume_is_bitwise(tmp_path, monkeypatch):
     common = TINY + ["--out_dir", str(tmp_path), "--show_every", "3"]
     assert main(common + ["--ckpt", "full", "--num_iter", "8"]) == 0
     assert main(common + ["--ckpt", "split", "--num_iter", "4"]) == 0
-    monkeypatch.setattr(recovery, "describe_device", lambda device: "another CPU")  # as if resumed elsewhere
+    monkeypatch.setattr(recovery.run, "describe_device", lambda device: "another CPU")  # as if resumed elsewhere
     assert main(["--out_dir", str(tmp_path), "--ckpt", "split", "--resume", "--num_iter", "8", "--no_progress"]) == 0
-    full = load_checkpoint(tmp_path / "full_checkpoint.pt")
-    split = load_checkpoint(tmp_path / "split_checkpoint.pt")
+    full = RunState.load(tmp_path / "full_checkpoint.pt")
+    split = RunState.load(tmp_path / "split_checkpoint.pt")
     # The results table names every device a run computed on.
-    assert full["devices"] == [f"{os.cpu_count()}-core CPU"] and split["devices"] == full["devices"] + ["another CPU"]
-    assert full["iteration"] == split["iteration"] == 8
-    for part in ["net", "corruption"]:
-        for key, value in full["recovery"][part].items():
-            assert torch.equal(value, split["recovery"][part][key]), key
-    assert torch.equal(full["recovery"]["generator"], split["recovery"]["generator"])
-    assert torch.equal(full["last"], split["last"]) and torch.equal(full["best"], split["best"])
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(full["history"]) == strip(split["history"])
+    assert full.devices == [f"{os.cpu_count()}-core CPU"] and split.devices == full.devices + ["another CPU"]
+    assert full.iteration == split.iteration == 8
+    assert_same_problem_state(full, split)
+    assert (tmp_path / "full_last.png").read_bytes() == (tmp_path / "split_last.png").read_bytes()
     assert (tmp_path / "full_last.png").read_bytes() == (tmp_path / "split_last.png").read_bytes()
     args = json.loads((tmp_path / "split_args.json").read_text())
     assert args["num_iter"] == 8 and args["width"] == 4 and args["ckpt"] == "split"
+
+
+def assert_same_problem_state(a, b):
+    """Two RunStates at the same point of the same trajectory, bit for bit (but the wall times)."""
+    for part in ["network", "corruption"]:
+        for key, value in a.problem[part].items():
+            assert torch.equal(value, b.problem[part][key]), key
+    assert torch.equal(a.problem["generator"], b.problem["generator"])
+    assert np.array_equal(a.last, b.last) and np.array_equal(a.best, b.best)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
 
 
 @pytest.mark.parametrize("change,named", [
@@ -92,14 +101,15 @@ def test_resume_refuses_what_cannot_continue(tmp_path):
     checkpoint = tmp_path / "run_checkpoint.pt"
     result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--num_iter", "2")
     assert result.returncode == 2 and "cannot be less" in result.stderr
-    saved = load_checkpoint(checkpoint)
-    saved["recovery"]["generator_device"] = "cuda"  # as if made on a GPU
-    torch.save(saved, checkpoint)
+    saved = RunState.load(checkpoint)
+    saved.problem["generator_device"] = "cuda"  # as if made on a GPU
+    saved.save(checkpoint)
     result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--num_iter", "6", "--device", "cpu")
     assert result.returncode == 2 and "--device cuda" in result.stderr
     torch.save({"config": {}}, checkpoint)
     result = run_cli(tmp_path, "--ckpt", "run", "--resume")
-    assert result.returncode == 2 and "not a checkpoint" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == f"denoising.py: error: {checkpoint}: not a checkpoint written by this program\n"
 
 
 @pytest.mark.parametrize("threads", [1, 3])
@@ -140,7 +150,7 @@ def test_a_diverging_run_stops_at_its_first_non_finite_loss(tmp_path):
     assert main(argv) == 1
     history = read_csv(tmp_path / "run_history.csv")
     assert [r["iteration"] for r in history] == [0, 10] and np.isnan(history[1]["loss"])
-    assert load_checkpoint(tmp_path / "run_checkpoint.pt")["iteration"] == 1  # the last finite state
+    assert RunState.load(tmp_path / "run_checkpoint.pt").iteration == 1  # the last finite state
     assert not (tmp_path / "run_last.png").exists()
 
 
@@ -182,7 +192,7 @@ def test_a_run_resumes_from_any_working_directory(tmp_path):
     assert run_cli(tmp_path, "--image", "grey.png", "--num_iter", "2", *common, cwd=start).returncode == 0
     result = run_cli(tmp_path, "--resume", "--num_iter", "4", *common, cwd=elsewhere)
     assert result.returncode == 0, result.stderr
-    assert load_checkpoint(tmp_path / "run_checkpoint.pt")["iteration"] == 4
+    assert RunState.load(tmp_path / "run_checkpoint.pt").iteration == 4
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
@@ -221,7 +231,7 @@ def test_noisy_files_that_cannot_hold_exact_impulses_are_noted(tmp_path, kind, w
     path = tmp_path / ("observed.jpg" if kind == "JPEG" else "observed.png")
     image = Image.fromarray(pixels)
     (image.convert("RGB") if kind == "JPEG" else image).save(path)
-    notes = recovery.prepare_observation(recovery.RecoveryConfig(noisy=str(path))).notes
+    notes = prepare_observation(RecoveryConfig(noisy=str(path))).notes
     warnings = [note for note in notes if "impulses" in note]
     assert len(warnings) == (warned is not None) and all(warned in note for note in warnings), notes
 
@@ -238,29 +248,41 @@ def precious(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--image", "no_such_image"], "not found"),
-        (["--image", "notes.png"], "cannot read"),
-        (["--nlevel", "1.0"], "nlevel"),
-        (["--nlevel", "-0.1"], "nlevel"),
-        (["--width", "0"], "width"),
-        (["--num_iter", "0"], "num_iter"),
-        (["--image", "small.png"], "64x64"),
-        (["--device", "tpu"], "device"),
-        (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "cuda:99"], "cuda"),
-        (["--resume"], "checkpoint"),
-        (["--nlevel", "half"], "nlevel"),
-        (["--noisy", "no_such_file.png"], "not found"),
-        (["--image", "astronaut", "--out_dir", "notes.png"], "not a folder"),
-        (["--lr", "inf"], "learning rates"),
-        (["--noisy", "small.png", "--resize", "64"], "--resize"),
-        (["--image", "astronaut", "--ckpt", "sub/run"], "--ckpt"),
-        (["--image", "astronaut", "--threads", "0"], "--threads"),
-        (["--image", "astronaut", "--seed", "-1"], "seed"),
-        (["--image", "astronaut", "--seed", str(2**64)], "seed"),
-        (["--noisy", "small.png", "--nlevel", "0.3"], "--nlevel"),
-        (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt"),
-        pytest.param(["--image", "astronaut", "--gpu", "0"], "--gpu", marks=pytest.mark.skipif(
-            torch.cuda.is_available(), reason="refused only where CUDA sees no GPU")),
+        (["--image", "no_such_image"], "image 'no_such_image' not found: not a file, not in "),
+        (["--image", "notes.png"], "cannot read '{folder}/notes.png' as an image"),
+        (["--nlevel", "1.0"], "--nlevel must be in [0, 1), got 1.0"),
+        (["--nlevel", "-0.1"], "--nlevel must be in [0, 1), got -0.1"),
+        (["--nlevel", "nan"], "--nlevel must be in [0, 1), got nan"),
+        (["--width", "0"], "--width must be at least 1, got 0"),
+        (["--num_iter", "0"], "--num_iter must be at least 1, got 0"),
+        (["--num_iter", "10**12"], "argument --num_iter: invalid int value: '10**12'"),
+        (["--image", "small.png"], "image is 40x40: the network needs at least 64x64 after centre-cropping to "
+                                   "multiples of 32"),
+        (["--device", "tpu"], "unknown --device 'tpu' (use auto, cpu, cuda, cuda:N or mps)"),
+        (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "cuda:99"],
+         "--device cuda asked for, but CUDA is not available here" if not torch.cuda.is_available()
+         else "--device cuda:99 asked for, but only"),
+        (["--resume"], "no checkpoint to resume: {folder}/test_checkpoint.pt does not exist"),
+        (["--nlevel", "half"], "argument --nlevel: invalid float value: 'half'"),
+        (["--method", "sparse"], "argument --method: invalid choice: 'sparse' (choose from "),
+        (["--noisy", "no_such_file.png"], "--noisy image '{cwd}/no_such_file.png' not found"),
+        (["--image", "astronaut", "--out_dir", "notes.png"], "--out_dir notes.png exists and is not a folder"),
+        (["--lr", "inf"], "learning rates must be positive and finite, got --lr inf, --lr_c 500.0"),
+        (["--lr", "nan"], "learning rates must be positive and finite, got --lr nan, --lr_c 500.0"),
+        (["--noisy", "small.png", "--resize", "64"], "--resize cannot be used with --noisy: resizing would smear "
+                                                     "the impulses into their neighbours"),
+        (["--image", "astronaut", "--ckpt", "sub/run"], "--ckpt must be a plain name, not 'sub/run' (choose the "
+                                                        "folder with --out_dir)"),
+        (["--image", "astronaut", "--threads", "0"], "--threads must be at least 1, got 0"),
+        (["--image", "astronaut", "--seed", "-1"], "--seed must be in [0, 2**63 - 1], got -1"),
+        (["--image", "astronaut", "--seed", str(2**64)], f"--seed must be in [0, 2**63 - 1], got {2**64}"),
+        (["--noisy", "small.png", "--nlevel", "0.3"], "--nlevel adds noise, and --noisy images have theirs "
+                                                      "already: give one of them"),
+        (["--noisy", "small.png", "--image", "astronaut"], "give either --image or --noisy, not both"),
+        (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt is 300 characters long; at most 200"),
+        pytest.param(["--image", "astronaut", "--gpu", "0"], "--gpu 0 asks for a GPU, but CUDA sees none with "
+                     "CUDA_VISIBLE_DEVICES=0; leave --gpu out to run on the CPU", marks=pytest.mark.skipif(
+                         torch.cuda.is_available(), reason="refused only where CUDA sees no GPU")),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, args, message):
@@ -269,7 +291,8 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, args, messag
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "error" in lines[0] and message in lines[0], result.stderr
+    expected = "denoising.py: error: " + message.format(folder=precious, cwd=precious)
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
     assert {p.name: p.read_bytes() for p in precious.iterdir()} == before
 
 
@@ -286,16 +309,18 @@ def test_ctrl_c_saves_and_resumes(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and "--ckpt run --resume" in out
-    saved = load_checkpoint(checkpoint)
-    assert 0 < saved["iteration"] < 100000
-    assert main(["--out_dir", str(tmp_path), "--ckpt", "run", "--resume", "--num_iter", str(saved["iteration"] + 2),
-                 "--no_progress"]) == 0
-    assert load_checkpoint(checkpoint)["iteration"] == saved["iteration"] + 2
+    assert "Traceback" not in err and "stopped by Ctrl-C after iteration " in out
+    saved = RunState.load(checkpoint)
+    assert 0 < saved.iteration < 100000
+    hint = out.strip().splitlines()[-1]
+    assert hint == f"continue with: python denoising.py --ckpt run --out_dir {tmp_path} --device cpu --resume"
+    resumed = run_cli(tmp_path, *shlex.split(hint)[4:], "--num_iter", str(saved.iteration + 2))
+    assert resumed.returncode == 0, resumed.stderr
+    assert RunState.load(checkpoint).iteration == saved.iteration + 2
 
 
 def test_images_are_looked_up_in_this_checkout_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expected = os.path.join(REPO, "data", "denoising")
     assert build_parser().parse_args([]).data_dir == expected
-    assert recovery.RecoveryConfig().data_dir == expected and Settings().data_dir == expected
+    assert RecoveryConfig().data_dir == expected and Settings().data_dir == expected

@@ -1,8 +1,8 @@
 """The recovery iteration captured as one CUDA graph: no per-iteration launch overhead.
 
-The reference spends ~4.7 ms of CPU time per iteration launching kernels (METHOD.md). Capturing
-the whole iteration (forward, backward, both SGD updates) once and replaying it removes that.
-The computation is ``Recovery.update`` itself, not a copy of it; only the input perturbation is
+The reference spends ~4.7 ms of CPU time per iteration launching kernels (docs/method.md).
+Capturing the whole iteration (forward, backward, both SGD updates) once and replaying it removes
+that. The computation is ``Recovery.descend`` itself, not a copy of it; only the input perturbation is
 drawn outside the graph, from the problem's own generator into a static buffer, so the noise
 stream, and with it seeding and resume, are exactly those of the eager step.
 """
@@ -17,7 +17,7 @@ def graph_step_unsupported(device, config):
     if device.type != "cuda":
         return f"needs a CUDA device, not {device}"
     if config.alg != "sgd":
-        return "supports --alg sgd only"  # Adam's state updates are not capturable as built
+        return "supports `alg` sgd only"  # Adam's state updates are not capturable as built
     return None
 
 
@@ -37,7 +37,7 @@ class CudaGraphStep:
             raise ValueError(f"the CUDA-graph step {reason}")
         self.recovery = recovery
         self.noise = torch.empty(recovery.z.shape, device=recovery.device)  # contiguous, as eager
-        modules = [m for m in (recovery.net, recovery.corruption) if m is not None]
+        modules = [m for m in (recovery.network, recovery.corruption) if m is not None]
         snapshot = [{k: v.clone() for k, v in m.state_dict().items()} for m in modules]
 
         # Streams and capture belong to the current device: make it the run's (cuda:1 in a sweep).
@@ -47,7 +47,7 @@ class CudaGraphStep:
             with torch.cuda.stream(side):
                 self.noise.zero_()  # the warm-up's values are thrown away; the problem's generator is untouched
                 for _ in range(WARMUP_ITERATIONS):
-                    recovery.update(self.noise)
+                    recovery.descend(self.noise)
             torch.cuda.current_stream().wait_stream(side)
             with torch.no_grad():
                 for module, state in zip(modules, snapshot):
@@ -58,7 +58,7 @@ class CudaGraphStep:
             # A compiled network must not compile again while capturing (compiling synchronises
             # with the GPU, which breaks the capture): fail with torch.compile's own message instead.
             with torch.compiler.set_stance("fail_on_recompile"), torch.cuda.graph(self.graph):
-                self.loss, self.phi = recovery.update(self.noise)
+                self.loss, self.phi = recovery.descend(self.noise)
 
     def __call__(self):
         with torch.cuda.device(self.recovery.device):

@@ -1,8 +1,10 @@
 """The paper's claim at small scale: ours recovers without early stopping, plain DIP overfits.
 
-Margins from this test's own run on a 2-core CPU (F16 resized to 64x64, 50% salt-and-pepper,
-width 16, seed 0, 800 iterations, 2 threads): noisy 7.98 dB; ours 22.04 dB at the end, 22.19 dB at
-its best; DIP (L2) peaks at 15.87 dB at iteration 100 and has fallen to 13.19 dB by iteration 799.
+On scikit-image's chelsea (every installation has it), resized to 64x96, 50% salt-and-pepper,
+width 16, seed 0, 800 iterations. Measured on the 2-core development CPU (1 thread): noisy
+8.57 dB; ours 23.77 dB at the end, 23.78 dB at its best; DIP (L2) peaks at 18.51 dB at iteration
+200 and has fallen to 16.20 dB by iteration 799. The margins below leave room for the rounding of
+other thread counts and machines.
 """
 
 import pytest
@@ -24,19 +26,19 @@ def psnr_trajectory(config, observation, every=100):
 
 
 @pytest.fixture(scope="module")
-def trajectories(paper_data_dir):
+def trajectories():
     runs = {}
     for method in ["ours", "dip"]:
-        config = RecoveryConfig(image="F16", data_dir=paper_data_dir, resize=64, nlevel=0.5, width=16,
-                                method=method, num_iter=ITERATIONS, seed=0)
+        config = RecoveryConfig(image="chelsea", resize=64, nlevel=0.5, width=16, method=method,
+                                num_iter=ITERATIONS, seed=0)
         observation = prepare_observation(config)
         runs[method] = psnr_trajectory(config, observation)
-    runs["noisy"] = psnr(observation.clean, observation.noisy)
+    runs["noisy"] = observation.noisy_psnr
     return runs
 
 
 def test_ours_ends_far_above_the_noisy_input(trajectories):
-    assert trajectories["ours"][-1] > trajectories["noisy"] + 10
+    assert trajectories["ours"][-1] > trajectories["noisy"] + 12
 
 
 def test_ours_does_not_overfit(trajectories):

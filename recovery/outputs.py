@@ -1,0 +1,87 @@
+"""The files a run writes, and the functions that write its images and records."""
+
+import contextlib
+import dataclasses
+import os
+
+import torch
+
+from utils.atomic_files import write_csv, write_json
+from utils.image_io import save_png
+from utils.metrics import psnr
+from utils.plotting import save_panel
+
+from .state import HISTORY_FIELDS
+
+# Every file of a run, by role: <out_dir>/<ckpt>_<name>.
+FILE_NAMES = {
+    "last": "last.png",  # the recovered image phi, last iterate: the reference's answer
+    "best": "best.png",  # the PSNR-best iterate (oracle: uses the clean image)
+    "noisy": "noisy.png",  # the corrupted input, as the network sees it
+    "clean": "clean.png",  # the clean image, cropped as the network sees it
+    "impulses": "impulses.png",  # s mapped to [0, 1]: grey none, white salt, black pepper
+    "panel": "panel.png",  # noisy / recovered / clean side by side
+    "history": "history.csv",
+    "args": "args.json",
+    "checkpoint": "checkpoint.pt",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFiles:
+    """The paths of one run's files: ``files.checkpoint`` is ``<out_dir>/<ckpt>_checkpoint.pt``."""
+
+    out_dir: str
+    ckpt: str
+
+    def __getattr__(self, role):
+        if role not in FILE_NAMES:
+            raise AttributeError(role)
+        return os.path.join(self.out_dir, f"{self.ckpt}_{FILE_NAMES[role]}")
+
+    def all(self):
+        return [getattr(self, role) for role in FILE_NAMES]
+
+    def remove_all(self):
+        """Remove every file of the run, so that none of an old run passes for one of a new run."""
+        for path in self.all():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+
+
+def write_settings(files, spec, device):
+    """``<ckpt>_args.json``: the run's settings, how it computes, and where. Rewritten on resume
+    too: num_iter, the step options or the device (of the same type) may have changed."""
+    settings = dataclasses.asdict(spec.config)
+    if spec.config.noisy is not None:  # the file is the observation: no image was read, no noise added
+        settings.update(image=None, nlevel=None)
+    options = {**dataclasses.asdict(spec.options), "threads": torch.get_num_threads()}
+    write_json(files.args, {**settings, **options, "ckpt": spec.ckpt, "device": str(device)})
+
+
+def write_observation(files, observation):
+    save_png(files.noisy, observation.noisy)
+    if observation.clean is not None:
+        save_png(files.clean, observation.clean)
+
+
+def write_history(files, state):
+    write_csv(files.history, HISTORY_FIELDS, state.history)
+
+
+def write_final_images(files, observation, state, impulses):
+    """``_last.png``, ``_impulses.png`` (``impulses`` is s, ``3 x H x W`` in about [-1, 1], or
+    None) and the panel: noisy, recovered and clean, or the impulses when there is no clean image."""
+    save_png(files.last, state.last)
+    clean = observation.clean
+    tiles = [(observation.noisy, "noisy")]
+    if clean is not None:
+        tiles = [(observation.noisy, f"noisy, {observation.noisy_psnr:.2f} dB"),
+                 (state.last, f"recovered, {psnr(clean, state.last):.2f} dB"), (clean, "clean")]
+    else:
+        tiles.append((state.last, "recovered"))
+    if impulses is not None:
+        save_png(files.impulses, (impulses + 1) / 2)
+        if clean is None:
+            tiles.append(((impulses + 1) / 2, "impulses s"))
+    save_panel(files.panel, tiles)

@@ -1,0 +1,257 @@
+"""One run, start to end: check everything (touching nothing), prepare, fit, write the outputs.
+
+The data path is a straight line: the image becomes an ``Observation`` (``observation.py``), the
+observation a ``Recovery`` problem (``problem.py``), the problem is fitted by :func:`fit` while a
+``RunState`` (``state.py``) records its progress, and ``outputs.py`` writes what it found.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import torch
+from tqdm import tqdm
+
+from utils.atomic_files import check_writable_folder
+from utils.errors import InputError
+from utils.image_io import save_png
+from utils.metrics import psnr, ssim
+
+from .devices import check_options, describe_device, resolve_device
+from .lock import RunLock
+from .observation import Observation, prepare_observation
+from .outputs import RunFiles, write_final_images, write_history, write_observation, write_settings
+from .problem import Recovery
+from .settings import RunSpec
+from .state import RunState
+from .stopping import StopRequest
+
+
+@dataclasses.dataclass
+class RunReport:
+    """What a call of :func:`run_recovery` did.
+
+    ``state`` is the run's :class:`RunState` as it ended (history, last and best images, iterations
+    done, wall time); ``impulses`` the estimated s = g*g - h*h (``3 x H x W float32``, about noisy -
+    clean, so within about [-1, 1]; None for the DIP methods or a diverged run). ``stop_signal``
+    is the signal that stopped the run early (its checkpoint saved), else None; ``diverged`` says
+    it stopped at a logged iteration whose loss is inf or nan (no images written then).
+    """
+
+    spec: RunSpec
+    files: RunFiles
+    observation: Observation
+    state: RunState
+    impulses: object
+    stop_signal: int
+    diverged: bool
+
+    @property
+    def interrupted(self):
+        return self.stop_signal is not None
+
+    @property
+    def last(self):
+        """The recovered image, last iterate: ``3 x H x W float32`` in [0, 1], or None."""
+        return self.state.last
+
+
+@dataclasses.dataclass
+class _Checked:
+    """What checking a run found: the spec with absolute paths, the device, the saved state to
+    resume (or None), and the observation."""
+
+    spec: RunSpec
+    device: torch.device
+    saved: RunState
+    observation: Observation
+
+
+def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print):
+    """Run (or, with ``resume``, continue) the run ``spec`` (a RunSpec) and write its outputs to
+    ``<spec.out_dir>/<spec.ckpt>_*``; returns a :class:`RunReport`.
+
+    A stop signal (Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2; in the main thread) stops the run after the
+    current iteration and saves its checkpoint; the call then *returns*, with ``interrupted`` True,
+    so that a caller running several recoveries should check it and stop (a second signal stops
+    at once).
+
+    :raises InputError: bad settings or input, or the run in use by another process; nothing on
+        disk has been touched then.
+    :raises OutputError: an output could not be written (a full disk); the file it names, the
+        checkpoint included, is as it was.
+    """
+    checked = check_run(spec, resume, overwrite)
+    spec, files = checked.spec, RunFiles(checked.spec.out_dir, checked.spec.ckpt)
+    os.makedirs(spec.out_dir, exist_ok=True)
+    with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop:
+        saved = _saved_state_under_lock(checked, files, resume, overwrite)
+        problem, state = prepare(checked, saved, files, overwrite)
+        _log_header(checked, problem, state, log)
+        diverged = fit(problem, state, checked.observation, files, stop, progress, log)
+        impulses = None if diverged else problem.impulses()
+        _finish(checked, files, problem, state, stop, diverged, impulses, log)
+    return RunReport(spec, files, checked.observation, state, impulses, stop.signal, diverged)
+
+
+def check_run(spec, resume, overwrite):
+    """Everything that can be wrong with a run before it starts, checked without writing a byte:
+    InputError naming the first problem, else a ``_Checked``."""
+    spec = dataclasses.replace(spec, config=spec.config.with_absolute_paths())
+    files = RunFiles(spec.out_dir, spec.ckpt)
+    saved = None
+    if resume:
+        # Before validating: a setting that differs from the checkpoint is the error to name, not
+        # the clash it makes with the checkpoint's other settings.
+        saved = RunState.load(files.checkpoint)
+        spec.config.check_resumable(saved.config)
+    spec.validate()
+    device = resolve_device(spec.device)
+    check_options(spec.options, device, spec.config)
+    check_writable_folder(spec.out_dir, "`out_dir`")
+    if saved is not None:
+        _check_resumable_state(saved, spec.config, device)
+    elif os.path.exists(files.checkpoint) and not overwrite:
+        raise InputError(f"{files.checkpoint} exists: pass `resume` to continue that run, `overwrite` to start "
+                         f"it again, or another `ckpt`")
+    return _Checked(spec, device, saved, prepare_observation(spec.config))
+
+
+def _check_resumable_state(saved, config, device):
+    if config.num_iter < saved.iteration:
+        raise InputError(f"the run has done {saved.iteration} iterations already; `num_iter` cannot be less")
+    # The noise generator's state is device-specific: a CPU state cannot drive a CUDA generator.
+    if saved.problem["generator_device"] != device.type:
+        kind = saved.problem["generator_device"]
+        raise InputError(f"the run was made on a {kind} device; resume it on one (`device` {kind})")
+
+
+def _saved_state_under_lock(checked, files, resume, overwrite):
+    """The state to resume, read again if the checkpoint changed between the check and the lock
+    (another process ran meanwhile); a fresh run re-checks that no checkpoint appeared."""
+    if not resume:
+        if os.path.exists(files.checkpoint) and not overwrite:
+            raise InputError(f"{files.checkpoint} appeared while the run was starting; pass `resume` to continue it")
+        return None
+    saved = RunState.load(files.checkpoint)
+    if saved.iteration != checked.saved.iteration:
+        _check_resumable_state(saved, checked.spec.config, checked.device)
+    return saved
+
+
+def prepare(checked, saved, files, overwrite):
+    """Write the run's settings and observation, build the problem and restore any saved state;
+    returns ``(problem, state)``."""
+    spec = checked.spec
+    if overwrite and saved is None:
+        files.remove_all()
+    if spec.options.threads is not None:
+        torch.set_num_threads(spec.options.threads)
+    write_settings(files, spec, checked.device)
+    problem = Recovery(spec.config, checked.observation.noisy, checked.device, spec.options)
+    if saved is not None:
+        problem.load_state_dict(saved.problem)
+        state = dataclasses.replace(saved, config=spec.config)
+    else:
+        state = RunState(config=spec.config)
+        write_observation(files, checked.observation)
+    if (name := describe_device(checked.device)) not in state.devices:
+        state.devices.append(name)
+    return problem, state
+
+
+def _log_header(checked, problem, state, log):
+    observation, config, device, options = checked.observation, checked.spec.config, checked.device, checked.spec.options
+    h, w = observation.noisy.shape[1:]
+    log(f"image: {observation.description}, {w}x{h} after cropping")
+    for note in observation.notes:
+        log(f"note: {note}")
+    log(f"device: {device}" + (f", threads: {torch.get_num_threads()}" if device.type == "cpu" else "")
+        + f"; method: {config.method}; network: width {config.width}, {problem.num_parameters:,} parameters; "
+        f"{options}, precision: {config.precision}"
+        + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else ""))
+    if observation.clean is not None:
+        log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}")
+    if state.iteration:
+        log(f"resuming at iteration {state.iteration} of {config.num_iter}")
+
+
+def fit(problem, state, observation, files, stop, progress=True, log=print):
+    """Iterate until ``state.config.num_iter`` or a stop request, logging every ``show_every``
+    iterations and at the last: a history row, the best and last images, a checkpoint. Returns
+    True if the run diverged (a logged loss that is inf or nan), which stops it there."""
+    config = state.config
+    step = problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
+    with tqdm(total=config.num_iter, initial=state.iteration, disable=not progress, unit="it",
+              dynamic_ncols=True) as bar:  # closed on an error too, so that the error's line is not run into it
+        tick = time.perf_counter()
+        while state.iteration < config.num_iter and not stop.requested:
+            loss, phi = step()
+            state.iteration += 1
+            bar.update(1)
+            logged = state.iteration - 1  # the reference numbers iterations from 0
+            if logged % config.show_every and state.iteration != config.num_iter:
+                continue
+            now = time.perf_counter()
+            state.seconds, tick = state.seconds + now - tick, now
+            row = {"iteration": logged, "loss": loss.item(), "psnr": None, "ssim": None,
+                   "seconds": round(state.seconds, 3)}
+            if not math.isfinite(row["loss"]):  # gradient descent does not come back: stop, not hours later
+                state.history.append(row)
+                write_history(files, state)
+                return True
+            _record(state, row, phi[0].float().cpu().numpy(), observation.clean, files)
+            message = f"Iteration {logged:05d}    Loss {row['loss']:f}"
+            if row["psnr"] is not None:
+                message += f"   PSNR {row['psnr']:f}   SSIM {row['ssim']:.4f}"
+                bar.set_postfix(loss=f"{row['loss']:.5f}", psnr=f"{row['psnr']:.2f}")
+            if progress:
+                bar.write(message)  # above the bar, not through it
+            else:
+                log(message)
+            _save(state, problem, files)
+        state.seconds += time.perf_counter() - tick
+    return False
+
+
+def _record(state, row, last, clean, files):
+    """Add a logged iteration to ``state``: its row, its image as ``last`` and, with a clean image,
+    its PSNR and SSIM and, if it is the best so far, ``best`` (written out at once)."""
+    state.last = last
+    if clean is not None:
+        row["psnr"], row["ssim"] = psnr(clean, last), ssim(clean, last)
+        if row["psnr"] > state.best_psnr:
+            state.best_psnr, state.best = row["psnr"], last
+            save_png(files.best, last)
+    state.history.append(row)
+
+
+def _save(state, problem, files):
+    state.problem = problem.state_dict()
+    state.save(files.checkpoint)
+    write_history(files, state)
+
+
+def _finish(checked, files, problem, state, stop, diverged, impulses, log):
+    """After the loop: the checkpoint of a stopped run, the final images, and the closing line."""
+    device, clean = checked.device, checked.observation.clean
+    if device.type == "cuda":
+        log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
+    if diverged:
+        kept = f"are from iteration {state.history[-2]['iteration']:.0f}" if len(state.history) > 1 else "were not written"
+        log(f"diverged: the loss is {state.history[-1]['loss']} at iteration {state.iteration - 1} (learning rates "
+            f"too large?); stopped without writing images; the checkpoint and best image {kept}")
+        return
+    if stop.requested:  # a diverged state is not worth resuming: the last finite one stays
+        _save(state, problem, files)
+        log(f"stopped by {stop.describe()} after iteration {state.iteration - 1}; checkpoint saved")
+    if state.last is None:
+        return
+    write_final_images(files, checked.observation, state, impulses)
+    if not stop.requested:
+        summary = f"done: {state.iteration} iterations in {state.seconds:.1f} s"
+        if clean is not None:
+            summary += (f"; PSNR noisy {checked.observation.noisy_psnr:.2f} dB, recovered (last) "
+                        f"{psnr(clean, state.last):.2f} dB, best (oracle) {state.best_psnr:.2f} dB")
+        log(summary)

@@ -1,0 +1,227 @@
+"""Every setting of a run, written once: its default, its help text, its choices and its check.
+
+``RecoveryConfig`` says what problem is solved (saved with the run and compared on resume),
+``StepOptions`` how each iteration is computed (free to change between sessions), ``RunSpec`` which
+run it is (name, folder, device). The command lines build their flags from these fields
+(:func:`add_arguments`), and :meth:`RunSpec.to_argv` turns a run back into the command that makes
+it, so that a printed command and the run it stands for can never drift apart.
+"""
+
+import argparse
+import dataclasses
+import math
+import os
+import typing
+
+from utils.errors import InputError
+from utils.image_io import DEFAULT_DATA_DIR
+
+METHODS = ("ours", "dip", "dip-l1")
+ALGORITHMS = ("sgd", "adam")
+# fp32: strict float32 everywhere; tf32: TF32 convolutions on CUDA (PyTorch's and the reference's
+# default); bf16: the network in bfloat16 autocast, s and the loss in float32.
+PRECISIONS = ("fp32", "tf32", "bf16")
+STEPS = ("eager", "graph")
+MIN_SIDE = 64  # the network's least side (see models.SkipEncoderDecoder)
+MAX_SEED = 2**63 - 1  # what both numpy's and torch's generators accept
+MAX_CKPT_LENGTH = 200  # leaves room within a file name's 255 bytes for "_checkpoint.pt" and temporaries
+# Settings that may differ between a run and its resumption; all others must match.
+RESUMABLE_CHANGES = ("num_iter", "show_every")
+PATH_SETTINGS = ("image", "noisy", "data_dir")  # compared as the files they name, however spelled
+
+
+def setting(default, help, choices=None):
+    """A dataclass field that is also a command-line flag ``--<name>``."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryConfig:
+    """What defines one recovery problem; saved with every run (``<ckpt>_args.json`` and the
+    checkpoint). The defaults are the paper's: F16 at 50% salt-and-pepper, width 128, SGD with
+    learning rates 1 and 500, 150,000 iterations."""
+
+    image: str = setting("F16", "image name in --data_dir (with or without .png), path to an image file, "
+                         "or a scikit-image sample name such as astronaut")
+    nlevel: float = setting(0.5, "fraction of corrupted elements, in [0, 1)")
+    alg: str = setting("sgd", "optimiser for both parameter groups", ALGORITHMS)
+    l1: bool = setting(False, "L1 loss (default L2)")
+    lr: float = setting(1.0, "learning rate of the network parameters theta")
+    lr_c: float = setting(500.0, "learning rate of the corruption parameters g, h")
+    num_iter: int = setting(150000, "number of iterations")
+    width: int = setting(128, "network width")
+    method: str = setting("ours", "ours: phi + g*g - h*h; dip: network alone, L2 loss; dip-l1: network alone, "
+                          "L1 loss", METHODS)
+    seed: int = setting(0, "seeds corruption, input, initialisation, perturbations (0 to 2**63 - 1)")
+    data_dir: str = setting(DEFAULT_DATA_DIR, "where --image names are looked up (default: data/denoising in "
+                            "this checkout, from any working folder)")
+    show_every: int = setting(500, "log, record history and checkpoint every N iterations")
+    resize: typing.Optional[int] = setting(None, "resize the clean image so its shorter side is N pixels "
+                                           "(before cropping to multiples of 32)")
+    noisy: typing.Optional[str] = setting(None, "path to an already corrupted image with no clean version: no "
+                                          "noise is added, no PSNR is computed, the impulse map s is written")
+    precision: str = setting("tf32", "fp32: strict; tf32: TF32 convolutions on CUDA (PyTorch's and the "
+                             "reference's default); bf16: network in bfloat16, loss and s in float32", PRECISIONS)
+
+    @property
+    def uses_l1(self):
+        return self.l1 or self.method == "dip-l1"
+
+    @property
+    def has_corruption_term(self):
+        return self.method == "ours"
+
+    def with_absolute_paths(self):
+        """The same problem with its file settings as absolute paths, so that a run saved with them
+        can be resumed from any working directory. An ``image`` that is a name stays a name."""
+        image = os.path.abspath(self.image) if os.path.isfile(self.image) else self.image
+        noisy = None if self.noisy is None else os.path.abspath(self.noisy)
+        return dataclasses.replace(self, image=image, noisy=noisy, data_dir=os.path.abspath(self.data_dir))
+
+    def validate(self):
+        """Raise InputError naming the first bad value."""
+        check_choices(self)
+        if self.noisy is None and not 0 <= self.nlevel < 1:  # also refuses nan
+            raise InputError(f"`nlevel` must be in [0, 1), got {self.nlevel}")
+        check_at_least(self, 1, "width", "num_iter", "show_every")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"`seed` must be in [0, 2**63 - 1], got {self.seed}")
+        if not (0 < self.lr < math.inf and 0 < self.lr_c < math.inf):
+            raise InputError(f"learning rates must be positive and finite, got `lr` {self.lr}, `lr_c` {self.lr_c}")
+        if self.noisy is not None and self.resize is not None:
+            raise InputError("`resize` cannot be used with `noisy`: resizing would smear the impulses into their "
+                             "neighbours")
+        if self.resize is not None:
+            check_at_least(self, MIN_SIDE, "resize")
+
+    def check_resumable(self, saved):
+        """InputError unless this problem is ``saved`` (a RecoveryConfig) up to what may change on
+        resume (RESUMABLE_CHANGES)."""
+        for field in dataclasses.fields(self):
+            value, before = getattr(self, field.name), getattr(saved, field.name)
+            if field.name in PATH_SETTINGS and value is not None and before is not None:
+                value, before = os.path.realpath(value), os.path.realpath(before)
+            if field.name not in RESUMABLE_CHANGES and value != before:
+                shown = lambda v: "(not given)" if v is None else v  # noqa: E731
+                raise InputError(
+                    f"`{field.name}` {shown(value)} differs from the checkpoint's {shown(before)}; "
+                    f"only {', '.join(f'`{k}`' for k in RESUMABLE_CHANGES)} may change on resume"
+                )
+
+    def to_argv(self):
+        return settings_argv(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+    """How each iteration is computed, as opposed to what (``RecoveryConfig``): none of these
+    changes the mathematics, so a run may be resumed with other values. They cost or save time."""
+
+    step: str = setting("eager", "eager: the reference's step; graph: the same step replayed as a CUDA graph "
+                        "(CUDA, SGD)", STEPS)
+    channels_last: bool = setting(False, "NHWC activations (a speed option)")
+    compile: bool = setting(False, "torch.compile the network, fusing BatchNorm, LeakyReLU and padding (a "
+                            "speed option; compiling takes a minute or more; cpu and cuda)")
+    # Runs sharing a CPU must split its cores: oversubscribed, every parallel operator waits for
+    # descheduled threads, and small runs slow down a hundredfold.
+    threads: typing.Optional[int] = setting(None, "PyTorch's CPU threads (default: one per core); runs sharing "
+                                            "a CPU should split its cores between them")
+
+    def validate(self):
+        check_choices(self)
+        if self.threads is not None:
+            check_at_least(self, 1, "threads")
+
+    def to_argv(self):
+        return settings_argv(self)
+
+    def __str__(self):
+        return f"step: {self.step}" + ", channels-last" * self.channels_last + ", compiled" * self.compile
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run: its name and folder (outputs are ``<out_dir>/<ckpt>_*``), where it computes, the
+    problem it solves and how it computes each iteration."""
+
+    ckpt: str = setting("test", "run name: outputs are <out_dir>/<ckpt>_*")
+    out_dir: str = setting("checkpoints", "where outputs are written")
+    device: str = setting("auto", "auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
+    config: RecoveryConfig = RecoveryConfig()
+    options: StepOptions = StepOptions()
+
+    def validate(self):
+        """InputError naming the first bad setting of the run (the device is checked when resolved)."""
+        if not self.ckpt or self.ckpt in (".", "..") or "/" in self.ckpt or os.sep in self.ckpt:
+            raise InputError(f"`ckpt` must be a plain name, not '{self.ckpt}' (choose the folder with `out_dir`)")
+        if len(self.ckpt) > MAX_CKPT_LENGTH:
+            raise InputError(f"`ckpt` is {len(self.ckpt)} characters long; at most {MAX_CKPT_LENGTH}")
+        self.config.validate()
+        self.options.validate()
+
+    def to_argv(self, resume=False):
+        """The ``denoising.py`` command line (a list, without the interpreter) making this run."""
+        argv = ["denoising.py", "--ckpt", self.ckpt, "--out_dir", self.out_dir, "--device", self.device]
+        return argv + self.config.to_argv() + self.options.to_argv() + ["--resume"] * resume
+
+
+def check_choices(settings):
+    for field in dataclasses.fields(settings):
+        choices = field.metadata.get("choices")
+        if choices and getattr(settings, field.name) not in choices:
+            raise InputError(f"`{field.name}` must be one of {', '.join(choices)}, got '{getattr(settings, field.name)}'")
+
+
+def check_at_least(settings, least, *names):
+    for name in names:
+        if getattr(settings, name) < least:
+            raise InputError(f"`{name}` must be at least {least}, got {getattr(settings, name)}")
+
+
+def _flag_fields(cls):
+    """The fields of a settings class that are flags (a nested settings object is not)."""
+    return [field for field in dataclasses.fields(cls) if "help" in field.metadata]
+
+
+def _value_type(field):
+    """The type a flag's text is parsed as: ``int`` for ``Optional[int]`` and so on."""
+    kinds = [kind for kind in typing.get_args(field.type) if kind is not type(None)] or [field.type]
+    return kinds[0]
+
+
+def settings_argv(settings):
+    """The flags giving ``settings`` (a settings dataclass) every value that is not its default."""
+    argv = []
+    for field in _flag_fields(type(settings)):
+        value = getattr(settings, field.name)
+        if value == field.default or (field.name == "data_dir" and os.path.realpath(value) == os.path.realpath(field.default)):
+            continue
+        if _value_type(field) is bool:
+            argv.append(f"--{field.name}")  # a bool that is not its default False
+        else:
+            argv += [f"--{field.name}", repr(value) if isinstance(value, float) else str(value)]
+    return argv
+
+
+def add_arguments(parser, cls, exclude=()):
+    """Add a flag per field of the settings class ``cls`` to an argparse ``parser``.
+
+    Flags left out of a command line are absent from the parsed namespace (not set to their
+    default), so that :func:`given_settings` tells what was given: on resume, what was not given
+    comes from the checkpoint.
+    """
+    for field in _flag_fields(cls):
+        if field.name in exclude:
+            continue
+        kind = _value_type(field)
+        shown = "data/denoising in this checkout" if field.name == "data_dir" else field.default
+        extra = {"action": "store_true"} if kind is bool else {"type": kind, "choices": field.metadata["choices"]}
+        help_text = field.metadata["help"]
+        if not (kind is bool or field.default is None or "default:" in help_text):
+            help_text += f" (default: {shown})"
+        parser.add_argument(f"--{field.name}", dest=field.name, default=argparse.SUPPRESS, help=help_text, **extra)
+
+
+def given_settings(cls, namespace):
+    """``{name: value}`` of the fields of ``cls`` given on the command line parsed into ``namespace``."""
+    return {field.name: getattr(namespace, field.name) for field in _flag_fields(cls) if hasattr(namespace, field.name)}

@@ -1,0 +1,104 @@
+"""What a run carries from one session to the next, and its checkpoint file: the one definition of
+the checkpoint's format, read by the run itself (to resume) and by the sweep (to draw results)."""
+
+import dataclasses
+import io
+import math
+
+import numpy as np
+import torch
+
+from utils.atomic_files import atomic_path
+from utils.errors import InputError
+
+from .settings import RecoveryConfig
+
+FORMAT = "double-overparam run state"
+FORMAT_VERSION = 1
+HISTORY_FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds")
+
+
+@dataclasses.dataclass
+class RunState:
+    """A run's progress: everything but the problem's tensors is here, and those are ``problem``
+    (``Recovery.state_dict()``) once the run has been saved.
+
+    ``iteration`` counts the iterations done. ``history`` has one row per logged iteration, a dict
+    with the keys of ``HISTORY_FIELDS``: ``iteration`` (numbered from 0, as the reference logs),
+    ``loss``, ``psnr`` and ``ssim`` (None without a clean image), ``seconds`` since the start.
+    ``last`` is the network output at the last logged iteration and ``best`` the one with the
+    highest PSNR (an oracle: it uses the clean image), ``3 x H x W float32`` in [0, 1] or None.
+    ``seconds`` is the loop's wall time over all sessions; ``devices`` names every device the run
+    has computed on.
+    """
+
+    config: RecoveryConfig
+    problem: dict = None
+    iteration: int = 0
+    history: list = dataclasses.field(default_factory=list)
+    best_psnr: float = -math.inf
+    best: np.ndarray = None
+    last: np.ndarray = None
+    seconds: float = 0.0
+    devices: list = dataclasses.field(default_factory=list)
+
+    @property
+    def last_iteration(self):
+        """The iteration ``last`` is the output of, numbered from 0 as in ``history``: the last
+        logged one, which may be short of ``iteration`` (a run stopped between two logged
+        iterations)."""
+        return int(self.history[-1]["iteration"])
+
+    def reached(self, num_iter):
+        """True when the run has done at least ``num_iter`` iterations."""
+        return self.iteration >= num_iter
+
+    def to_checkpoint(self):
+        """The state as a dict of plain values and tensors (what ``torch.load(weights_only=True)``
+        reads back)."""
+        as_tensor = lambda image: None if image is None else torch.from_numpy(image)  # noqa: E731
+        return {
+            "format": FORMAT, "version": FORMAT_VERSION,
+            "config": dataclasses.asdict(self.config), "problem": self.problem, "iteration": self.iteration,
+            "history": self.history, "best_psnr": self.best_psnr, "best": as_tensor(self.best),
+            "last": as_tensor(self.last), "seconds": self.seconds, "devices": self.devices,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, saved):
+        """The inverse of :meth:`to_checkpoint`; ValueError for anything else."""
+        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+            raise ValueError("not a checkpoint written by this program")
+        if saved.get("version") != FORMAT_VERSION:
+            raise ValueError(f"format version {saved.get('version')}; this program reads version {FORMAT_VERSION}")
+        try:
+            config = RecoveryConfig(**saved["config"])
+        except TypeError:
+            raise ValueError("its settings are not those of this program") from None
+        as_array = lambda tensor: None if tensor is None else tensor.numpy()  # noqa: E731
+        return cls(config=config, problem=saved["problem"], iteration=saved["iteration"],
+                   history=saved["history"], best_psnr=saved["best_psnr"], best=as_array(saved["best"]),
+                   last=as_array(saved["last"]), seconds=saved["seconds"], devices=saved["devices"])
+
+    def save(self, path):
+        """Write the checkpoint to ``path`` atomically: the earlier one stays whole until the new
+        one is complete. OutputError if it cannot be written (a full disk)."""
+        # Serialised in memory first: torch.save reports a failed write (a full disk) as an
+        # unexplained RuntimeError, a plain write as the OSError it is.
+        buffer = io.BytesIO()
+        torch.save(self.to_checkpoint(), buffer)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+
+    @classmethod
+    def load(cls, path):
+        """The state saved at ``path``; InputError if there is none or it cannot be read."""
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            return cls.from_checkpoint(saved)
+        except FileNotFoundError:
+            raise InputError(f"no checkpoint to resume: {path} does not exist") from None
+        except ValueError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        except Exception as exc:  # torch.load's errors for a damaged or foreign file are of many types
+            raise InputError(f"cannot read checkpoint {path} ({type(exc).__name__})") from None
