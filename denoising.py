@@ -32,6 +32,8 @@ def build_parser():
     p.add_argument("--resume", action="store_true", help="continue the run <ckpt> from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start <ckpt> again even if it has a checkpoint")
     p.add_argument("--no_progress", action="store_true", help="no progress bar; log lines only")
+    p.add_argument("--no_memory_check", action="store_true", help="start even if the run's estimated peak "
+                   "memory exceeds what the device has available")
     return p
 
 
@@ -59,7 +61,8 @@ def main(argv=None):
             # Rather than quietly running on the CPU for hours.
             raise InputError(f"`gpu` {args.gpu} asks for a GPU, but CUDA sees none with CUDA_VISIBLE_DEVICES="
                              f"{args.gpu}; leave `gpu` out to run on the CPU")
-        report = run_recovery(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        report = run_recovery(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                              check_memory=not args.no_memory_check)
     # Ctrl-C lands here only outside the loop's own clean stop (start-up, or a second Ctrl-C).
     except EXPECTED_FAILURES as exc:
         return report_failure(PROG, exc, "the last checkpoint written, if any, is intact (--resume)")

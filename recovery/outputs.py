@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from utils.atomic_files import write_csv, write_json
+from utils.atomic_files import remove_temporaries, write_csv, write_json
 from utils.image_io import save_png
 from utils.metrics import psnr
 from utils.plotting import save_panel
@@ -41,6 +41,12 @@ class RunFiles:
 
     def all(self):
         return [getattr(self, role) for role in FILE_NAMES]
+
+    def remove_temporaries(self):
+        """Remove what writes of the run's files left when a kill interrupted them (the caller
+        holds the run's lock: no other process is writing them)."""
+        for path in self.all():
+            remove_temporaries(path)
 
     def remove_all(self):
         """Remove every file of the run, so that none of an old run passes for one of a new run."""

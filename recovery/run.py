@@ -5,21 +5,24 @@ observation a ``Recovery`` problem (``problem.py``), the problem is fitted by :f
 ``RunState`` (``state.py``) records its progress, and ``outputs.py`` writes what it found.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
+import re
 import time
 
 import torch
 from tqdm import tqdm
 
 from utils.atomic_files import check_writable_folder
-from utils.errors import InputError
+from utils.errors import InputError, RunFailure
 from utils.image_io import save_png
 from utils.metrics import psnr, ssim
 
 from .devices import check_options, describe_device, resolve_device
 from .lock import RunLock
+from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
 from .outputs import RunFiles, write_final_images, write_history, write_observation, write_settings
 from .problem import Recovery
@@ -68,34 +71,39 @@ class _Checked:
     observation: Observation
 
 
-def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print):
+def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, check_memory=True):
     """Run (or, with ``resume``, continue) the run ``spec`` (a RunSpec) and write its outputs to
     ``<spec.out_dir>/<spec.ckpt>_*``; returns a :class:`RunReport`.
+
+    Before anything is written, the run's peak memory is estimated (``recovery.memory``) and the run
+    refused if the device has less available, unless ``check_memory`` is False.
 
     A stop signal (Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2; in the main thread) stops the run after the
     current iteration and saves its checkpoint; the call then *returns*, with ``interrupted`` True,
     so that a caller running several recoveries should check it and stop (a second signal stops
     at once).
 
-    :raises InputError: bad settings or input, or the run in use by another process; nothing on
-        disk has been touched then.
+    :raises InputError: bad settings or input, a run that does not fit in memory, or the run in
+        use by another process; nothing on disk has been touched then.
+    :raises RunFailure: the device ran out of memory during the run; the last checkpoint is intact.
     :raises OutputError: an output could not be written (a full disk); the file it names, the
         checkpoint included, is as it was.
     """
-    checked = check_run(spec, resume, overwrite)
+    checked = check_run(spec, resume, overwrite, check_memory)
     spec, files = checked.spec, RunFiles(checked.spec.out_dir, checked.spec.ckpt)
     os.makedirs(spec.out_dir, exist_ok=True)
     with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop:
         saved = _saved_state_under_lock(checked, files, resume, overwrite)
         problem, state = prepare(checked, saved, files, overwrite)
         _log_header(checked, problem, state, log)
-        diverged = fit(problem, state, checked.observation, files, stop, progress, log)
+        with _out_of_memory_as_failure(checked.device):
+            diverged = fit(problem, state, checked.observation, files, stop, progress, log)
         impulses = None if diverged else problem.impulses()
         _finish(checked, files, problem, state, stop, diverged, impulses, log)
     return RunReport(spec, files, checked.observation, state, impulses, stop.signal, diverged)
 
 
-def check_run(spec, resume, overwrite):
+def check_run(spec, resume, overwrite, check_memory=True):
     """Everything that can be wrong with a run before it starts, checked without writing a byte:
     InputError naming the first problem, else a ``_Checked``."""
     spec = dataclasses.replace(spec, config=spec.config.with_absolute_paths())
@@ -115,7 +123,32 @@ def check_run(spec, resume, overwrite):
     elif os.path.exists(files.checkpoint) and not overwrite:
         raise InputError(f"{files.checkpoint} exists: pass `resume` to continue that run, `overwrite` to start "
                          f"it again, or another `ckpt`")
-    return _Checked(spec, device, saved, prepare_observation(spec.config))
+    observation = prepare_observation(spec.config)
+    if check_memory:
+        _check_memory(spec.config, device, observation)
+    return _Checked(spec, device, saved, observation)
+
+
+def _check_memory(config, device, observation):
+    height, width = observation.noisy.shape[1:]
+    need = estimate_peak_bytes(height, width, config.width, config.method, config.alg, device.type,
+                               config.precision, config.uses_l1)
+    shortfall = memory_shortfall(need, available_bytes(device))
+    if shortfall is not None:
+        raise InputError(f"the run {shortfall} (`no_memory_check` starts it anyway)")
+
+
+@contextlib.contextmanager
+def _out_of_memory_as_failure(device):
+    """A device that runs out of memory mid-run is one line, not a traceback."""
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        asked = re.search(r"Tried to allocate [0-9.]+ [KMGT]?i?B", str(exc))
+        total = (f" of {torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB"
+                 if device.type == "cuda" else "")
+        raise RunFailure(f"{device} ran out of memory ({asked.group(0).lower() if asked else 'out of memory'}, "
+                         f"on a device{total}); use `resize` or a smaller `width`") from None
 
 
 def _check_resumable_state(saved, config, device):
@@ -144,6 +177,7 @@ def prepare(checked, saved, files, overwrite):
     """Write the run's settings and observation, build the problem and restore any saved state;
     returns ``(problem, state)``."""
     spec = checked.spec
+    files.remove_temporaries()
     if overwrite and saved is None:
         files.remove_all()
     if spec.options.threads is not None:

@@ -1,41 +1,128 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written output behind."""
+"""Atomic, durable file writes: a crash, Ctrl-C or power loss never leaves a half-written output."""
 
 import contextlib
 import csv
+import errno
 import json
 import os
+import stat
 import tempfile
 
 from utils.errors import InputError, OutputError
 
-# mkstemp creates files readable by their owner alone; outputs get the usual permissions instead.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+TEMPORARY_NAME_TRIES = 100  # random names tried before giving up (a clash is already unlikely)
+
+
+def printable_path(path):
+    """``path`` (str, bytes or path-like) as one line of text that any UTF-8 terminal prints.
+
+    Bytes of a file name that are not UTF-8 (Linux hands them to ``sys.argv`` as surrogate
+    escapes, which cannot be encoded) come out as ``\\xff``; control characters such as a newline
+    as ``\\n``, so that a message naming the file stays one line.
+    """
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte: no file name of this OS
+        raw = os.fspath(path).encode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _create_temporary(directory, prefix, suffix):
+    """Create a new empty file in ``directory`` and return its path.
+
+    Its permissions are those of any new file (0o666 less the process's umask), unlike
+    ``tempfile.mkstemp``'s owner-only 0o600, and the umask is never read or changed.
+    """
+    for _ in range(TEMPORARY_NAME_TRIES):
+        path = os.path.join(directory, f"{prefix}{os.urandom(4).hex()}{suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name in {directory}")
+
+
+def _fsync_file(path):
+    """Force ``path``'s data to the disk (write access: Windows flushes only writable handles)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(directory):
+    """Force ``directory``'s entries (a rename in it) to the disk, where the OS allows it.
+
+    POSIX systems open a folder like a file; Windows cannot (its renames are journaled by NTFS),
+    and some file systems refuse fsync on a folder: both are skipped.
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _temporary_affixes(path):
+    """The folder, prefix and suffix of the temporaries :func:`atomic_path` makes for ``path``."""
+    directory, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    return directory, f".{stem}.", f".tmp{ext}"
+
+
+def remove_temporaries(path):
+    """Remove the temporaries that writes of ``path`` left behind when their process was killed
+    (SIGKILL, power loss). Only for a caller that knows no other process writes ``path`` now."""
+    directory, prefix, suffix = _temporary_affixes(path)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(directory):
+            middle = entry.name[len(prefix):-len(suffix)]
+            if entry.name.startswith(prefix) and entry.name.endswith(suffix) and len(middle) == 8 and "." not in middle:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(entry.path)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
-    The temporary file keeps ``path``'s extension so that writers which choose a format from the
-    file name (Pillow, matplotlib) still do the right thing. On an exception it is removed and
+    The caller writes the temporary file and closes it before the block ends. Then its data is
+    flushed to the disk (fsync), it takes the permission bits of the file it replaces (a new file
+    keeps those of any new file: 0o666 less the umask), it is renamed onto ``path``, and the folder
+    is flushed too, so that after a power loss ``path`` is either the old file or the whole new
+    one. The temporary file keeps ``path``'s extension so that writers which choose a format from
+    the file name (Pillow, matplotlib) still do the right thing. On an exception it is removed and
     ``path`` is left as it was; an ``OSError`` (a full disk) comes out as an ``OutputError`` naming
     ``path``.
     """
-    directory, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
+    directory, prefix, suffix = _temporary_affixes(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{ext}", dir=directory)
-        os.close(fd)
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        tmp = _create_temporary(directory, prefix, suffix)
         yield tmp
+        _fsync_file(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode) & 0o777)
         os.replace(tmp, path)
+        tmp = None
+        _fsync_folder(directory)
     except BaseException as exc:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from exc
+            raise OutputError(f"cannot write {printable_path(path)} ({exc.strerror or exc})") from exc
         raise
 
 
@@ -48,12 +135,12 @@ def check_writable_folder(path, flag):
     if not os.path.exists(path):
         return
     if not os.path.isdir(path):
-        raise InputError(f"{flag} {path} exists and is not a folder")
+        raise InputError(f"{flag} {printable_path(path)} exists and is not a folder")
     try:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        raise InputError(f"cannot write in {flag} {path} ({exc.strerror})") from None
+        raise InputError(f"cannot write in {flag} {printable_path(path)} ({exc.strerror})") from None
 
 
 def write_json(path, obj):

@@ -5,19 +5,15 @@ import argparse
 import re
 import sys
 
-# A setting named in an InputError's message, written `name`: a Python caller reads ``name``, the
-# command line ``--name``.
-_SETTING_NAME = re.compile(r"`([a-z][a-z0-9_]*)`")
+# A setting named in an InputError's message, written `name` as a word of its own: a Python caller
+# reads ``name``, the command line ``--name``. Backquotes inside a word (a file name) stay.
+_SETTING_NAME = re.compile(r"(?:(?<=^)|(?<=[\s(]))`([a-z][a-z0-9_]*)`(?=$|[\s,;:.)])")
 
 
-class InputError(ValueError):
-    """Bad user input (a missing file, a value out of range). The CLI prints it as one line and
-    exits with status 2; library callers can catch it like any ValueError.
-
-    The message marks the settings it names with backquotes (```width` must be at least 1``):
-    ``str()`` gives them as the Python names (``width must be at least 1``),
-    :meth:`for_command_line` as flags (``--width must be at least 1``).
-    """
+class NamesSettings:
+    """An exception whose message marks the settings it names with backquotes
+    (```width` must be at least 1``): ``str()`` gives them as the Python names (``width must be
+    at least 1``), :meth:`for_command_line` as flags (``--width must be at least 1``)."""
 
     def __str__(self):
         return _SETTING_NAME.sub(r"\1", super().__str__())
@@ -26,21 +22,34 @@ class InputError(ValueError):
         return _SETTING_NAME.sub(r"--\1", super().__str__())
 
 
+class InputError(NamesSettings, ValueError):
+    """Bad user input (a missing file, a value out of range). The CLI prints it as one line and
+    exits with status 2; library callers can catch it like any ValueError."""
+
+
 class OutputError(OSError):
     """An output file could not be written (a full disk, a quota): the message names the file. The
     file of that name, if there was one, is as it was. The CLI prints it as one line and exits
     with status 1."""
 
 
-EXPECTED_FAILURES = (InputError, OutputError, KeyboardInterrupt)
+class RunFailure(NamesSettings, RuntimeError):
+    """A run could not go on (its device ran out of memory); its last checkpoint is intact. The
+    CLI prints it as one line and exits with status 1."""
+
+
+EXPECTED_FAILURES = (InputError, OutputError, RunFailure, KeyboardInterrupt)
 
 
 def report_failure(prog, exc, kept):
     """Write the one line a script gives for ``exc``, one of ``EXPECTED_FAILURES``, and return the
-    exit status: 2 for bad input (nothing was touched), 1 for an output that could not be written,
-    130 for Ctrl-C. ``kept`` says, for the last two, what survives: ``the last checkpoint ...``."""
+    exit status: 2 for bad input (nothing was touched), 1 for an output that could not be written
+    or a run that could not go on, 130 for Ctrl-C. ``kept`` says, for the last three, what
+    survives: ``the last checkpoint ...``."""
     if isinstance(exc, InputError):
         line, status = f"error: {exc.for_command_line()}", 2
+    elif isinstance(exc, RunFailure):
+        line, status = f"error: {exc.for_command_line()}; {kept}", 1
     elif isinstance(exc, OutputError):
         line, status = f"error: {exc}; {kept}", 1
     else:

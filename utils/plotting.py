@@ -1,36 +1,85 @@
-"""Figures for people to look at (the recovered pixels themselves are written by image_io)."""
+"""Figures for people to look at (the recovered pixels themselves are written by image_io).
 
-import matplotlib
+Figures are ``matplotlib.figure.Figure`` objects, saved through the canvas of their file's format
+(Agg for PNG): no pyplot, so no backend is chosen and importing this module changes nothing.
+"""
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
+import math
 
-from .atomic_files import atomic_path  # noqa: E402
+import matplotlib.ticker
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
+
+from .atomic_files import atomic_path
+
+# The panel's resolution: a power of two, so that its size in pixels divided by it and multiplied
+# back (as matplotlib sizes its canvas) is exact and the canvas is the panel's pixel size.
+PANEL_DPI = 128
+PANEL_GAP_INCHES = 0.1  # white between the panel's tiles and around them
+CAPTION_FONTSIZE = 10
+CAPTION_LINES = 2.0  # height of the caption band above the panel's tiles, in lines of caption
 
 
-def save_figure(fig, *paths):
-    """Save a matplotlib figure atomically to each path (format from the extension) and close it."""
+def save_figure(fig, *paths, tight=True):
+    """Save a matplotlib figure atomically to each path (format from the extension).
+
+    ``tight`` crops the saved figure to what is drawn (captions included); without it the file
+    has the figure's own size.
+    """
     for path in paths:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=fig.dpi, bbox_inches="tight")
-    plt.close(fig)
+            fig.savefig(tmp, dpi=fig.dpi, bbox_inches="tight" if tight else None)
+
+
+def _to_tensor(image):
+    """``C x H x W`` float in [0, 1] (C is 1 or 3) as a ``3 x H x W`` float32 tensor, clipped."""
+    tensor = torch.from_numpy(np.clip(np.asarray(image, dtype=np.float32), 0, 1))
+    return tensor.expand(3, -1, -1)
+
+
+def panel_layout(tiles, tile_inches=3.0):
+    """The panel of :func:`save_panel` as one picture: returns ``(pixels, zoom, centres)``.
+
+    ``pixels`` is the tiles side by side on white (``torchvision.utils.make_grid``), enlarged
+    ``zoom`` times (each pixel a ``zoom x zoom`` block, so that the longer side of a tile is drawn
+    at least ``tile_inches`` at PANEL_DPI), ``H' x W' x 3 uint8``; ``centres`` the column of each
+    tile's centre in it.
+    """
+    sizes = {np.shape(image)[1:] for image, _ in tiles}
+    if len(sizes) != 1:
+        raise ValueError(f"a panel's tiles must be of one size, not {sorted(sizes)}")
+    height, width = sizes.pop()
+    zoom = max(1, math.ceil(tile_inches * PANEL_DPI / max(height, width)))
+    padding = max(1, round(PANEL_GAP_INCHES * PANEL_DPI / zoom))
+    grid = make_grid([_to_tensor(image) for image, _ in tiles], nrow=len(tiles), padding=padding, pad_value=1.0)
+    padding = (grid.shape[2] - len(tiles) * width) // (len(tiles) + 1)  # make_grid pads no single tile
+    pixels = np.round(grid.numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+    pixels = pixels.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    centres = [(padding + i * (width + padding) + width / 2) * zoom for i in range(len(tiles))]
+    return pixels, zoom, centres
 
 
 def save_panel(path, tiles, tile_inches=3.0):
-    """Save images side by side, each with its caption.
+    """Save images side by side, each with its caption above it.
 
     :param str path: output file (.png or .pdf).
-    :param list tiles: ``(image, caption)`` pairs, image ``C x H x W`` float in [0, 1].
+    :param list tiles: ``(image, caption)`` pairs, image ``C x H x W`` float in [0, 1], all of one
+        size (C is 1 or 3).
+
+    Each tile's pixels are drawn as exact blocks (see :func:`panel_layout`), never resampled: the
+    PNG holds the tiles' 8-bit values as they are, below a band of captions.
     """
-    fig, axes = plt.subplots(1, len(tiles), figsize=(tile_inches * len(tiles), tile_inches + 0.4))
-    for ax, (image, caption) in zip(np.atleast_1d(axes), tiles):
-        ax.imshow(np.clip(image, 0, 1).transpose(1, 2, 0), interpolation="nearest")
-        ax.set_title(caption, fontsize=10)
-        ax.axis("off")
-    fig.tight_layout()
-    save_figure(fig, path)
+    pixels, _, centres = panel_layout(tiles, tile_inches)
+    height, width, _ = pixels.shape
+    band = math.ceil(CAPTION_LINES * CAPTION_FONTSIZE / 72 * PANEL_DPI)
+    fig = Figure(figsize=(width / PANEL_DPI, (height + band) / PANEL_DPI), dpi=PANEL_DPI, facecolor="white")
+    fig.figimage(pixels, xo=0, yo=0, origin="upper")
+    for centre, (_, caption) in zip(centres, tiles):
+        fig.text(centre / width, 1 - band / 2 / (height + band), caption, fontsize=CAPTION_FONTSIZE,
+                 ha="center", va="center")
+    save_figure(fig, path, tight=False)
 
 
 def save_grid(paths, rows, row_labels, column_titles, tile_inches=2.5):
@@ -38,17 +87,17 @@ def save_grid(paths, rows, row_labels, column_titles, tile_inches=2.5):
 
     :param list paths: output files (.png, .pdf, ...), all of the same figure.
     :param list rows: one list per row of ``(image, caption)`` pairs, image ``C x H x W`` float in
-        [0, 1], or None for an empty tile (e.g. a run not made yet).
+        [0, 1], or None for an empty tile (e.g. a run not made yet), drawn as an empty frame.
     :param list row_labels: one label per row; :param list column_titles: one title per column.
 
-    The resolution is chosen so that the largest image is drawn at its own pixel size.
+    Columns may hold images of different sizes (one axes per tile, each image fitted in it). The
+    resolution is chosen so that the largest image is drawn at its own pixel size.
     """
     shapes = [image.shape for row in rows for image, _ in row if image is not None]
     largest_side = max((max(shape[1:]) for shape in shapes), default=1)
-    fig, axes = plt.subplots(
-        len(rows), len(column_titles), figsize=(tile_inches * len(column_titles), (tile_inches + 0.5) * len(rows)),
-        squeeze=False, dpi=max(100, largest_side / tile_inches),
-    )
+    fig = Figure(figsize=(tile_inches * len(column_titles), (tile_inches + 0.5) * len(rows)),
+                 dpi=max(100, largest_side / tile_inches))
+    axes = fig.subplots(len(rows), len(column_titles), squeeze=False)
     for r, row in enumerate(rows):
         for c, (image, caption) in enumerate(row):
             ax = axes[r, c]
@@ -73,7 +122,8 @@ def save_curves(paths, panels, xlabel, ylabel, panel_inches=(5.0, 3.6)):
     :param list panels: ``(title, series)`` pairs; each series is a dict with ``x``, ``y`` (equal
         length sequences), ``label``, and any further matplotlib ``plot`` keywords (e.g. ``marker``).
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(panel_inches[0] * len(panels), panel_inches[1]), squeeze=False)
+    fig = Figure(figsize=(panel_inches[0] * len(panels), panel_inches[1]))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):
         for line in series:
             options = {k: v for k, v in line.items() if k not in ("x", "y")}

@@ -1,0 +1,300 @@
+"""How much memory a recovery run will need at its peak, and how much the device has: the
+pre-flight check that refuses a run before its first iteration instead of letting the kernel's
+OOM killer end it without a word.
+
+The estimate (:func:`estimate_terms`, summed by :func:`estimate_peak_bytes`) counts what is alive
+at the peak of one iteration, which is the start of the backward pass:
+
+``saved activations``
+    every tensor autograd keeps for the backward pass of the skip encoder-decoder, counted per
+    scale (:func:`saved_activation_bytes` lists them); for a ``H x W`` image at width w it is
+    about ``(113 + 16 w) H W`` float32 values, nearly all of them at the two finest scales.
+``backward transient``
+    while the backward pass goes through the finest scale, the gradient arriving at a layer and
+    the one it sends on are alive beside the saved tensors (which are freed only as their layer
+    is differentiated): ``BACKWARD_BUFFERS`` full-resolution float32 tensors of ``w + skip``
+    channels (calibrated).
+``network state``
+    the parameters theta, their gradients and, with Adam, its two moment estimates; under bf16
+    also the bfloat16 copies of the weights that the convolutions keep.
+``input``
+    the fixed code z and the iteration's perturbation of it (``1 x 32 x H x W`` float32 each).
+``observation``
+    y (``1 x 3 x H x W`` float32) and, on the CPU, the images the run keeps on the host beside
+    it (clean, last, best).
+``corruption`` (method ``ours`` only)
+    g, h and their gradients (``1 x 3 x H x W`` float32 each); with Adam, their four moments.
+``process``
+    on the CPU, the peak resident size of a run too small for any of the above to matter: the
+    interpreter, torch and the program's other imports, and what a run and its exit touch
+    besides the tensors (calibrated, ``PROCESS_OVERHEAD_BYTES``).
+
+The two calibrated constants come from peak resident sizes of real runs on a CPU
+(``benchmarks/memory_peak.py``, table in ``docs/memory.md``). On CUDA the tensor terms are the
+same; the CUDA-only terms (cuDNN workspaces, the caching allocator's rounding and fragmentation)
+are not calibrated and are left out, so there the estimate is a lower bound until a GPU session
+calibrates ``CUDA_WORKSPACE_BYTES`` and ``CUDA_ALLOCATOR_FACTOR``.
+
+Only ``models``, torch and the standard library are imported here, so that the check can run
+before anything else of the recovery is set up.
+"""
+
+import math
+import os
+
+import torch
+
+from models import SkipEncoderDecoder
+
+from .problem import INPUT_CHANNELS
+from .settings import ALGORITHMS, METHODS, PRECISIONS
+
+GIB = 2**30
+FLOAT32_BYTES = 4
+BFLOAT16_BYTES = 2
+
+# Calibrated on a 2-core CPU, PyTorch 2.14.1, --threads 1 (docs/memory.md has the table).
+# Peak resident size of a run whose tensors are negligible (64x64, width 1: 937 MiB measured, its
+# tensor terms 3 MiB): the interpreter, torch and the program's other imports, library and
+# allocator state, the final images and panel, and the library pages touched at interpreter exit.
+PROCESS_OVERHEAD_BYTES = 934 * 2**20
+# Full-resolution (width + skip)-channel tensors alive beside the saved ones at the peak: the
+# gradients flowing into and out of the finest-scale layer being differentiated. The runs of
+# 512x512 and more imply 1.2 to 2.3 (2.0 at 1024x1024).
+BACKWARD_BUFFERS = 2
+
+# CUDA-only terms, not calibrated (no GPU here): neutral until a GPU session measures them.
+CUDA_WORKSPACE_BYTES = 0  # cuDNN's largest convolution workspace
+CUDA_ALLOCATOR_FACTOR = 1.0  # reserved / requested bytes of the caching allocator
+
+
+def _check(height, width, network_width, method, alg, precision, num_scales):
+    multiple = 2**num_scales
+    if height < 2 * multiple or width < 2 * multiple or height % multiple or width % multiple:
+        raise ValueError(f"height and width must be multiples of {multiple} and at least {2 * multiple}, "
+                         f"got {height}x{width}")
+    if network_width < 1:
+        raise ValueError(f"network_width must be at least 1, got {network_width}")
+    for name, value, allowed in (("method", method, METHODS), ("alg", alg, ALGORITHMS),
+                                 ("precision", precision, PRECISIONS)):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
+
+
+def _network(network_width, channels):
+    """The network of the run, built on the meta device: its shape without its memory."""
+    with torch.device("meta"):
+        return SkipEncoderDecoder(INPUT_CHANNELS, channels, network_width)
+
+
+def saved_activation_bytes(height, width, network_width, method="ours", precision="fp32", l1=False, channels=3):
+    """Bytes of the tensors that autograd saves in one forward pass for the backward pass, for a
+    ``1 x 32 x height x width`` input (sides multiples of 32). Per-channel statistics are left out
+    (a few kilobytes).
+
+    Per scale, at its side ``h x w`` (``h' x w'`` half of it) with ``c`` input channels (32 at
+    the finest scale, the network width below), skip channels ``k`` and width ``n``:
+
+    - the scale's input x, saved by its two reflection pads (not at the finest scale, where x
+      is z plus noise and needs no gradient): ``c h w``;
+    - the stride-2 convolution's padded input ``c (h + 2)(w + 2)`` and the 1x1 skip
+      convolution's input, a copy that its zero-width reflection pad makes: ``c h w``;
+    - the skip branch's BatchNorm and LeakyReLU inputs: ``2 k h w``;
+    - the deeper branch at ``h' x w'``: two convolution outputs and two BatchNorm outputs (the
+      inputs of BatchNorm and LeakyReLU), the pad input and the padded convolution input:
+      ``5 n h' w' + n (h' + 2)(w' + 2)``;
+    - the merge: the concatenation (BatchNorm input), the BatchNorm output (pad input), the padded
+      convolution input, and for its 3x3 and 1x1 convolutions two conv outputs, two BatchNorm
+      outputs, the LeakyReLU output (the 1x1 pad's input) and the 1x1 pad's copy:
+      ``2 (k + n) h w + (k + n)(h + 2)(w + 2) + 6 n h w``.
+
+    Upsampling and concatenation save nothing (their backward needs only shapes), and the
+    coarsest scale's deeper output is not saved (only upsampled). Then the head: its 1x1
+    convolution's input ``n H W`` and the sigmoid's output ``3 H W``; the loss keeps the
+    prediction (``ours``: phi + s, a new tensor) or, for an L1 loss, the residual: ``3 H W``
+    (none for ``dip``'s L2 loss in fp32, where the prediction is the sigmoid's output).
+
+    Values are float32, or bfloat16 under ``bf16`` autocast except the pads' inputs: the CPU's
+    autocast runs reflection padding in float32, so each pad saves a float32 copy of its input
+    (x twice then, one copy per pad); the loss terms stay float32.
+    """
+    net = _network(network_width, channels)
+    num_scales, skip = net.num_scales, net.body.skip[0].out_channels
+    _check(height, width, network_width, method, "sgd", precision, num_scales)
+    bf16 = precision == "bf16"
+    value = BFLOAT16_BYTES if bf16 else FLOAT32_BYTES  # an activation
+    pad_input = FLOAT32_BYTES  # what a reflection pad saves of its input
+    x_copies = 2 if bf16 else 1  # x as the two pads save it: one tensor, or one float32 cast each
+    n, k = network_width, skip
+    total = 0
+    for scale in range(num_scales):
+        h, w = height >> scale, width >> scale
+        c = INPUT_CHANNELS if scale == 0 else n
+        pixels, padded = h * w, (h + 2) * (w + 2)
+        half, half_padded = pixels // 4, (h // 2 + 2) * (w // 2 + 2)
+        if scale > 0:
+            total += x_copies * c * pixels * pad_input
+        total += (c * padded + c * pixels) * value  # stride-2 conv input, skip conv input
+        total += 2 * k * pixels * value  # skip BatchNorm and LeakyReLU inputs
+        total += (4 * n * half + n * half_padded) * value + n * half * pad_input  # deeper branch
+        total += ((k + n) * pixels + (k + n) * padded + 5 * n * pixels) * value  # merge
+        total += ((k + n) * pixels + n * pixels) * pad_input  # merge: the two pads' inputs
+    pixels = height * width
+    total += n * pixels * value + channels * pixels * value  # head conv input, sigmoid output
+    if method == "ours" or l1 or method == "dip-l1" or bf16:
+        # The loss keeps a float32 tensor of its own: phi + s, the L1 residual, or phi.float().
+        total += channels * pixels * FLOAT32_BYTES
+    return total
+
+
+def estimate_terms(height, width, network_width, method="ours", alg="sgd", device_type="cpu", precision="fp32",
+                   l1=False, channels=3):
+    """The estimated peak memory of one run, by term (bytes; the module docstring explains each).
+
+    :param int height: image height after cropping, a multiple of 32, at least 64.
+    :param int width: image width likewise.
+    :param int network_width: the network's width (``--width``, 128 in the paper).
+    :param str method: ``ours`` (network plus g*g - h*h), ``dip`` or ``dip-l1``.
+    :param str alg: ``sgd`` (no optimiser state) or ``adam`` (two moments per parameter).
+    :param str device_type: ``cpu``, ``cuda`` or ``mps`` (``torch.device.type``).
+    :param str precision: ``fp32``, ``tf32`` (float32 storage) or ``bf16`` (autocast).
+    :param bool l1: an L1 loss (implied by ``dip-l1``).
+    :param int channels: image channels (3: the program reads every image as RGB).
+    :return: dict of term name to bytes, in the order of the module docstring.
+    """
+    net = _network(network_width, channels)
+    _check(height, width, network_width, method, alg, precision, net.num_scales)
+    skip = net.body.skip[0].out_channels
+    bf16 = precision == "bf16"
+    value = BFLOAT16_BYTES if bf16 else FLOAT32_BYTES
+    pixels = height * width
+    image = channels * pixels * FLOAT32_BYTES  # one 3 x H x W float32 tensor
+    adam = alg == "adam"
+    parameters = sum(p.numel() for p in net.parameters())
+    terms = {
+        "saved activations": saved_activation_bytes(height, width, network_width, method, precision, l1, channels),
+        # float32 also under bf16: the gradients pass through the float32 reflection pads.
+        "backward transient": BACKWARD_BUFFERS * (network_width + skip) * pixels * FLOAT32_BYTES,
+        "network state": parameters * (FLOAT32_BYTES * (2 + 2 * adam) + BFLOAT16_BYTES * bf16),
+        "input": 2 * INPUT_CHANNELS * pixels * FLOAT32_BYTES,
+        "observation": image * (4 if device_type == "cpu" else 1),
+        "corruption": image * (4 + 4 * adam) if method == "ours" else 0,
+    }
+    if device_type == "cpu":
+        terms["process"] = PROCESS_OVERHEAD_BYTES
+    elif device_type == "cuda":
+        tensors = sum(terms.values())
+        terms["cuda allocator"] = math.ceil(tensors * (CUDA_ALLOCATOR_FACTOR - 1))
+        terms["cudnn workspace"] = CUDA_WORKSPACE_BYTES
+    return terms
+
+
+def estimate_peak_bytes(height, width, network_width, method="ours", alg="sgd", device_type="cpu",
+                        precision="fp32", l1=False, channels=3):
+    """Estimated peak memory (bytes) of a run on a ``height x width`` image: on the CPU its peak
+    resident size, on CUDA its peak of device memory. The parameters are those of
+    :func:`estimate_terms`."""
+    return sum(estimate_terms(height, width, network_width, method, alg, device_type, precision, l1, channels).values())
+
+
+def _meminfo_available(meminfo="/proc/meminfo"):
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _read_number(path):
+    """The integer in a cgroup file, or None if absent or ``max`` (no limit)."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _memory_cgroup_folders(proc_self):
+    """``(folder, limit file, usage file)`` of the process's memory cgroup in each mounted
+    hierarchy that has one (cgroup v2; v1's memory controller)."""
+    try:
+        with open(os.path.join(proc_self, "cgroup")) as f:
+            memberships = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
+        with open(os.path.join(proc_self, "mountinfo")) as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        return []
+    folders = []
+    for fields in mounts:
+        if "-" not in fields:
+            continue
+        root, mount_point, fstype = fields[3], fields[4], fields[fields.index("-") + 1]
+        if fstype == "cgroup2":
+            files, paths = ("memory.max", "memory.current"), [p for _, c, p in memberships if c == ""]
+        elif fstype == "cgroup" and "memory" in fields[-1].split(","):
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+            paths = [p for _, c, p in memberships if "memory" in c.split(",")]
+        else:
+            continue
+        for path in paths:
+            relative = os.path.relpath(path, root)
+            if not relative.startswith(".."):  # else the process's cgroup lies outside this mount
+                folders.append((mount_point, os.path.normpath(os.path.join(mount_point, relative)), files))
+    return folders
+
+
+def _cgroup_headrooms(proc_self="/proc/self"):
+    """Limit minus usage (bytes) of every limited level of the process's memory cgroups, from its
+    own cgroup up to the mount's root."""
+    headrooms = []
+    for mount_point, folder, (limit_file, usage_file) in _memory_cgroup_folders(proc_self):
+        while True:
+            limit = _read_number(os.path.join(folder, limit_file))
+            usage = _read_number(os.path.join(folder, usage_file))
+            # v2 writes "no limit" as "max", v1 as a number near 2**63.
+            if limit is not None and usage is not None and limit < 2**60:
+                headrooms.append(max(limit - usage, 0))
+            if folder == os.path.normpath(mount_point):
+                break
+            folder = os.path.dirname(folder)
+    return headrooms
+
+
+def available_bytes(device, meminfo="/proc/meminfo", proc_self="/proc/self"):
+    """Memory (bytes) a run on ``device`` (a ``torch.device`` or its name) can still take, or None
+    where it cannot be known (then there is nothing to check).
+
+    CPU: the system's MemAvailable, or less where the process's memory cgroup (v2 or v1, any
+    level up to its mount's root) has a lower limit than that minus its usage. CUDA: the free
+    memory that the driver reports for that GPU. MPS: Metal's recommended working set minus what
+    the driver has allocated. ``meminfo`` and ``proc_self`` name the files read on the CPU.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "mps":
+        mps = getattr(torch, "mps", None)
+        if mps is None or not hasattr(mps, "recommended_max_memory"):
+            return None
+        return max(mps.recommended_max_memory() - mps.driver_allocated_memory(), 0)
+    if device.type != "cpu":
+        return None
+    available = _meminfo_available(meminfo)
+    if available is None:
+        return None
+    return min([available] + _cgroup_headrooms(proc_self))
+
+
+def memory_shortfall(estimate, available):
+    """The one-line refusal when an ``estimate`` of peak bytes exceeds the ``available`` bytes, or
+    None when it fits or ``available`` is unknown (None). The settings it names are marked as
+    ``InputError`` messages mark them (```width```: ``--width`` on the command line), so that the
+    caller raises ``InputError(sentence)``, which adds the program's name and exit status."""
+    if available is None or estimate <= available:
+        return None
+    return (f"needs about {estimate / GIB:.1f} GiB, {available / GIB:.1f} GiB available: "
+            f"use `resize`, a smaller `width`, or another `device`")

@@ -1,0 +1,110 @@
+"""recovery.settings: every setting written once; flags and command lines made from it."""
+
+import dataclasses
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from denoising import build_parser, spec_from_args
+from recovery import RecoveryConfig, RunSpec, RunState, StepOptions
+from recovery.settings import add_arguments, given_settings
+from reproduction import sweep
+from utils.errors import InputError, OneLineErrorParser
+
+
+def parsed(*argv):
+    return spec_from_args(build_parser().parse_args(list(argv)))
+
+
+def test_the_defaults_are_the_paper_s():
+    config = RecoveryConfig()
+    assert (config.image, config.nlevel, config.width, config.alg, config.lr, config.lr_c, config.num_iter,
+            config.method, config.show_every) == ("F16", 0.5, 128, "sgd", 1.0, 500.0, 150000, "ours", 500)
+    assert parsed() == RunSpec()
+
+
+@pytest.mark.parametrize("cls", [RecoveryConfig, StepOptions, RunSpec])
+def test_every_flag_is_a_field_with_its_default_and_help(cls):
+    parser = OneLineErrorParser(prog="test")
+    add_arguments(parser, cls)
+    flags = {action.dest: action for action in parser._get_optional_actions() if action.dest != "help"}
+    fields = [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+    assert sorted(flags) == sorted(f.name for f in fields)
+    for field in fields:
+        assert flags[field.name].help.startswith(field.metadata["help"])
+    assert given_settings(cls, parser.parse_args([])) == {}  # nothing given, nothing taken
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["--alg", "adam", "--l1", "--lr", "0.01", "--lr_c", "5", "--seed", "3", "--method", "dip-l1"],
+    ["--image", "astronaut", "--resize", "96", "--nlevel", "0.3", "--width", "16", "--num_iter", "7",
+     "--show_every", "2", "--precision", "bf16", "--channels_last", "--threads", "1", "--device", "cpu"],
+    ["--noisy", "photo.png", "--ckpt", "photo", "--out_dir", "runs", "--lr", "0.1"],
+])
+def test_to_argv_gives_back_the_same_run(argv):
+    spec = parsed(*argv)
+    assert parsed(*spec.to_argv()[1:]) == spec
+
+
+def test_given_settings_are_those_on_the_command_line():
+    args = build_parser().parse_args(["--width", "128", "--l1"])  # a default given explicitly still counts
+    assert given_settings(RecoveryConfig, args) == {"width": 128, "l1": True}
+
+
+@pytest.mark.parametrize("settings,message", [
+    (RecoveryConfig(method="sparse"), "method must be one of ours, dip, dip-l1, got 'sparse'"),
+    (RecoveryConfig(alg="lbfgs"), "alg must be one of sgd, adam, got 'lbfgs'"),
+    (RecoveryConfig(precision="fp16"), "precision must be one of fp32, tf32, bf16, got 'fp16'"),
+    (RecoveryConfig(nlevel=float("nan")), "nlevel must be in [0, 1), got nan"),
+    (RecoveryConfig(lr=float("nan")), "learning rates must be positive and finite, got lr nan, lr_c 500.0"),
+    (RecoveryConfig(resize=32), "resize must be at least 64, got 32"),
+    (RecoveryConfig(show_every=0), "show_every must be at least 1, got 0"),
+    (StepOptions(step="fused"), "step must be one of eager, graph, got 'fused'"),
+    (StepOptions(threads=0), "threads must be at least 1, got 0"),
+    (RunSpec(ckpt=".."), "ckpt must be a plain name, not '..' (choose the folder with out_dir)"),
+])
+def test_a_python_caller_reads_the_setting_s_own_name(settings, message):
+    with pytest.raises(InputError) as caught:
+        settings.validate()
+    assert str(caught.value) == message
+
+
+def test_resume_may_change_only_the_length_and_the_logging():
+    saved = RecoveryConfig(width=8)
+    RecoveryConfig(width=8, num_iter=10, show_every=3).check_resumable(saved)
+    with pytest.raises(InputError, match="width 16 differs from the checkpoint's 8"):
+        RecoveryConfig(width=16).check_resumable(saved)
+
+
+def test_on_resume_what_is_not_given_comes_from_the_checkpoint(tmp_path):
+    config = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=2, lr=0.5)
+    RunState(config=config).save(str(tmp_path / "run_checkpoint.pt"))
+    spec = parsed("--out_dir", str(tmp_path), "--ckpt", "run", "--resume", "--num_iter", "9")
+    assert spec.config == dataclasses.replace(config, num_iter=9)
+
+
+def test_the_dry_run_command_makes_the_sweep_s_run(tmp_path):
+    """What ``reproduce.py --dry_run`` prints for a run, run as printed, is the run the sweep makes."""
+    config = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=5, show_every=2, alg="adam", l1=True,
+                            lr=0.01, lr_c=5.0, seed=3, method="dip-l1")
+    options = StepOptions(threads=1)  # the thread count changes the rounding: the same in both processes
+    by_hand, by_sweep = (RunSpec(ckpt, str(tmp_path / ckpt), "cpu", config, options) for ckpt in ("hand", "sweep"))
+    command = sweep.denoising_command(by_hand, resume=False)
+    assert command.startswith("python denoising.py ") and "--alg adam --l1 --lr 0.01 --lr_c 5.0 " in command
+    subprocess.run([sys.executable, *shlex.split(command)[1:], "--no_progress"], cwd=REPO, check=True,
+                   capture_output=True, timeout=300)
+    # In a process of its own too: the thread count is the process's.
+    code = ("import sys; sys.path.insert(0, %r); from reproduction import sweep; from recovery import *; "
+            "print(sweep.execute_run(RunSpec('sweep', %r, 'cpu', %r, %r), resume=False, progress=False))"
+            % (REPO, by_sweep.out_dir, config, options))
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().endswith("done"), result.stderr
+    hand, machine = (RunState.load(os.path.join(spec.out_dir, f"{spec.ckpt}_checkpoint.pt")) for spec in (by_hand, by_sweep))
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert strip(hand.history) == strip(machine.history) and len(hand.history) == 3
+    assert hand.config == machine.config == config
