@@ -5,7 +5,7 @@
 #
 #   bash benchmarks/gpu_session.sh bench
 #       the step time of every variant at 512x512, width 128 (step_time.txt, step_time.json), the
-#       CUDA tests of tests/test_fast_step.py (cuda_tests.txt), and the kernels of the compiled
+#       CUDA tests of tests/test_cuda_graph.py and tests/test_problem.py (cuda_tests.txt), and the kernels of the compiled
 #       channels-last step ranked by GPU time (profile.txt)
 #   bash benchmarks/gpu_session.sh fidelity [DATA_DIR] [ITERATIONS] [FAST_FLAGS]
 #       F16 at 50%, width 128: the eager step and the fast step (FAST_FLAGS, default
@@ -34,7 +34,7 @@ bench)
       python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
       timeout -k 15 -s INT 120 python3 benchmarks/step_time.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" \
           --iters 300 --json "$OUT/step_time.json"; } 2>&1 | tee "$OUT/step_time.txt"
-    timeout 90 python3 -m pytest -q -rs -k cuda tests/test_fast_step.py 2>&1 | tee "$OUT/cuda_tests.txt"
+    timeout 90 python3 -m pytest -q -rs -k cuda tests/test_cuda_graph.py tests/test_problem.py 2>&1 | tee "$OUT/cuda_tests.txt"
     # The kernels left once launches are gone (the reference's own profile is in the specification).
     timeout 60 python3 benchmarks/profile_step.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" \
         --channels_last --compile > "$OUT/profile.txt" 2>&1 || echo "profile_step.py: stopped, status $?" >> "$OUT/profile.txt"

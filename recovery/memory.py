@@ -166,7 +166,6 @@ def estimate_terms(height, width, network_width, method="ours", alg="sgd", devic
     _check(height, width, network_width, method, alg, precision, net.num_scales)
     skip = net.body.skip[0].out_channels
     bf16 = precision == "bf16"
-    value = BFLOAT16_BYTES if bf16 else FLOAT32_BYTES
     pixels = height * width
     image = channels * pixels * FLOAT32_BYTES  # one 3 x H x W float32 tensor
     adam = alg == "adam"

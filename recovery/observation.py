@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from utils.atomic_files import printable_path
 from utils.corruption import corrupt_salt_pepper
 from utils.errors import InputError
 from utils.image_io import ALPHA_NOTE, crop_to_multiple, is_jpeg, load_image, resize_shorter_side
@@ -38,7 +39,8 @@ def prepare_observation(config):
     """Load, resize and crop the image of ``config`` (a RecoveryConfig) and, unless it is already
     noisy, corrupt it with the seeded salt-and-pepper noise of ``config.nlevel``."""
     if config.noisy is not None and not os.path.isfile(config.noisy):
-        raise InputError(f"`noisy` image '{config.noisy}' not found")
+        problem = "is a folder, not an image file" if os.path.isdir(config.noisy) else "not found"
+        raise InputError(f"`noisy` image '{printable_path(config.noisy)}' {problem}")
     image, description, notes = load_image(config.noisy or config.image, config.data_dir)
     if config.resize is not None:
         image = resize_shorter_side(image, config.resize)

@@ -26,7 +26,7 @@ FIGURE4_NLEVELS = (0.1, 0.3, 0.5, 0.7)
 # The teaser: (method, width at the paper's scale), in the order they are drawn.
 TEASER_RUNS = (("ours", 192), ("dip-l1", 192), ("dip-l1", 64))
 TEASER_IMAGE, TEASER_NLEVEL = "F16", 0.5
-# Noise levels at which the classical filters are also reported for every image (METHOD.md's table).
+# Noise levels at which the classical filters are also reported for every image.
 CLASSICAL_NLEVELS = (0.5, 0.7)
 TABLE_BASELINES = ("dip", "dip-l1")
 METHOD_NAMES = {"ours": "ours", "dip": "DIP (L2)", "dip-l1": "DIP-L1"}

@@ -16,8 +16,8 @@ from PIL import Image
 
 import recovery.run
 from conftest import REPO
-from denoising import build_parser, main
-from recovery import RecoveryConfig, RunState, prepare_observation
+from denoising import build_parser, main, spec_from_args
+from recovery import RecoveryConfig, RunState
 from reproduction.plan import Settings
 from utils.atomic_files import read_csv
 
@@ -223,19 +223,6 @@ def test_noisy_mode(tmp_path, capsys):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "real_noisy.png")), pixels)
 
 
-@pytest.mark.parametrize("kind,warned", [("PNG", None), ("JPEG", "JPEG compression"),
-                                         ("transparent PNG", "transparent pixels")])
-def test_noisy_files_that_cannot_hold_exact_impulses_are_noted(tmp_path, kind, warned):
-    pixels = np.full((64, 64, 4), 255, dtype=np.uint8)
-    pixels[:32, :, 3] = 0 if kind == "transparent PNG" else 255
-    path = tmp_path / ("observed.jpg" if kind == "JPEG" else "observed.png")
-    image = Image.fromarray(pixels)
-    (image.convert("RGB") if kind == "JPEG" else image).save(path)
-    notes = prepare_observation(RecoveryConfig(noisy=str(path))).notes
-    warnings = [note for note in notes if "impulses" in note]
-    assert len(warnings) == (warned is not None) and all(warned in note for note in warnings), notes
-
-
 @pytest.fixture
 def precious(tmp_path):
     """An output folder holding an earlier run's file, and a few bad inputs."""
@@ -322,5 +309,5 @@ def test_ctrl_c_saves_and_resumes(tmp_path):
 def test_images_are_looked_up_in_this_checkout_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expected = os.path.join(REPO, "data", "denoising")
-    assert build_parser().parse_args([]).data_dir == expected
+    assert spec_from_args(build_parser().parse_args([])).config.data_dir == expected
     assert RecoveryConfig().data_dir == expected and Settings().data_dir == expected

@@ -3,7 +3,7 @@ import torch
 
 from models import SkipEncoderDecoder, SparseCorruption
 
-# METHOD.md: weights + biases + BatchNorm affine parameters of the reference network.
+# docs/method.md: weights + biases + BatchNorm affine parameters of the reference network.
 REFERENCE_PARAMETER_COUNTS = {
     8: 13_071,
     16: 42_679,

@@ -1,0 +1,59 @@
+"""recovery.observation: the image as the network sees it, and its seeded corruption."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recovery import RecoveryConfig, prepare_observation
+from utils.errors import InputError
+
+
+@pytest.mark.parametrize("resize,shape,notes", [
+    (None, (3, 512, 512), []),
+    (100, (3, 96, 96), ["resized to 100x100", "centre-cropped from 100x100 to multiples of 32"]),
+])
+def test_the_image_is_resized_and_cropped_for_the_network(resize, shape, notes):
+    observation = prepare_observation(RecoveryConfig(image="astronaut", resize=resize))
+    assert observation.clean.shape == observation.noisy.shape == shape
+    assert observation.notes == notes and observation.description == "scikit-image sample 'astronaut'"
+
+
+@pytest.mark.parametrize("nlevel", [0.1, 0.5])
+def test_the_corruption_is_seeded_and_of_the_level_asked(nlevel):
+    config = RecoveryConfig(image="astronaut", resize=64, nlevel=nlevel, seed=4)
+    a, b = prepare_observation(config), prepare_observation(config)
+    assert np.array_equal(a.noisy, b.noisy)
+    changed = (a.noisy != a.clean).mean()
+    assert abs(changed - nlevel) < 0.02  # an impulse equal to the clean value leaves it unchanged
+    assert a.noisy_psnr < 20
+
+
+def test_a_noisy_image_is_taken_as_it_is(tmp_path):
+    pixels = (np.random.default_rng(0).random((64, 64, 3)) > 0.5).astype(np.uint8) * 255
+    Image.fromarray(pixels).save(tmp_path / "observed.png")
+    observation = prepare_observation(RecoveryConfig(noisy=str(tmp_path / "observed.png")))
+    assert observation.clean is None and observation.noisy_psnr is None
+    assert np.array_equal(observation.noisy, pixels.transpose(2, 0, 1) / 255.0)
+
+
+@pytest.mark.parametrize("what,message", [("missing", "not found"), ("folder", "is a folder, not an image file")])
+def test_a_noisy_path_that_is_no_file_is_named(tmp_path, what, message):
+    path = tmp_path / "observed"
+    if what == "folder":
+        path.mkdir()
+    with pytest.raises(InputError) as caught:
+        prepare_observation(RecoveryConfig(noisy=str(path)))
+    assert str(caught.value) == f"noisy image '{path}' {message}"
+
+
+@pytest.mark.parametrize("kind,warned", [("PNG", None), ("JPEG", "JPEG compression"),
+                                         ("transparent PNG", "transparent pixels")])
+def test_noisy_files_that_cannot_hold_exact_impulses_are_noted(tmp_path, kind, warned):
+    pixels = np.full((64, 64, 4), 255, dtype=np.uint8)
+    pixels[:32, :, 3] = 0 if kind == "transparent PNG" else 255
+    path = tmp_path / ("observed.jpg" if kind == "JPEG" else "observed.png")
+    image = Image.fromarray(pixels)
+    (image.convert("RGB") if kind == "JPEG" else image).save(path)
+    notes = prepare_observation(RecoveryConfig(noisy=str(path))).notes
+    warnings = [note for note in notes if "impulses" in note]
+    assert len(warnings) == (warned is not None) and all(warned in note for note in warnings), notes

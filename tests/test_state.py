@@ -1,0 +1,62 @@
+"""recovery.state: the checkpoint's one format, read by the run and by the sweep."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from recovery import RecoveryConfig, RunState
+from recovery.state import FORMAT_VERSION
+from test_problem import make_recovery
+from utils.errors import InputError
+
+
+def a_state():
+    problem = make_recovery()
+    problem.step()
+    image = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
+    return RunState(config=RecoveryConfig(width=8), problem=problem.state_dict(), iteration=1,
+                    history=[{"iteration": 0, "loss": 0.2, "psnr": 10.0, "ssim": 0.1, "seconds": 0.01}],
+                    best_psnr=10.0, best=image, last=image.copy(), seconds=0.01, devices=["2-core CPU"])
+
+
+def test_a_saved_state_reads_back_as_it_was(tmp_path):
+    state = a_state()
+    state.save(str(tmp_path / "c.pt"))
+    loaded = RunState.load(str(tmp_path / "c.pt"))
+    for field in dataclasses.fields(RunState):
+        if field.name not in ("problem", "best", "last"):
+            assert getattr(loaded, field.name) == getattr(state, field.name), field.name
+    assert np.array_equal(loaded.best, state.best) and np.array_equal(loaded.last, state.last)
+    for key, value in state.problem["network"].items():
+        assert torch.equal(loaded.problem["network"][key], value)
+    assert loaded.last_iteration == 0 and loaded.reached(1) and not loaded.reached(2)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.update(version=FORMAT_VERSION + 1), f"format version {FORMAT_VERSION + 1}; this program reads "
+                                                     f"version {FORMAT_VERSION}"),
+    (lambda c: c.pop("format"), "not a checkpoint written by this program"),
+    (lambda c: c["config"].update(colour="blue"), "its settings are not those of this program"),
+])
+def test_a_checkpoint_of_another_format_is_refused_by_name(tmp_path, change, message):
+    saved = a_state().to_checkpoint()
+    change(saved)
+    path = tmp_path / "c.pt"
+    torch.save(saved, path)
+    with pytest.raises(InputError) as caught:
+        RunState.load(str(path))
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize("content,message", [(None, "no checkpoint to resume: {path} does not exist"),
+                                             (b"", "cannot read checkpoint {path} (EOFError)"),
+                                             (b"not a checkpoint", "cannot read checkpoint {path} (UnpicklingError)")])
+def test_a_missing_or_damaged_file_is_one_line(tmp_path, content, message):
+    path = tmp_path / "c.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        RunState.load(str(path))
+    assert str(caught.value) == message.format(path=path)
