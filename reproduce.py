@@ -2,21 +2,25 @@
 
     python reproduce.py --figure all                 # the paper's settings, on a GPU (many hours)
     python reproduce.py --figure all --num_iter 40 --resize 64 --width 8 --device cpu   # a quick look
+    python reproduce.py --figure all --launcher slurm --partition gpu   # a Slurm job array; again: state, figures
 
 Runs are ``recovery.run_recovery`` (what ``denoising.py`` does) writing into
-``<out_dir>/runs/<size>/``; complete ones are reused, interrupted ones resumed. Figures land in
+``<out_dir>/runs/<size>/``; complete ones are reused, interrupted ones resumed; with ``--launcher
+slurm`` each is a task of one Slurm job array (``reproduction/launcher.py``). Figures land in
 ``<out_dir>/`` as PNG and PDF, the table as ``results.md`` and ``results.csv``. See
 docs/reproducing.md.
 """
 
 import argparse
+import dataclasses
 import sys
 
 from recovery import StepOptions
 from recovery.settings import add_arguments, given_settings
+from reproduction.launcher import LaunchSettings
 from reproduction.pipeline import reproduce
 from reproduction.plan import TARGETS, Settings
-from utils.errors import EXPECTED_FAILURES, OneLineErrorParser, report_failure
+from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure
 
 PROG = "reproduce.py"
 
@@ -29,6 +33,12 @@ def build_parser():
                    "DIP-L1), table (adds the DIP and DIP-L1 runs of the table), or all; several may be given")
     add_arguments(p, Settings)
     add_arguments(p, StepOptions)  # as denoising.py's: passed to every run
+    add_arguments(p, LaunchSettings, exclude=("sbatch",))
+    sbatch = next(field for field in dataclasses.fields(LaunchSettings) if field.name == "sbatch")
+    p.add_argument("--sbatch", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
+                   help=sbatch.metadata["help"])
+    p.add_argument("--status", action="store_true", help="with --launcher slurm: show where every run stands "
+                   "(queued, running, iterations done, complete, failed and why); submit and draw nothing")
     p.add_argument("--dry_run", action="store_true", help="list the runs, their state and commands; run nothing")
     p.add_argument("--no_run", action="store_true", help="start no run: draw the figures and the table from "
                    "the runs there are, partial ones included (e.g. to look at a sweep under way)")
@@ -40,9 +50,13 @@ def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     targets = TARGETS if "all" in args.figure else tuple(args.figure)
     settings = Settings(**given_settings(Settings, args), options=StepOptions(**given_settings(StepOptions, args)))
+    launching = given_settings(LaunchSettings, args)
+    launch = LaunchSettings(**{**launching, "sbatch": tuple(launching.get("sbatch", ()))})
     try:
+        if launch.launcher == "local" and (slurm_flags := sorted(set(launching) - {"launcher"})):
+            raise InputError(f"`{slurm_flags[0]}` is for `launcher` slurm only")
         return reproduce(targets, settings, dry_run=args.dry_run, start_runs=not args.no_run,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, launch=launch, status_only=args.status)
     # Ctrl-C lands here only outside the runs' own clean stop (start-up, drawing, or a second Ctrl-C).
     except EXPECTED_FAILURES as exc:
         return report_failure(PROG, exc, "the runs' checkpoints, if any, are intact (the same command resumes them)")

@@ -4,17 +4,14 @@ Every run is ``recovery.run_recovery`` writing ``<runs_dir>/<ckpt>_*``. Its chec
 it got: at ``num_iter`` or beyond it is complete and left alone; short of it, it is resumed (bitwise
 as if never stopped); without one, it is started.
 
-With several visible GPUs and device ``auto`` or ``cuda``, one worker process per GPU takes runs
-from a shared queue; otherwise runs go one after another in this process.
+Here runs go one after another in this process; ``launcher`` gives them to submitit jobs instead
+(one local job per GPU, or a Slurm job array), each of which runs one through :func:`run_state`
+and ``run_recovery`` as well.
 """
 
 import dataclasses
-import multiprocessing
 import os
-import queue
 import shlex
-
-import torch
 
 from recovery import RunFiles, RunState, run_recovery
 from recovery.lock import RunInUse
@@ -63,20 +60,12 @@ def denoising_command(run, resume):
     return shlex.join(["python"] + run.to_argv(resume))
 
 
-def worker_devices(device):
-    """One device per worker: every visible GPU for ``auto``/``cuda`` when there are several, else
-    just ``device``."""
-    if device in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
-        return [f"cuda:{index}" for index in range(torch.cuda.device_count())]
-    return [device]
-
-
 def execute_run(run, resume, progress=True, log=print):
     """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns ``INTERRUPTED``,
     ``DONE``, or a string starting with ``failed``."""
     try:
         report = run_recovery(run, resume=resume, progress=progress, log=log)
-    except (OutputError, RunInUse) as exc:  # a full disk, another process: reported at the end, as in a worker
+    except (OutputError, RunInUse) as exc:  # a full disk, another process: reported at the end
         return f"failed: {exc}"
     if report.interrupted:
         return INTERRUPTED
@@ -91,12 +80,9 @@ class SweepOutcome:
     failures: list  # "ckpt: why" for runs that failed
 
 
-def execute_runs(runs, progress=True, log=print):
-    """Bring every run in ``runs`` to completion; returns a :class:`SweepOutcome`.
-
-    In this process, the first Ctrl-C stops the current run after its current iteration (its
-    checkpoint saved) and no further run is started.
-    """
+def split_runs(runs):
+    """``(todo, reused)``: ``todo`` the ``(run, resume)`` of every run not complete, ``reused``
+    the ckpt names of those complete."""
     todo, reused = [], []
     for run in runs:
         state, _ = run_state(run)
@@ -104,11 +90,19 @@ def execute_runs(runs, progress=True, log=print):
             reused.append(run.ckpt)
         else:
             todo.append((run, state == PARTIAL))
+    return todo, reused
+
+
+def execute_runs(runs, progress=True, log=print):
+    """Bring every run in ``runs`` to completion in this process, one after another; returns a
+    :class:`SweepOutcome`.
+
+    The first Ctrl-C stops the current run after its current iteration (its checkpoint saved)
+    and no further run is started.
+    """
+    todo, reused = split_runs(runs)
     for ckpt in reused:
         log(f"{ckpt}: complete, reused")
-    devices = worker_devices(runs[0].device) if runs else []
-    if len(devices) > 1 and len(todo) > 1:
-        return _execute_in_workers(todo, devices, reused, log)
     executed, failures = [], []
     for number, (run, resume) in enumerate(todo, 1):
         log(f"[{number}/{len(todo)}] {run.ckpt}: {'resuming' if resume else 'starting'}")
@@ -119,58 +113,3 @@ def execute_runs(runs, progress=True, log=print):
         if outcome != DONE:
             failures.append(f"{run.ckpt}: {outcome}")
     return SweepOutcome(executed, reused, interrupted=False, failures=failures)
-
-
-def _worker(device, tasks, outcomes):
-    """A worker process: runs tasks ``(run, resume)`` on ``device`` until the queue says stop."""
-    try:
-        while (task := tasks.get()) is not None:
-            run, resume = task
-            log = lambda message, ckpt=run.ckpt: print(f"[{device}] {ckpt}: {message}", flush=True)  # noqa: E731
-            try:
-                outcome = execute_run(dataclasses.replace(run, device=device), resume, progress=False, log=log)
-            except Exception as exc:  # reported to the parent, which goes on with the other runs
-                outcomes.put((run.ckpt, f"failed: {exc}"))
-                continue
-            outcomes.put((run.ckpt, outcome))
-            if outcome == INTERRUPTED:
-                return
-    except KeyboardInterrupt:  # Ctrl-C between two runs: nothing to save
-        return
-
-
-def _execute_in_workers(todo, devices, reused, log):
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
-    tasks, outcomes = context.Queue(), context.Queue()
-    for task in todo:
-        tasks.put(task)
-    for _ in devices:
-        tasks.put(None)
-    log(f"{len(todo)} runs on {len(devices)} workers: {', '.join(devices)}")
-    workers = [context.Process(target=_worker, args=(device, tasks, outcomes)) for device in devices]
-    for worker in workers:
-        worker.start()
-    reported, interrupted = {}, False
-    try:
-        while len(reported) < len(todo) and any(worker.is_alive() for worker in workers):
-            try:
-                ckpt, outcome = outcomes.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            reported[ckpt] = outcome
-            log(f"{ckpt}: {outcome}")
-    except KeyboardInterrupt:  # the workers got it too and are saving their runs
-        interrupted = True
-    for worker in workers:
-        worker.join()
-    while True:  # outcomes that arrived while joining
-        try:
-            ckpt, outcome = outcomes.get(timeout=0.1)
-        except queue.Empty:
-            break
-        reported[ckpt] = outcome
-    interrupted |= any(outcome == INTERRUPTED for outcome in reported.values())
-    failures = [f"{ckpt}: {outcome}" for ckpt, outcome in reported.items() if outcome.startswith("failed")]
-    if not interrupted:
-        failures += [f"{run.ckpt}: worker exited before finishing it" for run, _ in todo if run.ckpt not in reported]
-    return SweepOutcome([run.ckpt for run, _ in todo], reused, interrupted, failures)

@@ -11,7 +11,8 @@ import os
 import time
 
 from utils.atomic_files import atomic_path, write_csv, write_json
-from utils.baselines import adaptive_median_filter, median_filter
+from utils.baselines import (BM3D_SIGMA_PER_DENSITY, TV_L1_WEIGHT, adaptive_median_filter, adaptive_median_then_bm3d,
+                             median_filter, tv_l1_restoration)
 from utils.metrics import psnr, ssim
 
 from .plan import METHOD_NAMES, cell_name
@@ -23,6 +24,10 @@ CLASSICAL_FILTERS = (
     ("median 5x5", lambda noisy: median_filter(noisy, 5)),
     ("median 7x7", lambda noisy: median_filter(noisy, 7)),
     ("adaptive median (max 19x19)", lambda noisy: adaptive_median_filter(noisy, 19)),
+    # The tuned constants are in the names, so that a cached cell made with other constants is not reused.
+    (f"TV-L1 (lambda {TV_L1_WEIGHT:g})", tv_l1_restoration),
+    (f"adaptive median + BM3D (sigma {BM3D_SIGMA_PER_DENSITY * 255:g}/255 x density)",
+     lambda noisy: adaptive_median_then_bm3d(noisy, max_window=19)),
 )
 METHOD_ORDER = ("dip", "dip-l1", "ours")
 LAST, PEAK = "last", "oracle peak"
@@ -40,8 +45,10 @@ def classical_rows(image, nlevel, observation, settings, runs_dir, device_name):
     :param str device_name: how to describe where the filters run (they run on the CPU).
     """
     path = os.path.join(runs_dir, f"{cell_name(image, nlevel)}_classical.json")
+    # The filters' names are part of the key: a file cached before a filter was added (or renamed)
+    # lacks its row, so the cell is computed again.
     key = {"image": image, "nlevel": nlevel, "seed": settings.seed, "resize": settings.resize,
-           "data_dir": os.path.realpath(settings.data_dir)}
+           "data_dir": os.path.realpath(settings.data_dir), "filters": [method for method, _ in CLASSICAL_FILTERS]}
     if os.path.exists(path):
         with open(path) as f:
             cached = json.load(f)

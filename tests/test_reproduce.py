@@ -2,7 +2,6 @@
 
 import csv
 import dataclasses
-import json
 import os
 import signal
 
@@ -191,7 +190,7 @@ def test_a_failing_run_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch, 
     bad = tiny_run(tmp_path, "bad", num_iter=2)
     if failure == "diverged":
         bad = dataclasses.replace(bad, config=dataclasses.replace(bad.config, lr=1e30, num_iter=4, show_every=2))
-    else:  # as a full disk would, in this process (a worker reports any exception as a failure)
+    else:  # as a full disk would, in this process (a local job reports any exception as a failure)
         def run_recovery(run, **kwargs):
             if run.ckpt == "bad":
                 raise OutputError(f"cannot write {run.ckpt}_checkpoint.pt (No space left on device)")
@@ -213,18 +212,6 @@ def test_devices_come_from_the_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(recovery.run, "describe_device", lambda device: "NVIDIA H200")  # as if resumed on a GPU
     sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=3)], progress=False, log=lambda m: None)
     assert sweep.load_result(run).devices == [cpu, "NVIDIA H200"]
-
-
-def test_worker_processes_complete_every_run(tmp_path):
-    # The multi-GPU path, with two CPU workers standing in for two GPUs; one thread each, as two
-    # processes on one CPU should be (the options reach the workers).
-    todo = [(dataclasses.replace(tiny_run(tmp_path, name, num_iter=3), options=StepOptions(threads=1)), False) for name in "abc"]
-    outcome = sweep._execute_in_workers(todo, ["cpu", "cpu"], [], log=lambda m: None)
-    assert outcome.failures == [] and not outcome.interrupted
-    assert [sweep.run_state(run) for run, _ in todo] == [(sweep.COMPLETE, 3)] * 3
-    for name in "abc":
-        with open(RunFiles(str(tmp_path), name).args) as f:
-            assert json.load(f)["threads"] == 1
 
 
 # --- the command line ----------------------------------------------------------------------------
