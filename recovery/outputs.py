@@ -11,16 +11,18 @@ from utils.image_io import save_png
 from utils.metrics import psnr
 from utils.plotting import save_panel
 
+from .evaluation import DESCRIPTIONS, FINAL
 from .state import HISTORY_FIELDS
 
 # Every file of a run, by role: <out_dir>/<ckpt>_<name>.
 FILE_NAMES = {
     "last": "last.png",  # the recovered image phi, last iterate: the reference's answer
+    "final": "final.png",  # the candidate evaluation.FINAL at the last logged iteration (no clean image used)
     "best": "best.png",  # the PSNR-best iterate (oracle: uses the clean image)
     "noisy": "noisy.png",  # the corrupted input, as the network sees it
     "clean": "clean.png",  # the clean image, cropped as the network sees it
     "impulses": "impulses.png",  # s mapped to [0, 1]: grey none, white salt, black pepper
-    "panel": "panel.png",  # noisy / recovered / clean side by side
+    "panel": "panel.png",  # noisy / recovered (last, final) / clean side by side
     "history": "history.csv",
     "args": "args.json",
     "checkpoint": "checkpoint.pt",
@@ -75,17 +77,27 @@ def write_history(files, state):
     write_csv(files.history, HISTORY_FIELDS, state.history)
 
 
+def write_best(files, state):
+    """``_best.png``: ``state.best``, written as soon as a logged iterate beats the earlier ones."""
+    save_png(files.best, state.best)
+
+
 def write_final_images(files, observation, state, impulses):
-    """``_last.png``, ``_impulses.png`` (``impulses`` is s, ``3 x H x W`` in about [-1, 1], or
-    None) and the panel: noisy, recovered and clean, or the impulses when there is no clean image."""
+    """``_last.png``, ``_final.png`` (``state.final``, when the run has one), ``_impulses.png``
+    (``impulses`` is s, ``3 x H x W`` in about [-1, 1], or None) and the panel: noisy, recovered
+    (last, then final) and clean, or the impulses when there is no clean image."""
     save_png(files.last, state.last)
+    recovered = [(state.last, "recovered (last)")]
+    if state.final is not None:
+        save_png(files.final, state.final)
+        recovered.append((state.final, f"final ({DESCRIPTIONS[FINAL]})"))
     clean = observation.clean
-    tiles = [(observation.noisy, "noisy")]
     if clean is not None:
-        tiles = [(observation.noisy, f"noisy, {observation.noisy_psnr:.2f} dB"),
-                 (state.last, f"recovered, {psnr(clean, state.last):.2f} dB"), (clean, "clean")]
+        tiles = [(observation.noisy, f"noisy, {observation.noisy_psnr:.2f} dB")]
+        tiles += [(image, f"{caption}, {psnr(clean, image):.2f} dB") for image, caption in recovered]
+        tiles.append((clean, "clean"))
     else:
-        tiles.append((state.last, "recovered"))
+        tiles = [(observation.noisy, "noisy")] + recovered
     if impulses is not None:
         save_png(files.impulses, (impulses + 1) / 2)
         if clean is None:

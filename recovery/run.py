@@ -17,14 +17,14 @@ from tqdm import tqdm
 
 from utils.atomic_files import check_writable_folder
 from utils.errors import InputError, RunFailure
-from utils.image_io import save_png
 from utils.metrics import psnr, ssim
 
 from .devices import check_options, describe_device, resolve_device
+from .evaluation import DESCRIPTIONS, FINAL, Evaluation, history_fields
 from .lock import RunLock
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
-from .outputs import RunFiles, write_final_images, write_history, write_observation, write_settings
+from .outputs import RunFiles, write_best, write_final_images, write_history, write_observation, write_settings
 from .problem import Recovery
 from .settings import RunSpec
 from .state import RunState
@@ -35,11 +35,12 @@ from .stopping import StopRequest
 class RunReport:
     """What a call of :func:`run_recovery` did.
 
-    ``state`` is the run's :class:`RunState` as it ended (history, last and best images, iterations
-    done, wall time); ``impulses`` the estimated s = g*g - h*h (``3 x H x W float32``, about noisy -
-    clean, so within about [-1, 1]; None for the DIP methods or a diverged run). ``stop_signal``
-    is the signal that stopped the run early (its checkpoint saved), else None; ``diverged`` says
-    it stopped at a logged iteration whose loss is inf or nan (no images written then).
+    ``state`` is the run's :class:`RunState` as it ended (history, last, final and best images,
+    iterations done, wall time); ``impulses`` the estimated s = g*g - h*h (``3 x H x W float32``,
+    about noisy - clean, so within about [-1, 1]; None for the DIP methods or a diverged run).
+    ``stop_signal`` is the signal that stopped the run early (its checkpoint saved), else None;
+    ``diverged`` says it stopped at a logged iteration whose loss is inf or nan (no images written
+    then).
     """
 
     spec: RunSpec
@@ -97,9 +98,10 @@ def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, 
         problem, state = prepare(checked, saved, files, overwrite)
         _log_header(checked, problem, state, log)
         with _out_of_memory_as_failure(checked.device):
-            diverged = fit(problem, state, checked.observation, files, stop, progress, log)
+            evaluation = Evaluation(problem, state.evaluation)
+            diverged = fit(problem, state, checked.observation, files, stop, progress, log, evaluation)
         impulses = None if diverged else problem.impulses()
-        _finish(checked, files, problem, state, stop, diverged, impulses, log)
+        _finish(checked, files, problem, evaluation, state, stop, diverged, impulses, log)
     return RunReport(spec, files, checked.observation, state, impulses, stop.signal, diverged)
 
 
@@ -211,10 +213,14 @@ def _log_header(checked, problem, state, log):
         log(f"resuming at iteration {state.iteration} of {config.num_iter}")
 
 
-def fit(problem, state, observation, files, stop, progress=True, log=print):
+def fit(problem, state, observation, files, stop, progress=True, log=print, evaluation=None):
     """Iterate until ``state.config.num_iter`` or a stop request, logging every ``show_every``
-    iterations and at the last: a history row, the best and last images, a checkpoint. Returns
-    True if the run diverged (a logged loss that is inf or nan), which stops it there."""
+    iterations and at the last: a history row, the best, last and final images, a checkpoint.
+    Returns True if the run diverged (a logged loss that is inf or nan), which stops it there.
+
+    ``evaluation`` (an ``Evaluation`` of ``problem`` and ``state``) is folded every iteration and
+    its candidates recorded at every logged one; without it (None) the history's candidate
+    columns stay empty and ``state.final`` None. It changes nothing of the training itself."""
     config = state.config
     step = problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
     with tqdm(total=config.num_iter, initial=state.iteration, disable=not progress, unit="it",
@@ -222,6 +228,8 @@ def fit(problem, state, observation, files, stop, progress=True, log=print):
         tick = time.perf_counter()
         while state.iteration < config.num_iter and not stop.requested:
             loss, phi = step()
+            if evaluation is not None:
+                evaluation.update(phi)  # before the next step: a CUDA-graph step overwrites phi
             state.iteration += 1
             bar.update(1)
             logged = state.iteration - 1  # the reference numbers iterations from 0
@@ -231,11 +239,13 @@ def fit(problem, state, observation, files, stop, progress=True, log=print):
             state.seconds, tick = state.seconds + now - tick, now
             row = {"iteration": logged, "loss": loss.item(), "psnr": None, "ssim": None,
                    "seconds": round(state.seconds, 3)}
+            row.update(dict.fromkeys(history_fields()))  # the candidates' columns, filled by _record
             if not math.isfinite(row["loss"]):  # gradient descent does not come back: stop, not hours later
                 state.history.append(row)
                 write_history(files, state)
                 return True
-            _record(state, row, phi[0].float().cpu().numpy(), observation.clean, files)
+            candidates = evaluation.outputs() if evaluation is not None else {}
+            _record(state, row, phi[0].float().cpu().numpy(), candidates, observation.clean, files)
             message = f"Iteration {logged:05d}    Loss {row['loss']:f}"
             if row["psnr"] is not None:
                 message += f"   PSNR {row['psnr']:f}   SSIM {row['ssim']:.4f}"
@@ -244,30 +254,35 @@ def fit(problem, state, observation, files, stop, progress=True, log=print):
                 bar.write(message)  # above the bar, not through it
             else:
                 log(message)
-            _save(state, problem, files)
+            _save(state, problem, evaluation, files)
         state.seconds += time.perf_counter() - tick
     return False
 
 
-def _record(state, row, last, clean, files):
-    """Add a logged iteration to ``state``: its row, its image as ``last`` and, with a clean image,
-    its PSNR and SSIM and, if it is the best so far, ``best`` (written out at once)."""
+def _record(state, row, last, candidates, clean, files):
+    """Add a logged iteration to ``state``: its row, its image as ``last``, the candidate ``FINAL``
+    of ``candidates`` (``{name: image}``, maybe empty) as ``final`` and, with a clean image, the
+    PSNR and SSIM of each and, if ``last`` is the best so far, ``best`` (written out at once)."""
     state.last = last
+    state.final = candidates.get(FINAL)
     if clean is not None:
         row["psnr"], row["ssim"] = psnr(clean, last), ssim(clean, last)
+        for name, image in candidates.items():
+            row[f"psnr_{name}"], row[f"ssim_{name}"] = psnr(clean, image), ssim(clean, image)
         if row["psnr"] > state.best_psnr:
             state.best_psnr, state.best = row["psnr"], last
-            save_png(files.best, last)
+            write_best(files, state)
     state.history.append(row)
 
 
-def _save(state, problem, files):
+def _save(state, problem, evaluation, files):
     state.problem = problem.state_dict()
+    state.evaluation = evaluation.state_dict() if evaluation is not None else None
     state.save(files.checkpoint)
     write_history(files, state)
 
 
-def _finish(checked, files, problem, state, stop, diverged, impulses, log):
+def _finish(checked, files, problem, evaluation, state, stop, diverged, impulses, log):
     """After the loop: the checkpoint of a stopped run, the final images, and the closing line."""
     device, clean = checked.device, checked.observation.clean
     if device.type == "cuda":
@@ -278,7 +293,7 @@ def _finish(checked, files, problem, state, stop, diverged, impulses, log):
             f"too large?); stopped without writing images; the checkpoint and best image {kept}")
         return
     if stop.requested:  # a diverged state is not worth resuming: the last finite one stays
-        _save(state, problem, files)
+        _save(state, problem, evaluation, files)
         log(f"stopped by {stop.describe()} after iteration {state.iteration - 1}; checkpoint saved")
     if state.last is None:
         return
@@ -287,5 +302,8 @@ def _finish(checked, files, problem, state, stop, diverged, impulses, log):
         summary = f"done: {state.iteration} iterations in {state.seconds:.1f} s"
         if clean is not None:
             summary += (f"; PSNR noisy {checked.observation.noisy_psnr:.2f} dB, recovered (last) "
-                        f"{psnr(clean, state.last):.2f} dB, best (oracle) {state.best_psnr:.2f} dB")
+                        f"{psnr(clean, state.last):.2f} dB")
+            if state.final is not None:
+                summary += f", final ({DESCRIPTIONS[FINAL]}) {psnr(clean, state.final):.2f} dB"
+            summary += f", best (oracle) {state.best_psnr:.2f} dB"
         log(summary)

@@ -11,11 +11,13 @@ import torch
 from utils.atomic_files import atomic_path
 from utils.errors import InputError
 
+from .evaluation import history_fields
 from .settings import RecoveryConfig
 
 FORMAT = "double-overparam run state"
-FORMAT_VERSION = 1
-HISTORY_FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds")
+FORMAT_VERSION = 2
+# The reference's columns first, as they are; then the PSNR and SSIM of each evaluation candidate.
+HISTORY_FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds") + history_fields()
 
 
 @dataclasses.dataclass
@@ -25,9 +27,11 @@ class RunState:
 
     ``iteration`` counts the iterations done. ``history`` has one row per logged iteration, a dict
     with the keys of ``HISTORY_FIELDS``: ``iteration`` (numbered from 0, as the reference logs),
-    ``loss``, ``psnr`` and ``ssim`` (None without a clean image), ``seconds`` since the start.
-    ``last`` is the network output at the last logged iteration and ``best`` the one with the
-    highest PSNR (an oracle: it uses the clean image), ``3 x H x W float32`` in [0, 1] or None.
+    ``loss``, ``psnr`` and ``ssim`` (None without a clean image), ``seconds`` since the start,
+    then ``psnr_<candidate>`` and ``ssim_<candidate>`` for each of ``evaluation.CANDIDATES``.
+    ``last`` is the network output at the last logged iteration, ``final`` the candidate
+    ``evaluation.FINAL`` there, and ``best`` the logged output with the highest PSNR (an oracle:
+    it uses the clean image), each ``3 x H x W float32`` in [0, 1] or None.
     ``seconds`` is the loop's wall time over all sessions; ``devices`` names every device the run
     has computed on.
     """
@@ -39,6 +43,8 @@ class RunState:
     best_psnr: float = -math.inf
     best: np.ndarray = None
     last: np.ndarray = None
+    final: np.ndarray = None
+    evaluation: dict = None
     seconds: float = 0.0
     devices: list = dataclasses.field(default_factory=list)
 
@@ -61,7 +67,8 @@ class RunState:
             "format": FORMAT, "version": FORMAT_VERSION,
             "config": dataclasses.asdict(self.config), "problem": self.problem, "iteration": self.iteration,
             "history": self.history, "best_psnr": self.best_psnr, "best": as_tensor(self.best),
-            "last": as_tensor(self.last), "seconds": self.seconds, "devices": self.devices,
+            "last": as_tensor(self.last), "final": as_tensor(self.final), "evaluation": self.evaluation,
+            "seconds": self.seconds, "devices": self.devices,
         }
 
     @classmethod
@@ -78,7 +85,8 @@ class RunState:
         as_array = lambda tensor: None if tensor is None else tensor.numpy()  # noqa: E731
         return cls(config=config, problem=saved["problem"], iteration=saved["iteration"],
                    history=saved["history"], best_psnr=saved["best_psnr"], best=as_array(saved["best"]),
-                   last=as_array(saved["last"]), seconds=saved["seconds"], devices=saved["devices"])
+                   last=as_array(saved["last"]), final=as_array(saved["final"]), evaluation=saved["evaluation"],
+                   seconds=saved["seconds"], devices=saved["devices"])
 
     def save(self, path):
         """Write the checkpoint to ``path`` atomically: the earlier one stays whole until the new

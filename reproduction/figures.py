@@ -5,6 +5,7 @@ None for a run not made yet, drawn as an empty tile or a missing curve) and the 
 (``recovery.Observation``, clean and corrupted images) and writes ``<stem>.png`` and ``<stem>.pdf``.
 """
 
+from recovery.evaluation import DESCRIPTIONS, FINAL
 from utils.metrics import psnr
 from utils.plotting import save_curves, save_grid
 
@@ -33,22 +34,25 @@ def _iterations_done(result):
     return result.last_iteration + 1
 
 
-def _recovered_tile(run, observation, result, with_iterations):
-    """A recovered image and its caption: PSNR, then how far the run got if it is partial or if
-    ``with_iterations`` (the row's label cannot say it for every tile)."""
-    if result is None:
-        return None, "not run"
-    caption = f"{psnr(observation.clean, result.last):.2f} dB"
+def _recovered_tile(run, observation, result, with_iterations, iterate="last"):
+    """A recovered image (the result's ``iterate``: ``last`` or ``final``) and its caption: PSNR,
+    then how far the run got if it is partial or if ``with_iterations`` (the row's label cannot
+    say it for every tile)."""
+    image = None if result is None else getattr(result, iterate)
+    if image is None:
+        return None, "not run" if result is None else f"no {iterate} image"
+    caption = f"{psnr(observation.clean, image):.2f} dB"
     if not result.reached(run.config.num_iter):
         caption += f" (partial, {_iterations_done(result):,} it.)"
     elif with_iterations:
         caption += f" ({_iterations_done(result):,} it.)"
-    return result.last, caption
+    return image, caption
 
 
 def draw_recovery_grid(stem, runs, results, observations):
-    """Figures 3 and 4: clean, corrupted and recovered (last iterate) images, one column per run,
-    PSNR under each tile.
+    """Figures 3 and 4: clean, corrupted and recovered images (the last iterate, the reference's
+    answer, then the run's final answer at the same iteration), one column per run, PSNR under
+    each tile.
 
     ``observations[i]`` is the observation of ``runs[i]``; ``results[i]`` its result or None.
     """
@@ -58,11 +62,13 @@ def draw_recovery_grid(stem, runs, results, observations):
     # From the results, not the request: a reused run may be longer than asked, a partial one shorter.
     done = {_iterations_done(result) for result in results if result is not None}
     shared = done.pop() if len(done) == 1 else None
-    recovered_row = [_recovered_tile(run, observation, result, shared is None)
-                     for run, observation, result in zip(runs, observations, results)]
+    recovered_rows = [[_recovered_tile(run, observation, result, shared is None, iterate)
+                       for run, observation, result in zip(runs, observations, results)]
+                      for iterate in ("last", "final")]
     recovered = f"last of {shared:,} it." if shared is not None else "last iterate"
-    row_labels = ["clean", "corrupted", f"{method_label(runs[0].config)}, {recovered}"]
-    save_grid(figure_paths(stem), [clean_row, noisy_row, recovered_row], row_labels, titles)
+    row_labels = ["clean", "corrupted", f"{method_label(runs[0].config)}, {recovered}",
+                  f"{method_label(runs[0].config)},\nfinal ({DESCRIPTIONS[FINAL]})"]
+    save_grid(figure_paths(stem), [clean_row, noisy_row, *recovered_rows], row_labels, titles)
 
 
 def psnr_series(label, result, **style):

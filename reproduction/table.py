@@ -10,6 +10,7 @@ import json
 import os
 import time
 
+from recovery.evaluation import DESCRIPTIONS, FINAL
 from utils.atomic_files import atomic_path, write_csv, write_json
 from utils.baselines import (BM3D_SIGMA_PER_DENSITY, TV_L1_WEIGHT, adaptive_median_filter, adaptive_median_then_bm3d,
                              median_filter, tv_l1_restoration)
@@ -31,6 +32,7 @@ CLASSICAL_FILTERS = (
 )
 METHOD_ORDER = ("dip", "dip-l1", "ours")
 LAST, PEAK = "last", "oracle peak"
+FINAL_ITERATE = f"final ({DESCRIPTIONS[FINAL]})"  # the run's own answer beside the last iterate (no clean image used)
 FIELDS = ("image", "nlevel", "method", "width", "iterate", "at_iteration", "psnr", "ssim", "iterations",
           "num_iter", "device", "seconds", "status")
 NOT_RUN = "not run"
@@ -70,10 +72,11 @@ def classical_rows(image, nlevel, observation, settings, runs_dir, device_name):
 
 
 def run_rows(run, result, clean):
-    """The rows of one learned run: its last iterate and, for DIP and DIP-L1 (which need early
+    """The rows of one learned run: its last iterate, its final answer (``FINAL_ITERATE``, at the
+    same iteration; left out for a run that has none) and, for DIP and DIP-L1 (which need early
     stopping), also its PSNR-best logged iterate, an oracle since it is chosen with ``clean``."""
     config = run.config
-    iterates = [PEAK, LAST] if config.method != "ours" else [LAST]
+    iterates = [PEAK, LAST, FINAL_ITERATE] if config.method != "ours" else [LAST, FINAL_ITERATE]
     common = {"image": config.image, "nlevel": config.nlevel, "method": METHOD_NAMES[config.method],
               "width": config.width, "num_iter": config.num_iter}
     if result is None:
@@ -81,9 +84,10 @@ def run_rows(run, result, clean):
     common.update(iterations=result.iteration, device=", ".join(result.devices), seconds=result.seconds,
                   status="done" if result.reached(config.num_iter) else "partial")
     logged = [row for row in result.history if row["psnr"] is not None]
+    images = {PEAK: result.best, LAST: result.last, FINAL_ITERATE: result.final}
     rows = []
-    for iterate in iterates:
-        image = result.best if iterate == PEAK else result.last
+    for iterate in (iterate for iterate in iterates if images[iterate] is not None):
+        image = images[iterate]
         at = int(max(logged, key=lambda row: row["psnr"])["iteration"]) if iterate == PEAK else result.last_iteration
         rows.append({**common, "iterate": iterate, "at_iteration": at,
                      "psnr": psnr(clean, image), "ssim": ssim(clean, image)})

@@ -18,6 +18,7 @@ import recovery.run
 from conftest import REPO
 from denoising import build_parser, main, spec_from_args
 from recovery import RecoveryConfig, RunState
+from recovery.state import HISTORY_FIELDS
 from reproduction.plan import Settings
 from utils.atomic_files import read_csv
 
@@ -40,12 +41,14 @@ def run_cli(tmp_path, *args, cwd=None, preexec_fn=None):
 def test_end_to_end_writes_every_output(tmp_path, num_iter, show_every, rows):
     argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", str(num_iter), "--show_every", str(show_every)]
     assert main(argv) == 0
-    for name in ["last.png", "best.png", "noisy.png", "clean.png", "impulses.png", "panel.png", "history.csv", "args.json", "checkpoint.pt"]:
+    for name in ["last.png", "final.png", "best.png", "noisy.png", "clean.png", "impulses.png", "panel.png",
+                 "history.csv", "args.json", "checkpoint.pt"]:
         assert (tmp_path / f"run_{name}").is_file(), name
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporaries left
     history = read_csv(tmp_path / "run_history.csv")
     assert [int(r["iteration"]) for r in history] == rows
-    assert list(history[0]) == ["iteration", "loss", "psnr", "ssim", "seconds"]
+    assert list(history[0]) == list(HISTORY_FIELDS)
+    assert list(history[0])[:5] == ["iteration", "loss", "psnr", "ssim", "seconds"]  # the reference's columns first
     assert all(r["psnr"] > 0 and 0 < r["ssim"] <= 1 for r in history)
     # the image files are the pixels themselves, at the cropped size
     assert Image.open(tmp_path / "run_last.png").size == (64, 64)

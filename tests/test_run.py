@@ -25,6 +25,7 @@ from denoising import main
 import recovery.run
 from recovery import Recovery, RecoveryConfig, RunSpec, RunState, run_recovery
 from recovery.lock import RunLock
+from recovery.state import HISTORY_FIELDS
 from reproduction import sweep
 from test_denoising import assert_same_problem_state, run_cli
 from utils.atomic_files import read_csv
@@ -133,7 +134,7 @@ def files_are_whole(folder, ckpt):
                 image.load()
         elif path.endswith(".csv"):
             rows = read_csv(path)
-            assert all(len(row) == 5 and None not in row for row in rows)
+            assert all(len(row) == len(HISTORY_FIELDS) and None not in row for row in rows)
         elif path.endswith(".json"):
             with open(path) as f:
                 json.load(f)

@@ -1,0 +1,161 @@
+"""Answers computed beside the last training iterate, without the clean image.
+
+The reference reports the network's output at the last iteration, on the *perturbed* input
+``z + noise`` (std 1/30): it jitters with the perturbation. Each candidate here is a better-behaved
+estimate of the same image, computed from the run alone:
+
+- ``on_z``: the current network on the unperturbed z (one forward pass at each logged iteration);
+- ``output_ema``: the exponential moving average of the training outputs phi, over every
+  iteration (Deep Image Prior's own code averages its outputs the same way);
+- ``weight_ema``: the current average of the network's weights (Polyak averaging with an
+  exponential window), evaluated on z at each logged iteration;
+- ``y_minus_s``: the other half of the model, y = x + s read as x = y - s (clipped to [0, 1]): the
+  observation less the estimated corruption, for the methods that have one (``ours``). Where s
+  has not grown (an element the run takes for uncorrupted) it is the observed value itself;
+- ``filled``: detect and fill with the run's own detector: ``y_minus_s`` where |s| is at most
+  ``FILL_THRESHOLD`` (an element the run takes for uncorrupted keeps its observed value), the
+  ``weight_ema`` output wherever |s| is larger (an impulse the run found, filled by the averaged
+  network). Without a corruption term no element is known to be clean, and it is ``weight_ema``.
+
+BatchNorm stays in training mode in every pass, as in training (batch statistics of z itself),
+and no pass touches the training state: the running statistics are not updated, the noise
+generator is not drawn from, nothing is differentiated. The averages are the only state, kept in
+the run's checkpoint so that a resumed run computes the very same numbers.
+
+``FINAL`` is the candidate a run writes as ``<ckpt>_final.png``; the constants were chosen on
+scikit-image's samples, never on the paper's images (docs/evaluation.md).
+"""
+
+import contextlib
+import copy
+
+import torch
+
+# The weight each average keeps per iteration (its window is about 1 / (1 - weight) iterations):
+# the best of 0.9 to 0.999 on scikit-image's astronaut, coffee and chelsea at 50% (docs/evaluation.md).
+OUTPUT_EMA_WEIGHT = 0.98
+WEIGHT_EMA_WEIGHT = 0.9
+# |s| above which an element counts as an impulse the run found: of 1/255 to 64/255, the one whose
+# smallest gain over the last iterate is largest on the same samples at 50% and on rocket at 10% and
+# 70% (docs/evaluation.md).
+FILL_THRESHOLD = 2 / 255
+CANDIDATES = ("on_z", "output_ema", "weight_ema", "y_minus_s", "filled")
+FINAL = "filled"
+DESCRIPTIONS = {  # short, for the table's iterate column, the figures' rows and the panel's captions
+    "on_z": "output on z",
+    "output_ema": "output EMA",
+    "weight_ema": "weight EMA on z",
+    "y_minus_s": "y - s",
+    "filled": "y with impulses filled",
+}
+
+
+def fill_impulses(observed_less_s, impulses, estimate, threshold=FILL_THRESHOLD):
+    """``observed_less_s`` (clipped y - s) where ``|impulses|`` (s) is at most ``threshold``, else
+    ``estimate``; all tensors of one shape, e.g. ``1 x 3 x H x W`` float32 in [0, 1] (s in [-1, 1])."""
+    return torch.where(impulses.abs() > threshold, estimate, observed_less_s)
+
+
+def history_fields():
+    """The history columns of the candidates: PSNR and SSIM of each, in ``CANDIDATES`` order."""
+    return tuple(f"{metric}_{name}" for name in CANDIDATES for metric in ("psnr", "ssim"))
+
+
+@contextlib.contextmanager
+def batch_statistics_untracked(network):
+    """BatchNorm layers of ``network`` normalise with the batch's statistics (training mode, as
+    they are) but leave their running statistics and batch counter as they are."""
+    kinds = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+    layers = [m for m in network.modules() if isinstance(m, kinds)]
+    tracking = [layer.track_running_stats for layer in layers]
+    try:
+        for layer in layers:
+            layer.track_running_stats = False  # in training mode: batch statistics, no running ones passed
+        yield
+    finally:
+        for layer, was in zip(layers, tracking):
+            layer.track_running_stats = was
+
+
+class Evaluation:
+    """The candidates of one run of ``problem`` (a ``Recovery``).
+
+    :param problem: the run's problem, its saved state already loaded.
+    :param dict saved: what :meth:`state_dict` returned when the run was saved, or None for a run
+        that starts now (the averages then start at the first output and the initial weights).
+    :param float output_weight: the weight in [0, 1) the output average keeps per iteration:
+        ``average <- output_weight * average + (1 - output_weight) * phi``.
+    :param float weights_weight: the same for the average of the network's weights.
+    :param float fill_threshold: the |s| above which ``filled`` takes the averaged network's output.
+
+    Call :meth:`update` after every iteration with the iteration's phi, and :meth:`outputs` at the
+    iterations to report.
+    """
+
+    def __init__(self, problem, saved=None, output_weight=OUTPUT_EMA_WEIGHT, weights_weight=WEIGHT_EMA_WEIGHT,
+                 fill_threshold=FILL_THRESHOLD):
+        self.problem = problem
+        self.output_weight, self.weights_weight = output_weight, weights_weight
+        self.fill_threshold = fill_threshold
+        # Copied once: the average is a module of its own, so that it runs as the network does
+        # (same layout, same layers) without touching the network's parameters.
+        self.averaged_network = copy.deepcopy(problem.network)
+        self.averaged_network.requires_grad_(False)
+        self.averaged = list(self.averaged_network.parameters())
+        self.parameters = list(problem.network.parameters())
+        self.output_average = None
+        if saved is not None:
+            self.load_state_dict(saved)
+
+    def update(self, phi):
+        """Fold one iteration in: ``phi`` is its training output, ``1 x 3 x H x W`` float32 on the
+        device; the network's weights are those after the iteration's update. No host
+        synchronisation."""
+        with torch.no_grad():
+            if self.output_average is None:
+                self.output_average = phi.detach().clone()
+            else:
+                self.output_average.lerp_(phi, 1.0 - self.output_weight)
+            torch._foreach_lerp_(self.averaged, self.parameters, 1.0 - self.weights_weight)
+
+    def on_input(self, network):
+        """``network`` (the problem's or its average) on the unperturbed z: ``1 x 3 x H x W``
+        float32 on the device, in [0, 1]. In the training pass's precision."""
+        problem = self.problem
+        bf16 = problem.config.precision == "bf16"
+        with torch.no_grad(), batch_statistics_untracked(network), \
+                torch.autocast(problem.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+            return network(problem.z).float()
+
+    def outputs(self):
+        """Every candidate the problem has now, ``{name: 3 x H x W float32 numpy in [0, 1]}`` in
+        ``CANDIDATES`` order (``y_minus_s`` only with a corruption term); call after at least one
+        :meth:`update`."""
+        problem = self.problem
+        images = {
+            "on_z": self.on_input(problem.network),
+            "output_ema": self.output_average,
+            "weight_ema": self.on_input(self.averaged_network),
+        }
+        images["filled"] = images["weight_ema"]
+        if problem.corruption is not None:
+            with torch.no_grad():
+                impulses = problem.corruption()
+                images["y_minus_s"] = (problem.y - impulses).clamp_(0.0, 1.0)
+                images["filled"] = fill_impulses(images["y_minus_s"], impulses, images["weight_ema"],
+                                                 self.fill_threshold)
+        return {name: images[name][0].float().cpu().numpy() for name in CANDIDATES if name in images}
+
+    def state_dict(self):
+        """The averages, copied to the CPU: ``{"output_ema": 1 x 3 x H x W tensor or None,
+        "weight_ema": [tensor per network parameter]}``."""
+        copied = lambda tensor: tensor.detach().to("cpu", copy=True)  # noqa: E731 (not the live tensors)
+        output = None if self.output_average is None else copied(self.output_average)
+        return {"output_ema": output, "weight_ema": [copied(p) for p in self.averaged]}
+
+    def load_state_dict(self, saved):
+        with torch.no_grad():
+            for average, value in zip(self.averaged, saved["weight_ema"], strict=True):
+                average.copy_(value)
+        output = saved["output_ema"]
+        self.output_average = None if output is None else output.to(self.problem.device, copy=True)

@@ -1,0 +1,29 @@
+"""Helpers of the tests of the reproduction package (tests/test_sweep.py, test_figures.py,
+test_table.py, test_pipeline.py, test_reproduce.py): the tiny settings of ``reproduce.py``, a tiny
+run on a scikit-image sample, a guard that no run is started, and the rows of a results.csv."""
+
+import csv
+
+import reproduction.sweep
+from recovery import RecoveryConfig, RunSpec
+
+TINY = ["--num_iter", "2", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
+
+
+def tiny_run(folder, ckpt, num_iter=6, method="ours"):
+    """A run on a scikit-image sample, so that the sweep's logic is tested without the paper's images."""
+    config = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=num_iter, show_every=2, method=method)
+    return RunSpec(ckpt, str(folder), "cpu", config)
+
+
+def forbid_runs(monkeypatch):
+    """Make any recovery the sweep starts fail the test: for sweeps that must make none."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_recovery called where no run is to be made")
+
+    monkeypatch.setattr(reproduction.sweep, "run_recovery", refuse)
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

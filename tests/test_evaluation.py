@@ -1,0 +1,206 @@
+"""recovery.evaluation: the candidate answers beside the last iterate change nothing of the run,
+are the documented averages, resume bit for bit, and reach the history, the files, the table and
+Figures 3 and 4."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import reproduction.figures
+from denoising import main
+from recovery import Recovery, RecoveryConfig, RunSpec, RunState, prepare_observation, run_recovery
+from recovery.evaluation import (CANDIDATES, FILL_THRESHOLD, FINAL, OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT, Evaluation,
+                                 batch_statistics_untracked)
+from recovery.state import HISTORY_FIELDS
+from reproduction import sweep, table
+from reproduction.plan import METHOD_NAMES
+from utils.atomic_files import read_csv
+from utils.metrics import psnr
+
+TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: on a shared 2-core machine, two threads of tiny runs wait on each other for seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**settings):
+    return RecoveryConfig(**{"image": "astronaut", "resize": 64, "width": 4, "num_iter": 7, "show_every": 3,
+                             "seed": 0, **settings})
+
+
+def training_state(problem):
+    """Everything the training trajectory is made of: parameters, BatchNorm buffers (the batch
+    counter too), g and h, the noise generator."""
+    state = {f"network.{k}": v.clone() for k, v in problem.network.state_dict().items()}
+    if problem.corruption is not None:
+        state.update({f"corruption.{k}": v.clone() for k, v in problem.corruption.state_dict().items()})
+    state["generator"] = problem.generator.get_state()
+    return state
+
+
+def assert_same_tensors(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("method,seed", [("ours", 0), ("dip-l1", 3)])
+def test_a_run_with_the_candidates_is_the_plain_loop_bit_for_bit(tmp_path, method, seed):
+    config = tiny_config(method=method, seed=seed)
+    report = run_recovery(RunSpec("run", str(tmp_path), "cpu", config), progress=False, log=lambda m: None)
+    observation = prepare_observation(config)
+    plain = Recovery(config, observation.noisy, "cpu")
+    losses, lasts = [], []
+    for iteration in range(config.num_iter):
+        loss, phi = plain.step()
+        if iteration % config.show_every == 0 or iteration == config.num_iter - 1:
+            losses.append(loss.item())
+            lasts.append(phi[0].numpy())
+    assert [row["loss"] for row in report.state.history] == losses
+    assert [row["psnr"] for row in report.state.history] == [psnr(observation.clean, last) for last in lasts]
+    assert np.array_equal(report.state.last, lasts[-1])
+    saved = RunState.load(str(tmp_path / "run_checkpoint.pt"))
+    engine = Recovery(config, observation.noisy, "cpu")
+    engine.load_state_dict(saved.problem)
+    assert_same_tensors(training_state(engine), training_state(plain))
+
+
+@pytest.mark.parametrize("method,steps", [("ours", 4), ("dip", 3)])
+def test_the_averages_are_the_documented_moving_averages(method, steps):
+    config = tiny_config(method=method)
+    problem = Recovery(config, prepare_observation(config).noisy, "cpu")
+    evaluation = Evaluation(problem)
+    weights = [p.detach().clone() for p in problem.network.parameters()]  # the average starts at the initial weights
+    outputs = None
+    for _ in range(steps):
+        _, phi = problem.step()
+        evaluation.update(phi)
+        # average <- weight * average + (1 - weight) * new, the outputs' starting at the first output
+        outputs = phi.clone() if outputs is None else OUTPUT_EMA_WEIGHT * outputs + (1 - OUTPUT_EMA_WEIGHT) * phi
+        weights = [WEIGHT_EMA_WEIGHT * w + (1 - WEIGHT_EMA_WEIGHT) * p.detach()
+                   for w, p in zip(weights, problem.network.parameters())]
+    before = training_state(problem)
+    candidates = evaluation.outputs()
+    assert_same_tensors(training_state(problem), before)  # the passes on z changed no training state
+    has_s = problem.corruption is not None
+    assert list(candidates) == [name for name in CANDIDATES if name != "y_minus_s" or has_s]
+    for average, weight in zip(evaluation.averaged_network.parameters(), weights, strict=True):
+        torch.testing.assert_close(average, weight, rtol=1e-6, atol=1e-9)
+    # Each pass on z is a plain training-mode pass (on copies: it moves their running statistics),
+    # the average's with the evaluation's own averaged weights.
+    with torch.no_grad():
+        expected = {"on_z": copy.deepcopy(problem.network)(problem.z), "output_ema": outputs,
+                    "weight_ema": copy.deepcopy(evaluation.averaged_network)(problem.z)}
+        expected["filled"] = expected["weight_ema"]  # no element is known to be clean
+        if has_s:
+            g, h = problem.corruption.g, problem.corruption.h
+            s = g * g - h * h
+            expected["y_minus_s"] = torch.clamp(problem.y - s, 0, 1)
+            found = s.abs() > FILL_THRESHOLD
+            expected["filled"] = expected["weight_ema"] * found + expected["y_minus_s"] * ~found
+    for name in candidates:
+        np.testing.assert_allclose(candidates[name], expected[name][0].numpy(), rtol=0, atol=1e-6, err_msg=name)
+    assert not np.array_equal(candidates["on_z"], phi[0].numpy())  # z, not the last perturbed input
+
+
+def test_batch_statistics_untracked_normalises_with_the_batch_and_keeps_the_running_ones():
+    layer = torch.nn.BatchNorm2d(3).train()
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 + 1
+    with batch_statistics_untracked(layer):
+        out = layer(x)
+    assert torch.equal(layer.running_mean, torch.zeros(3)) and torch.equal(layer.running_var, torch.ones(3))
+    assert layer.num_batches_tracked.item() == 0 and layer.track_running_stats
+    torch.testing.assert_close(out, layer(x))  # the very normalisation a training pass makes
+    assert layer.num_batches_tracked.item() == 1
+
+
+@pytest.mark.parametrize("first_session", [4, 5])  # stopped at a logged iteration, or one past it
+def test_resume_carries_the_averages_bit_for_bit(tmp_path, first_session):
+    common = TINY + ["--out_dir", str(tmp_path), "--show_every", "3", "--threads", "1"]
+    assert main(common + ["--ckpt", "whole", "--num_iter", "8"]) == 0
+    assert main(common + ["--ckpt", "split", "--num_iter", str(first_session)]) == 0
+    assert main(["--out_dir", str(tmp_path), "--ckpt", "split", "--resume", "--num_iter", "8", "--no_progress"]) == 0
+    whole, split = (RunState.load(str(tmp_path / f"{name}_checkpoint.pt")) for name in ("whole", "split"))
+    for a, b in zip(whole.evaluation["weight_ema"], split.evaluation["weight_ema"], strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(whole.evaluation["output_ema"], split.evaluation["output_ema"])
+    assert np.array_equal(whole.final, split.final) and np.array_equal(whole.last, split.last)
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    logged = {row["iteration"] for row in whole.history}  # a session of 5 also logs its own last, iteration 4
+    assert strip(whole.history) == strip([row for row in split.history if row["iteration"] in logged])
+    assert (tmp_path / "whole_final.png").read_bytes() == (tmp_path / "split_final.png").read_bytes()
+
+
+def test_the_history_the_final_image_and_the_panel(tmp_path):
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "7", "--show_every", "3"]) == 0
+    history = read_csv(tmp_path / "run_history.csv")
+    assert tuple(history[0]) == HISTORY_FIELDS
+    assert HISTORY_FIELDS[:5] == ("iteration", "loss", "psnr", "ssim", "seconds")  # the reference's, as they were
+    assert all(row[f"psnr_{name}"] > 0 and 0 < row[f"ssim_{name}"] <= 1 for row in history for name in CANDIDATES)
+    saved = RunState.load(tmp_path / "run_checkpoint.pt")
+    final = np.asarray(Image.open(tmp_path / "run_final.png"))
+    assert np.array_equal(final, np.round(saved.final.transpose(1, 2, 0) * 255).astype(np.uint8))
+    clean = prepare_observation(saved.config).clean
+    assert history[-1][f"psnr_{FINAL}"] == pytest.approx(psnr(clean, saved.final), abs=1e-9)
+    assert not np.array_equal(saved.final, saved.last)
+    # noisy, last, final, clean: four tiles side by side
+    assert Image.open(tmp_path / "run_panel.png").size[0] > 4 * Image.open(tmp_path / "run_last.png").size[0]
+
+
+def test_without_a_clean_image_the_candidate_columns_are_empty_and_final_is_written(tmp_path):
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "first", "--num_iter", "1"]) == 0
+    argv = ["--noisy", str(tmp_path / "first_noisy.png"), "--width", "4", "--num_iter", "3", "--device", "cpu",
+            "--no_progress", "--out_dir", str(tmp_path), "--ckpt", "run"]
+    assert main(argv) == 0
+    history = read_csv(tmp_path / "run_history.csv")
+    assert all(row[field] is None for row in history for field in HISTORY_FIELDS[5:])
+    assert (tmp_path / "run_final.png").is_file()
+
+
+def tiny_run(folder, ckpt, method):
+    return RunSpec(ckpt, str(folder), "cpu", tiny_config(method=method, num_iter=4, show_every=2))
+
+
+def test_the_table_and_figures_carry_the_final_answer(tmp_path, monkeypatch):
+    runs = [tiny_run(tmp_path, "ours", "ours"), tiny_run(tmp_path, "dip", "dip")]
+    sweep.execute_runs(runs, progress=False, log=lambda m: None)
+    results = [sweep.load_result(run) for run in runs]
+    clean = prepare_observation(runs[0].config).clean
+    rows = [row for run, result in zip(runs, results) for row in table.run_rows(run, result, clean)]
+    ours, dip = METHOD_NAMES["ours"], METHOD_NAMES["dip"]
+    assert [(row["method"], row["iterate"]) for row in rows] == [(ours, table.LAST), (ours, table.FINAL_ITERATE),
+                                                                 (dip, table.PEAK), (dip, table.LAST),
+                                                                 (dip, table.FINAL_ITERATE)]
+    images = [results[0].last, results[0].final, results[1].best, results[1].last, results[1].final]
+    for row, image in zip(rows, images, strict=True):
+        assert row["psnr"] == psnr(clean, image)
+    assert rows[1]["at_iteration"] == rows[0]["at_iteration"] == 3
+    summary = table.results_markdown(rows, 4, []).splitlines()
+    assert f"| {ours}, {table.LAST} | {ours}, {table.FINAL_ITERATE} |" in summary[5]  # the summary: a column of its own
+    not_run = table.run_rows(runs[0], None, clean)
+    assert [row["iterate"] for row in not_run] == [table.LAST, table.FINAL_ITERATE]
+
+    drawn, real_save_grid = {}, reproduction.figures.save_grid
+
+    def save_grid(paths, grid, labels, titles):  # the real drawing, its tiles kept to be checked
+        drawn.update(grid=grid, labels=labels)
+        real_save_grid(paths, grid, labels, titles)
+
+    monkeypatch.setattr(reproduction.figures, "save_grid", save_grid)
+    observations = [prepare_observation(run.config) for run in runs]
+    reproduction.figures.draw_recovery_grid(str(tmp_path / "figure3"), runs, [results[0], None], observations)
+    assert len(drawn["grid"]) == 4 and "final" in drawn["labels"][3] and "last" in drawn["labels"][2]
+    (image, caption), (missing, why) = drawn["grid"][3]
+    assert image is results[0].final and caption == f"{psnr(clean, results[0].final):.2f} dB"
+    assert missing is None and why == "not run"
+    assert (tmp_path / "figure3.pdf").read_bytes().startswith(b"%PDF") and (tmp_path / "figure3.png").is_file()
+
