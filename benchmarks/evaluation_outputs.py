@@ -9,9 +9,9 @@
 the last iterate and of every candidate for every averaging weight in ``--weights``: what the
 constants of recovery/evaluation.py were chosen on. ``measure`` makes the runs of Figures 3 and 4
 (the paper's images, ``--data_dir``) with the engine itself, all settings of one seed before the
-next seed, until ``--budget_minutes`` of this process's CPU time would be passed; each run records
-the PSNR of last, of each candidate and of the chosen one, the loop's time and the time spent in the
-candidates. ``timing`` times the engine's loop with and without the candidates on one setting, in
+next seed, until the CPU time of the runs of that kind recorded in ``--out_dir`` would pass
+``--budget_minutes``; each run records the PSNR of last, of each candidate and of the chosen one,
+the loop's time and the time spent in the candidates. ``timing`` times the engine's loop with and without the candidates on one setting, in
 alternating rounds. ``report`` prints the Markdown tables of what the others wrote.
 
 Every run is one JSON file in ``--out_dir``; a file already there is not run again, so an
@@ -33,12 +33,13 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recovery import Recovery, RecoveryConfig, RunSpec, describe_device, prepare_observation  # noqa: E402
-from recovery.evaluation import (CANDIDATES, DESCRIPTIONS, FILL_THRESHOLD, FINAL, OUTPUT_EMA_WEIGHT,  # noqa: E402
-                                 WEIGHT_EMA_WEIGHT, Evaluation, fill_impulses)
+from recovery.evaluation import (CANDIDATES, DESCRIPTIONS, FILL_THRESHOLD, FINAL, FINAL_LABEL,  # noqa: E402
+                                 OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT, Evaluation)
 from recovery.outputs import RunFiles  # noqa: E402
 from recovery.run import check_run, fit, prepare  # noqa: E402
 from recovery.stopping import StopRequest  # noqa: E402
 from reproduction.plan import FIGURE3_IMAGES, FIGURE3_NLEVEL, FIGURE4_IMAGE, FIGURE4_NLEVELS  # noqa: E402
+from reproduction.table import markdown_table  # noqa: E402
 from utils.atomic_files import write_json  # noqa: E402
 from utils.errors import InputError, OneLineErrorParser  # noqa: E402
 from utils.metrics import psnr  # noqa: E402
@@ -90,7 +91,8 @@ class TimedEvaluation(Evaluation):
 
 def engine_run(config, folder, evaluation_class):
     """One run by the engine's own pieces (check, prepare, fit) in ``folder``; returns
-    ``(state, evaluation or None)``. ``evaluation_class`` None runs without the candidates."""
+    ``(state, evaluation or None, observation)``. ``evaluation_class`` None runs without the
+    candidates."""
     spec = RunSpec("run", folder, "cpu", config)
     checked = check_run(spec, resume=False, overwrite=True, check_memory=False)
     problem, state = prepare(checked, None, RunFiles(folder, "run"), overwrite=True)
@@ -139,25 +141,23 @@ def tune_one(args, image, nlevel, seed):
                 for name, image_now in evaluation.outputs().items():
                     if name != "filled" and (weight in args.weights or name in UNAVERAGED):
                         point[name if name in UNAVERAGED else f"{name} {weight:g}"] = psnr(observation.clean, image_now)
-            average = evaluations[WEIGHT_EMA_WEIGHT]
-            point.update(filled_by_threshold(problem, average, observation.clean, args.thresholds))
+            if problem.corruption is not None:
+                point.update(filled_by_threshold(evaluations[WEIGHT_EMA_WEIGHT], observation.clean, args.thresholds))
             curve.append(point)
     return {"kind": "tune", "image": image, "nlevel": nlevel, "seed": seed, "resize": args.resize, "width": args.width,
             "num_iter": config.num_iter, "device": describe_cpu(), "noisy": observation.noisy_psnr, "curve": curve,
             "cpu_seconds": time.process_time() - cpu}
 
 
-def filled_by_threshold(problem, evaluation, clean, thresholds):
-    """``{"filled <t>": PSNR}`` for each threshold t (in units of 1/255) of ``thresholds``."""
-    if problem.corruption is None:
-        return {}
-    with torch.no_grad():
-        impulses = problem.corruption()
-        observed_less_s = (problem.y - impulses).clamp(0.0, 1.0)
-        estimate = evaluation.on_input(evaluation.averaged_network)
-        return {f"filled {threshold:g}": psnr(clean, fill_impulses(observed_less_s, impulses, estimate,
-                                                                   threshold / 255)[0].numpy())
-                for threshold in thresholds}
+def filled_by_threshold(evaluation, clean, thresholds):
+    """``{"filled <t>": PSNR}`` of ``evaluation``'s ``filled`` for each threshold t (in units of
+    1/255) of ``thresholds``."""
+    points = {}
+    for threshold in thresholds:
+        evaluation.fill_threshold = threshold / 255
+        points[f"filled {threshold:g}"] = psnr(clean, evaluation.outputs()["filled"])
+    evaluation.fill_threshold = FILL_THRESHOLD
+    return points
 
 
 def describe_cpu():
@@ -219,11 +219,6 @@ def load_records(out_dir, kind):
     return records
 
 
-def markdown_table(header, lines):
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return out + ["| " + " | ".join(str(cell) for cell in line) + " |" for line in lines]
-
-
 def gain(record, name):
     """The gain of candidate ``name`` over the last iterate at the run's last iteration, in dB."""
     end = record["curve"][-1]
@@ -261,7 +256,7 @@ def report(args):
         print(f"Measured ({measured[0]['device']}; {measured[0]['resize']} px, width {measured[0]['width']}, "
               f"{measured[0]['num_iter']:,} iterations): PSNR (dB)")
         header = ["image", "noise", "seed", "noisy", "last"] + [DESCRIPTIONS[name] for name in CANDIDATES]
-        header += [f"final ({DESCRIPTIONS[FINAL]}) - last", "loop (s)", "in the candidates (s)"]
+        header += [f"{FINAL_LABEL} - last", "loop (s)", "in the candidates (s)"]
         lines = [[r["image"], f"{r['nlevel']:.0%}", r["seed"], f"{r['noisy']:.2f}", f"{r['last']:.2f}"]
                  + [f"{r['candidates'][name]:.2f}" for name in CANDIDATES]
                  + [f"{r['final_psnr'] - r['last']:+.2f}", f"{r['loop_seconds']:.0f}",
@@ -287,13 +282,13 @@ def main(argv=None):
     parser = OneLineErrorParser(prog="evaluation_outputs.py", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["tune", "measure", "timing", "report"])
     parser.add_argument("--out_dir", required=True, help="one JSON file per run")
-    parser.add_argument("--data_dir", default=os.path.normpath(DEFAULT_DATA_DIR), help="the paper's images (measure)")
+    parser.add_argument("--data_dir", default=os.path.normpath(DEFAULT_DATA_DIR), help="the paper's images (measure; default: shared/data/denoising beside the repository)")
     parser.add_argument("--resize", type=int, default=128)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--num_iter", type=int, default=3000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--budget_minutes", type=float, help="CPU minutes for all the runs of one command")
+    parser.add_argument("--budget_minutes", type=float, help="CPU minutes for all the runs of the command's kind in --out_dir")
     parser.add_argument("--images", nargs="+", default=list(TUNE_IMAGES), help="tune: scikit-image samples")
     parser.add_argument("--nlevels", type=float, nargs="+", default=[0.5], help="tune: noise levels")
     parser.add_argument("--weights", type=float, nargs="+", default=list(TUNE_WEIGHTS), help="tune: EMA weights")

@@ -11,9 +11,10 @@ estimate of the same image, computed from the run alone:
   exponential window), evaluated on z at each logged iteration;
 - ``y_minus_s``: the other half of the model, y = x + s read as x = y - s (clipped to [0, 1]): the
   observation less the estimated corruption, for the methods that have one (``ours``). Where s
-  has not grown (an element the run takes for uncorrupted) it is the observed value itself;
+  has not grown (an element the run takes for uncorrupted) it is the observed value, to within s;
 - ``filled``: detect and fill with the run's own detector: ``y_minus_s`` where |s| is at most
-  ``FILL_THRESHOLD`` (an element the run takes for uncorrupted keeps its observed value), the
+  ``FILL_THRESHOLD`` (an element the run takes for uncorrupted keeps its observed value, to within
+  the threshold), the
   ``weight_ema`` output wherever |s| is larger (an impulse the run found, filled by the averaged
   network). Without a corruption term no element is known to be clean, and it is ``weight_ema``.
 
@@ -48,6 +49,7 @@ DESCRIPTIONS = {  # short, for the table's iterate column, the figures' rows and
     "y_minus_s": "y - s",
     "filled": "y with impulses filled",
 }
+FINAL_LABEL = f"final ({DESCRIPTIONS[FINAL]})"  # how every output names the final answer
 
 
 def fill_impulses(observed_less_s, impulses, estimate, threshold=FILL_THRESHOLD):
@@ -121,11 +123,8 @@ class Evaluation:
     def on_input(self, network):
         """``network`` (the problem's or its average) on the unperturbed z: ``1 x 3 x H x W``
         float32 on the device, in [0, 1]. In the training pass's precision."""
-        problem = self.problem
-        bf16 = problem.config.precision == "bf16"
-        with torch.no_grad(), batch_statistics_untracked(network), \
-                torch.autocast(problem.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
-            return network(problem.z).float()
+        with torch.no_grad(), batch_statistics_untracked(network), self.problem.network_precision():
+            return network(self.problem.z).float()
 
     def outputs(self):
         """Every candidate the problem has now, ``{name: 3 x H x W float32 numpy in [0, 1]}`` in
@@ -144,7 +143,8 @@ class Evaluation:
                 images["y_minus_s"] = (problem.y - impulses).clamp_(0.0, 1.0)
                 images["filled"] = fill_impulses(images["y_minus_s"], impulses, images["weight_ema"],
                                                  self.fill_threshold)
-        return {name: images[name][0].float().cpu().numpy() for name in CANDIDATES if name in images}
+        # Copies: output_ema is the live average, which the next update changes in place.
+        return {name: images[name][0].float().cpu().numpy().copy() for name in CANDIDATES if name in images}
 
     def state_dict(self):
         """The averages, copied to the CPU: ``{"output_ema": 1 x 3 x H x W tensor or None,

@@ -15,13 +15,14 @@ at the peak of one iteration, which is the start of the backward pass:
     is differentiated): ``BACKWARD_BUFFERS`` full-resolution float32 tensors of ``w + skip``
     channels (calibrated).
 ``network state``
-    the parameters theta, their gradients and, with Adam, its two moment estimates; under bf16
-    also the bfloat16 copies of the weights that the convolutions keep.
+    the parameters theta, their gradients, the evaluation's average of them and, with Adam, its
+    two moment estimates; under bf16 also the bfloat16 copies of the weights that the
+    convolutions keep.
 ``input``
     the fixed code z and the iteration's perturbation of it (``1 x 32 x H x W`` float32 each).
 ``observation``
-    y (``1 x 3 x H x W`` float32) and, on the CPU, the images the run keeps on the host beside
-    it (clean, last, best).
+    y and the evaluation's average of the outputs (``1 x 3 x H x W`` float32 each) and, on the
+    CPU, the images the run keeps on the host beside them (clean, last, final, best).
 ``corruption`` (method ``ours`` only)
     g, h and their gradients (``1 x 3 x H x W`` float32 each); with Adam, their four moments.
 ``process``
@@ -174,9 +175,9 @@ def estimate_terms(height, width, network_width, method="ours", alg="sgd", devic
         "saved activations": saved_activation_bytes(height, width, network_width, method, precision, l1, channels),
         # float32 also under bf16: the gradients pass through the float32 reflection pads.
         "backward transient": BACKWARD_BUFFERS * (network_width + skip) * pixels * FLOAT32_BYTES,
-        "network state": parameters * (FLOAT32_BYTES * (2 + 2 * adam) + BFLOAT16_BYTES * bf16),
+        "network state": parameters * (FLOAT32_BYTES * (3 + 2 * adam) + BFLOAT16_BYTES * bf16),
         "input": 2 * INPUT_CHANNELS * pixels * FLOAT32_BYTES,
-        "observation": image * (4 if device_type == "cpu" else 1),
+        "observation": image * (6 if device_type == "cpu" else 2),
         "corruption": image * (4 + 4 * adam) if method == "ours" else 0,
     }
     if device_type == "cpu":

@@ -11,7 +11,7 @@ from utils.image_io import save_png
 from utils.metrics import psnr
 from utils.plotting import save_panel
 
-from .evaluation import DESCRIPTIONS, FINAL
+from .evaluation import FINAL_LABEL
 from .state import HISTORY_FIELDS
 
 # Every file of a run, by role: <out_dir>/<ckpt>_<name>.
@@ -90,7 +90,7 @@ def write_final_images(files, observation, state, impulses):
     recovered = [(state.last, "recovered (last)")]
     if state.final is not None:
         save_png(files.final, state.final)
-        recovered.append((state.final, f"final ({DESCRIPTIONS[FINAL]})"))
+        recovered.append((state.final, FINAL_LABEL))
     clean = observation.clean
     if clean is not None:
         tiles = [(observation.noisy, f"noisy, {observation.noisy_psnr:.2f} dB")]

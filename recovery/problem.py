@@ -75,24 +75,29 @@ class Recovery:
         """The forward pass on ``z + noise``: returns ``(loss, phi)``, phi being the network output
         ``1 x 3 x H x W`` float32 in [0, 1] (the recovered image, without s). Under ``bf16`` only
         the network runs in bfloat16; s, the residual and the loss stay float32."""
-        # No autocast weight cache: each weight is used once per pass, and CUDA-graph capture
-        # forbids the cache.
-        bf16 = self.config.precision == "bf16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+        with self.network_precision():
             phi = self.run_network(self.z + noise)
         phi = phi.float()
         prediction = phi + self.corruption() if self.corruption is not None else phi
         return self.criterion(prediction, self.y), phi
 
+    def network_precision(self):
+        """The context the network computes in, for training and every other pass alike: autocast
+        to bfloat16 under ``bf16``, and cuDNN's TF32 as ``precision`` says."""
+        if self.device.type == "cuda":
+            # Whether cuDNN may use TF32 (PyTorch's default, hence the reference's numbers) is a
+            # process-wide switch: set it for every pass, so that problems of other precisions in
+            # the same process (a benchmark, a sweep) cannot change this one's.
+            torch.backends.cudnn.allow_tf32 = self.config.precision != "fp32"
+        # No autocast weight cache: each weight is used once per pass, and CUDA-graph capture
+        # forbids the cache.
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16",
+                              cache_enabled=False)
+
     def descend(self, noise):
         """One gradient-descent iteration on ``z + noise``: forward, backward, one update of theta
         and one of (g, h). The whole iteration but the noise draw: the body that the CUDA-graph
         step captures. Returns the forward pass's ``(loss, phi)``, detached."""
-        if self.device.type == "cuda":
-            # Whether cuDNN may use TF32 (PyTorch's default, hence the reference's numbers) is a
-            # process-wide switch: set it for every iteration, so that problems of other precisions
-            # in the same process (a benchmark, a sweep) cannot change this one's.
-            torch.backends.cudnn.allow_tf32 = self.config.precision != "fp32"
         self.optimizer.zero_grad()
         if self.optimizer_c is not None:
             self.optimizer_c.zero_grad()

@@ -20,7 +20,7 @@ from utils.errors import InputError, RunFailure
 from utils.metrics import psnr, ssim
 
 from .devices import check_options, describe_device, resolve_device
-from .evaluation import DESCRIPTIONS, FINAL, Evaluation, history_fields
+from .evaluation import FINAL, FINAL_LABEL, Evaluation, history_fields
 from .lock import RunLock
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
@@ -211,6 +211,9 @@ def _log_header(checked, problem, state, log):
         log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}")
     if state.iteration:
         log(f"resuming at iteration {state.iteration} of {config.num_iter}")
+        if state.evaluation is None:
+            log(f"note: the checkpoint has no evaluation averages (format version 1); they start at iteration "
+                f"{state.iteration}")
 
 
 def fit(problem, state, observation, files, stop, progress=True, log=print, evaluation=None):
@@ -304,6 +307,6 @@ def _finish(checked, files, problem, evaluation, state, stop, diverged, impulses
             summary += (f"; PSNR noisy {checked.observation.noisy_psnr:.2f} dB, recovered (last) "
                         f"{psnr(clean, state.last):.2f} dB")
             if state.final is not None:
-                summary += f", final ({DESCRIPTIONS[FINAL]}) {psnr(clean, state.final):.2f} dB"
+                summary += f", {FINAL_LABEL} {psnr(clean, state.final):.2f} dB"
             summary += f", best (oracle) {state.best_psnr:.2f} dB"
         log(summary)

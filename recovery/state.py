@@ -16,6 +16,10 @@ from .settings import RecoveryConfig
 
 FORMAT = "double-overparam run state"
 FORMAT_VERSION = 2
+# Version 1 has no evaluation outputs: it reads with no final image, no averages and empty
+# candidate columns, so that runs made with it still draw, and resume with the averages started
+# where they resume.
+READABLE_VERSIONS = (1, FORMAT_VERSION)
 # The reference's columns first, as they are; then the PSNR and SSIM of each evaluation candidate.
 HISTORY_FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds") + history_fields()
 
@@ -76,17 +80,19 @@ class RunState:
         """The inverse of :meth:`to_checkpoint`; ValueError for anything else."""
         if not isinstance(saved, dict) or saved.get("format") != FORMAT:
             raise ValueError("not a checkpoint written by this program")
-        if saved.get("version") != FORMAT_VERSION:
-            raise ValueError(f"format version {saved.get('version')}; this program reads version {FORMAT_VERSION}")
+        if saved.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"format version {saved.get('version')}; this program reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}")
         try:
             config = RecoveryConfig(**saved["config"])
         except TypeError:
             raise ValueError("its settings are not those of this program") from None
         as_array = lambda tensor: None if tensor is None else tensor.numpy()  # noqa: E731
+        history = [{**dict.fromkeys(HISTORY_FIELDS), **row} for row in saved["history"]]
         return cls(config=config, problem=saved["problem"], iteration=saved["iteration"],
-                   history=saved["history"], best_psnr=saved["best_psnr"], best=as_array(saved["best"]),
-                   last=as_array(saved["last"]), final=as_array(saved["final"]), evaluation=saved["evaluation"],
-                   seconds=saved["seconds"], devices=saved["devices"])
+                   history=history, best_psnr=saved["best_psnr"], best=as_array(saved["best"]),
+                   last=as_array(saved["last"]), final=as_array(saved.get("final")),
+                   evaluation=saved.get("evaluation"), seconds=saved["seconds"], devices=saved["devices"])
 
     def save(self, path):
         """Write the checkpoint to ``path`` atomically: the earlier one stays whole until the new

@@ -5,7 +5,7 @@ None for a run not made yet, drawn as an empty tile or a missing curve) and the 
 (``recovery.Observation``, clean and corrupted images) and writes ``<stem>.png`` and ``<stem>.pdf``.
 """
 
-from recovery.evaluation import DESCRIPTIONS, FINAL
+from recovery.evaluation import FINAL_LABEL
 from utils.metrics import psnr
 from utils.plotting import save_curves, save_grid
 
@@ -67,7 +67,7 @@ def draw_recovery_grid(stem, runs, results, observations):
                       for iterate in ("last", "final")]
     recovered = f"last of {shared:,} it." if shared is not None else "last iterate"
     row_labels = ["clean", "corrupted", f"{method_label(runs[0].config)}, {recovered}",
-                  f"{method_label(runs[0].config)},\nfinal ({DESCRIPTIONS[FINAL]})"]
+                  f"{method_label(runs[0].config)},\n{FINAL_LABEL}"]
     save_grid(figure_paths(stem), [clean_row, noisy_row, *recovered_rows], row_labels, titles)
 
 

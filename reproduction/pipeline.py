@@ -68,8 +68,10 @@ def table_description(settings, directory):
         f"sees the very same corrupted image.",
         "PSNR in dB (data range 1) and SSIM (scikit-image, 7x7 window, over the colour channels), both against "
         "the clean image.",
-        "*last*: the final iterate, what ours reports. *oracle peak*: the logged iterate with the highest PSNR; "
-        "choosing it needs the clean image, so it bounds what early stopping could do and is not a usable method.",
+        "*last*: the last iterate, what the reference reports. *final*: the run's own answer at the same "
+        "iteration, computed without the clean image (docs/evaluation.md). *oracle peak*: the logged iterate with "
+        "the highest PSNR; choosing it needs the clean image, so it bounds what early stopping could do and is not "
+        "a usable method.",
         "Wall time: the optimisation loop (learned methods) or the filter itself (classical ones), on the device "
         "named. *not run*: no run yet (`reproduce.py --figure table` makes the missing ones, `--figure teaser` "
         "those of the teaser's widths). A blank summary cell: no "

@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from recovery.evaluation import DESCRIPTIONS, FINAL
+from recovery.evaluation import FINAL_LABEL
 from utils.atomic_files import atomic_path, write_csv, write_json
 from utils.baselines import (BM3D_SIGMA_PER_DENSITY, TV_L1_WEIGHT, adaptive_median_filter, adaptive_median_then_bm3d,
                              median_filter, tv_l1_restoration)
@@ -32,7 +32,7 @@ CLASSICAL_FILTERS = (
 )
 METHOD_ORDER = ("dip", "dip-l1", "ours")
 LAST, PEAK = "last", "oracle peak"
-FINAL_ITERATE = f"final ({DESCRIPTIONS[FINAL]})"  # the run's own answer beside the last iterate (no clean image used)
+FINAL_ITERATE = FINAL_LABEL  # the run's own answer beside the last iterate (no clean image used)
 FIELDS = ("image", "nlevel", "method", "width", "iterate", "at_iteration", "psnr", "ssim", "iterations",
           "num_iter", "device", "seconds", "status")
 NOT_RUN = "not run"
@@ -121,7 +121,7 @@ def _format_seconds(seconds):
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:,.1f} s"
 
 
-def _markdown_table(header, lines):
+def markdown_table(header, lines):
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(cell) for cell in line) + " |" for line in lines]
     return out
@@ -149,9 +149,9 @@ def results_markdown(rows, main_width, description):
                       _format_seconds(row.get("seconds"))])
     lines = ["# Results", "", *description, "",
              f"## PSNR (dB), learned methods at width {main_width}", ""]
-    lines += _markdown_table(["image", "noise"] + columns, summary)
+    lines += markdown_table(["image", "noise"] + columns, summary)
     lines += ["", "## Every number", ""]
-    lines += _markdown_table(["image", "noise", "method", "width", "iterate", "PSNR (dB)", "SSIM",
+    lines += markdown_table(["image", "noise", "method", "width", "iterate", "PSNR (dB)", "SSIM",
                               "iterations", "device", "wall time"], every)
     return "\n".join(lines) + "\n"
 

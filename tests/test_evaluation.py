@@ -140,6 +140,26 @@ def test_resume_carries_the_averages_bit_for_bit(tmp_path, first_session):
     assert (tmp_path / "whole_final.png").read_bytes() == (tmp_path / "split_final.png").read_bytes()
 
 
+def test_a_version_1_checkpoint_resumes_with_the_averages_started_there(tmp_path, capsys):
+    common = TINY + ["--out_dir", str(tmp_path), "--show_every", "3", "--threads", "1"]
+    assert main(common + ["--ckpt", "whole", "--num_iter", "8"]) == 0
+    assert main(common + ["--ckpt", "old", "--num_iter", "4"]) == 0
+    path = tmp_path / "old_checkpoint.pt"
+    saved = torch.load(path, weights_only=True)
+    for key in ("final", "evaluation"):  # what format version 1 has not
+        del saved[key]
+    saved.update(version=1, history=[{key: row[key] for key in HISTORY_FIELDS[:5]} for row in saved["history"]])
+    torch.save(saved, path)
+    capsys.readouterr()
+    assert main(["--out_dir", str(tmp_path), "--ckpt", "old", "--resume", "--num_iter", "8", "--no_progress"]) == 0
+    assert "no evaluation averages (format version 1); they start at iteration 4" in capsys.readouterr().out
+    whole, old = (RunState.load(str(tmp_path / f"{name}_checkpoint.pt")) for name in ("whole", "old"))
+    assert np.array_equal(whole.last, old.last)  # the training is the uninterrupted run's
+    assert old.final is not None and old.evaluation is not None
+    history = read_csv(tmp_path / "old_history.csv")
+    assert history[0]["psnr_on_z"] is None and history[-1]["psnr_on_z"] is not None
+
+
 def test_the_history_the_final_image_and_the_panel(tmp_path):
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "7", "--show_every", "3"]) == 0
     history = read_csv(tmp_path / "run_history.csv")

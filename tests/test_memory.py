@@ -196,6 +196,6 @@ def test_shortfall_names_the_gibibytes_and_the_fixes():
 def test_cuda_estimate_leaves_out_what_stays_on_the_host(method):
     cpu = estimate_terms(256, 256, 32, method, device_type="cpu")
     cuda = estimate_terms(256, 256, 32, method, device_type="cuda")
-    # The process's own memory and the clean, last and best images are host memory.
-    host = PROCESS_OVERHEAD_BYTES + 3 * IMAGE_BYTES * 256 * 256
+    # The process's own memory and the clean, last, final and best images are host memory.
+    host = PROCESS_OVERHEAD_BYTES + 4 * IMAGE_BYTES * 256 * 256
     assert sum(cpu.values()) - sum(cuda.values()) == host

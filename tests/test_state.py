@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recovery import RecoveryConfig, RunState
-from recovery.state import FORMAT_VERSION
+from recovery.state import FORMAT_VERSION, HISTORY_FIELDS
 from test_problem import make_recovery
 from utils.errors import InputError
 
@@ -17,7 +17,8 @@ def a_state():
     problem.step()
     image = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
     return RunState(config=RecoveryConfig(width=8), problem=problem.state_dict(), iteration=1,
-                    history=[{"iteration": 0, "loss": 0.2, "psnr": 10.0, "ssim": 0.1, "seconds": 0.01}],
+                    history=[{**dict.fromkeys(HISTORY_FIELDS), "iteration": 0, "loss": 0.2, "psnr": 10.0,
+                              "ssim": 0.1, "seconds": 0.01, "psnr_on_z": 11.0}],
                     best_psnr=10.0, best=image, last=image.copy(), seconds=0.01, devices=["2-core CPU"])
 
 
@@ -34,9 +35,29 @@ def test_a_saved_state_reads_back_as_it_was(tmp_path):
     assert loaded.last_iteration == 0 and loaded.reached(1) and not loaded.reached(2)
 
 
+def version_1(saved):
+    """``saved`` as format version 1 writes it: no final image, no averages, the reference's five
+    history columns."""
+    for key in ("final", "evaluation"):
+        del saved[key]
+    saved.update(version=1, history=[{key: row[key] for key in HISTORY_FIELDS[:5]} for row in saved["history"]])
+    return saved
+
+
+def test_a_version_1_checkpoint_reads_with_no_evaluation_outputs(tmp_path):
+    state = a_state()
+    torch.save(version_1(state.to_checkpoint()), tmp_path / "c.pt")
+    loaded = RunState.load(str(tmp_path / "c.pt"))
+    assert loaded.final is None and loaded.evaluation is None
+    assert list(loaded.history[0]) == list(HISTORY_FIELDS)
+    assert loaded.history[0] == {**state.history[0], "psnr_on_z": None}
+    assert np.array_equal(loaded.last, state.last) and loaded.iteration == state.iteration
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.update(version=FORMAT_VERSION + 1), f"format version {FORMAT_VERSION + 1}; this program reads "
-                                                     f"version {FORMAT_VERSION}"),
+                                                     f"versions 1, {FORMAT_VERSION}"),
+    (lambda c: c.update(version=0), f"format version 0; this program reads versions 1, {FORMAT_VERSION}"),
     (lambda c: c.pop("format"), "not a checkpoint written by this program"),
     (lambda c: c["config"].update(colour="blue"), "its settings are not those of this program"),
 ])
