@@ -14,9 +14,9 @@ estimate of the same image, computed from the run alone:
   has not grown (an element the run takes for uncorrupted) it is the observed value, to within s;
 - ``filled``: detect and fill with the run's own detector: ``y_minus_s`` where |s| is at most
   ``FILL_THRESHOLD`` (an element the run takes for uncorrupted keeps its observed value, to within
-  the threshold), the
-  ``weight_ema`` output wherever |s| is larger (an impulse the run found, filled by the averaged
-  network). Without a corruption term no element is known to be clean, and it is ``weight_ema``.
+  the threshold), the ``weight_ema`` output wherever |s| is larger (an impulse the run found,
+  filled by the averaged network). Without a corruption term no element is known to be clean, and
+  it is ``weight_ema``.
 
 BatchNorm stays in training mode in every pass, as in training (batch statistics of z itself),
 and no pass touches the training state: the running statistics are not updated, the noise
@@ -52,7 +52,7 @@ DESCRIPTIONS = {  # short, for the table's iterate column, the figures' rows and
 FINAL_LABEL = f"final ({DESCRIPTIONS[FINAL]})"  # how every output names the final answer
 
 
-def fill_impulses(observed_less_s, impulses, estimate, threshold=FILL_THRESHOLD):
+def fill_impulses(observed_less_s, impulses, estimate, threshold):
     """``observed_less_s`` (clipped y - s) where ``|impulses|`` (s) is at most ``threshold``, else
     ``estimate``; all tensors of one shape, e.g. ``1 x 3 x H x W`` float32 in [0, 1] (s in [-1, 1])."""
     return torch.where(impulses.abs() > threshold, estimate, observed_less_s)

@@ -20,14 +20,14 @@ from utils.errors import InputError, RunFailure
 from utils.metrics import psnr, ssim
 
 from .devices import check_options, describe_device, resolve_device
-from .evaluation import FINAL, FINAL_LABEL, Evaluation, history_fields
+from .evaluation import FINAL, FINAL_LABEL, Evaluation
 from .lock import RunLock
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
 from .outputs import RunFiles, write_best, write_final_images, write_history, write_observation, write_settings
 from .problem import Recovery
 from .settings import RunSpec
-from .state import RunState
+from .state import HISTORY_FIELDS, RunState
 from .stopping import StopRequest
 
 
@@ -240,9 +240,9 @@ def fit(problem, state, observation, files, stop, progress=True, log=print, eval
                 continue
             now = time.perf_counter()
             state.seconds, tick = state.seconds + now - tick, now
-            row = {"iteration": logged, "loss": loss.item(), "psnr": None, "ssim": None,
+            # Every column, the metrics empty until _record fills them.
+            row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": logged, "loss": loss.item(),
                    "seconds": round(state.seconds, 3)}
-            row.update(dict.fromkeys(history_fields()))  # the candidates' columns, filled by _record
             if not math.isfinite(row["loss"]):  # gradient descent does not come back: stop, not hours later
                 state.history.append(row)
                 write_history(files, state)
