@@ -30,7 +30,7 @@ from test_denoising import assert_same_problem_state
 from utils.errors import InputError, RunFailure
 
 # Long enough for a task to be requeued mid-run (about 2 s of iterations on the 2-core CPU).
-SWEEP_ITERATIONS = 80
+SWEEP_ITERATIONS = 300  # long enough (seconds) for a signal to reach a run mid-run
 TINY = ["--figure", "3", "--num_iter", str(SWEEP_ITERATIONS), "--show_every", "10", "--resize", "64", "--width", "4",
         "--threads", "1", "--no_progress"]
 ON_SLURM = ["--launcher", "slurm", "--gpus_per_task", "0"]
@@ -125,13 +125,15 @@ def slurm_sweep(slurm_cluster, paper_data_dir, one_process_sweep, tmp_path_facto
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = pathlib.Path(runs_dir, "slurm", "submitit", jobs[warned], f"{jobs[warned]}_0_log.out")
     try:
+        # At once, not after the warned run has stopped: the other run is as short and must be
+        # mid-run when its signal comes.
+        wait_for(lambda: iterations_done(runs_dir, requeued) >= 20, JOB_WAIT_S, "progress", interval_s=0.1)
+        slurm_cluster.command("scontrol", "requeue", jobs[requeued])
         wait_for(lambda: "stopped by SIGUSR2" in log.read_text(), JOB_WAIT_S, "stop of the warned run",
                  interval_s=0.1)
     finally:
         warning.terminate()
         warning.wait()
-    wait_for(lambda: iterations_done(runs_dir, requeued) >= 20, JOB_WAIT_S, "progress", interval_s=0.1)
-    slurm_cluster.command("scontrol", "requeue", jobs[requeued])
 
     def array_done():
         displays.append(command_output([*argv, "--status"])[1])
