@@ -127,13 +127,13 @@ class Evaluation:
             return network(self.problem.z).float()
 
     def outputs(self):
-        """Every candidate the problem has now, ``{name: 3 x H x W float32 numpy in [0, 1]}`` in
-        ``CANDIDATES`` order (``y_minus_s`` only with a corruption term); call after at least one
-        :meth:`update`."""
+        """Every candidate the problem has now, ``{name: 3 x H x W float32 tensor on the device in
+        [0, 1]}`` in ``CANDIDATES`` order (``y_minus_s`` only with a corruption term); call after
+        at least one :meth:`update`. No host synchronisation."""
         problem = self.problem
         images = {
             "on_z": self.on_input(problem.network),
-            "output_ema": self.output_average,
+            "output_ema": self.output_average.clone(),  # a copy: the next update changes the average in place
             "weight_ema": self.on_input(self.averaged_network),
         }
         images["filled"] = images["weight_ema"]
@@ -143,8 +143,7 @@ class Evaluation:
                 images["y_minus_s"] = (problem.y - impulses).clamp_(0.0, 1.0)
                 images["filled"] = fill_impulses(images["y_minus_s"], impulses, images["weight_ema"],
                                                  self.fill_threshold)
-        # Copies: output_ema is the live average, which the next update changes in place.
-        return {name: images[name][0].float().cpu().numpy().copy() for name in CANDIDATES if name in images}
+        return {name: images[name][0].float() for name in CANDIDATES if name in images}
 
     def state_dict(self):
         """The averages, copied to the CPU: ``{"output_ema": 1 x 3 x H x W tensor or None,

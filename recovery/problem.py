@@ -1,9 +1,12 @@
 """One recovery problem: the network phi, the corruption term g*g - h*h, the fixed input z, the
 observation y, the two optimisers, and one gradient-descent iteration on them."""
 
+import hashlib
+
 import torch
 
 from models import SkipEncoderDecoder, SparseCorruption
+from utils.errors import InputError
 
 from .cuda_graph import CudaGraphStep
 from .settings import StepOptions
@@ -41,6 +44,7 @@ class Recovery:
             torch.manual_seed(config.seed)
             self.network = SkipEncoderDecoder(INPUT_CHANNELS, shape[1], config.width)
             self.z = torch.rand((1, INPUT_CHANNELS) + shape[2:]) * INPUT_SCALE
+            self.z_digest = hashlib.sha256(self.z.numpy().tobytes()).hexdigest()
             self.corruption = SparseCorruption(shape, CORRUPTION_INIT_SCALE) if config.has_corruption_term else None
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # cuDNN autotuning, as in the reference
@@ -132,7 +136,9 @@ class Recovery:
             "corruption": self.corruption.state_dict() if self.corruption is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "optimizer_c": self.optimizer_c.state_dict() if self.optimizer_c is not None else None,
-            "z": self.z.cpu(),
+            # Not z (1 x 32 x H x W, most of a checkpoint, constant): the seed draws it again, and
+            # its digest proves it is the same.
+            "z_digest": self.z_digest,
             "y": self.y.cpu(),
             "generator": self.generator.get_state(),
             "generator_device": self.device.type,
@@ -145,6 +151,10 @@ class Recovery:
             self.optimizer_c.load_state_dict(state["optimizer_c"])
         self.optimizer.load_state_dict(state["optimizer"])
         # In place, so that a captured CUDA graph keeps seeing the same tensors.
-        self.z.copy_(state["z"])
+        if "z" in state:  # checkpoint formats 1 and 2 keep z itself
+            self.z.copy_(state["z"])
+        elif state["z_digest"] != self.z_digest:
+            raise InputError(f"the input z that `seed` {self.config.seed} draws here is not the checkpoint's (another "
+                             f"PyTorch version?): resume the run where it was made")
         self.y.copy_(state["y"])
         self.generator.set_state(state["generator"])

@@ -1,33 +1,31 @@
 """One run, start to end: check everything (touching nothing), prepare, fit, write the outputs.
 
 The data path is a straight line: the image becomes an ``Observation`` (``observation.py``), the
-observation a ``Recovery`` problem (``problem.py``), the problem is fitted by :func:`fit` while a
-``RunState`` (``state.py``) records its progress, and ``outputs.py`` writes what it found.
+observation a ``Recovery`` problem (``problem.py``), and the loop (``loop.py``) fits it over one
+``RunContext``: a ``RunState`` (``state.py``) records its progress, and ``outputs.py`` writes what it
+found.
 """
 
 import contextlib
 import dataclasses
-import math
 import os
 import re
-import time
 
 import torch
-from tqdm import tqdm
 
 from utils.atomic_files import check_writable_folder
 from utils.errors import InputError, RunFailure
-from utils.metrics import psnr, ssim
 
 from .devices import check_options, describe_device, resolve_device
-from .evaluation import FINAL, FINAL_LABEL, Evaluation
+from .evaluation import Evaluation
 from .lock import RunLock
+from .loop import RunContext, finish, fit
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
-from .outputs import RunFiles, write_best, write_final_images, write_history, write_observation, write_settings
+from .outputs import RunFiles, write_observation, write_settings
 from .problem import Recovery
 from .settings import RunSpec
-from .state import HISTORY_FIELDS, RunState
+from .state import RunState
 from .stopping import StopRequest
 
 
@@ -95,14 +93,12 @@ def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, 
     os.makedirs(spec.out_dir, exist_ok=True)
     with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop:
         saved = _saved_state_under_lock(checked, files, resume, overwrite)
-        problem, state = prepare(checked, saved, files, overwrite)
-        _log_header(checked, problem, state, log)
         with _out_of_memory_as_failure(checked.device):
-            evaluation = Evaluation(problem, state.evaluation)
-            diverged = fit(problem, state, checked.observation, files, stop, progress, log, evaluation)
-        impulses = None if diverged else problem.impulses()
-        _finish(checked, files, problem, evaluation, state, stop, diverged, impulses, log)
-    return RunReport(spec, files, checked.observation, state, impulses, stop.signal, diverged)
+            run = prepare(checked, saved, files, overwrite, stop, progress, log)
+            _log_header(run)
+            diverged = fit(run)
+            impulses = finish(run, diverged)
+    return RunReport(spec, files, checked.observation, run.state, impulses, stop.signal, diverged)
 
 
 def check_run(spec, resume, overwrite, check_memory=True):
@@ -175,9 +171,9 @@ def _saved_state_under_lock(checked, files, resume, overwrite):
     return saved
 
 
-def prepare(checked, saved, files, overwrite):
+def prepare(checked, saved, files, overwrite, stop, progress=True, log=print):
     """Write the run's settings and observation, build the problem and restore any saved state;
-    returns ``(problem, state)``."""
+    returns the run's ``RunContext``."""
     spec = checked.spec
     files.remove_temporaries()
     if overwrite and saved is None:
@@ -194,119 +190,25 @@ def prepare(checked, saved, files, overwrite):
         write_observation(files, checked.observation)
     if (name := describe_device(checked.device)) not in state.devices:
         state.devices.append(name)
-    return problem, state
+    return RunContext(spec, checked.device, files, checked.observation, problem, state,
+                      Evaluation(problem, state.evaluation), stop, log, progress,
+                      saved_iteration=state.last_iteration if state.history else None)
 
 
-def _log_header(checked, problem, state, log):
-    observation, config, device, options = checked.observation, checked.spec.config, checked.device, checked.spec.options
+def _log_header(run):
+    observation, config, options, log = run.observation, run.spec.config, run.spec.options, run.log
     h, w = observation.noisy.shape[1:]
     log(f"image: {observation.description}, {w}x{h} after cropping")
     for note in observation.notes:
         log(f"note: {note}")
-    log(f"device: {device}" + (f", threads: {torch.get_num_threads()}" if device.type == "cpu" else "")
-        + f"; method: {config.method}; network: width {config.width}, {problem.num_parameters:,} parameters; "
+    log(f"device: {run.device}" + (f", threads: {torch.get_num_threads()}" if run.device.type == "cpu" else "")
+        + f"; method: {config.method}; network: width {config.width}, {run.problem.num_parameters:,} parameters; "
         f"{options}, precision: {config.precision}"
-        + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else ""))
+        + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and run.device.type != "cuda" else ""))
     if observation.clean is not None:
         log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}")
-    if state.iteration:
-        log(f"resuming at iteration {state.iteration} of {config.num_iter}")
-        if state.evaluation is None:
+    if run.state.iteration:
+        log(f"resuming at iteration {run.state.iteration} of {config.num_iter}")
+        if run.state.evaluation is None:
             log(f"note: the checkpoint has no evaluation averages (format version 1); they start at iteration "
-                f"{state.iteration}")
-
-
-def fit(problem, state, observation, files, stop, progress=True, log=print, evaluation=None):
-    """Iterate until ``state.config.num_iter`` or a stop request, logging every ``show_every``
-    iterations and at the last: a history row, the best, last and final images, a checkpoint.
-    Returns True if the run diverged (a logged loss that is inf or nan), which stops it there.
-
-    ``evaluation`` (an ``Evaluation`` of ``problem`` and ``state``) is folded every iteration and
-    its candidates recorded at every logged one; without it (None) the history's candidate
-    columns stay empty and ``state.final`` None. It changes nothing of the training itself."""
-    config = state.config
-    step = problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
-    with tqdm(total=config.num_iter, initial=state.iteration, disable=not progress, unit="it",
-              dynamic_ncols=True) as bar:  # closed on an error too, so that the error's line is not run into it
-        tick = time.perf_counter()
-        while state.iteration < config.num_iter and not stop.requested:
-            loss, phi = step()
-            if evaluation is not None:
-                evaluation.update(phi)  # before the next step: a CUDA-graph step overwrites phi
-            state.iteration += 1
-            bar.update(1)
-            logged = state.iteration - 1  # the reference numbers iterations from 0
-            if logged % config.show_every and state.iteration != config.num_iter:
-                continue
-            now = time.perf_counter()
-            state.seconds, tick = state.seconds + now - tick, now
-            # Every column, the metrics empty until _record fills them.
-            row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": logged, "loss": loss.item(),
-                   "seconds": round(state.seconds, 3)}
-            if not math.isfinite(row["loss"]):  # gradient descent does not come back: stop, not hours later
-                state.history.append(row)
-                write_history(files, state)
-                return True
-            candidates = evaluation.outputs() if evaluation is not None else {}
-            _record(state, row, phi[0].float().cpu().numpy(), candidates, observation.clean, files)
-            message = f"Iteration {logged:05d}    Loss {row['loss']:f}"
-            if row["psnr"] is not None:
-                message += f"   PSNR {row['psnr']:f}   SSIM {row['ssim']:.4f}"
-                bar.set_postfix(loss=f"{row['loss']:.5f}", psnr=f"{row['psnr']:.2f}")
-            if progress:
-                bar.write(message)  # above the bar, not through it
-            else:
-                log(message)
-            _save(state, problem, evaluation, files)
-        state.seconds += time.perf_counter() - tick
-    return False
-
-
-def _record(state, row, last, candidates, clean, files):
-    """Add a logged iteration to ``state``: its row, its image as ``last``, the candidate ``FINAL``
-    of ``candidates`` (``{name: image}``, maybe empty) as ``final`` and, with a clean image, the
-    PSNR and SSIM of each and, if ``last`` is the best so far, ``best`` (written out at once)."""
-    state.last = last
-    state.final = candidates.get(FINAL)
-    if clean is not None:
-        row["psnr"], row["ssim"] = psnr(clean, last), ssim(clean, last)
-        for name, image in candidates.items():
-            row[f"psnr_{name}"], row[f"ssim_{name}"] = psnr(clean, image), ssim(clean, image)
-        if row["psnr"] > state.best_psnr:
-            state.best_psnr, state.best = row["psnr"], last
-            write_best(files, state)
-    state.history.append(row)
-
-
-def _save(state, problem, evaluation, files):
-    state.problem = problem.state_dict()
-    state.evaluation = evaluation.state_dict() if evaluation is not None else None
-    state.save(files.checkpoint)
-    write_history(files, state)
-
-
-def _finish(checked, files, problem, evaluation, state, stop, diverged, impulses, log):
-    """After the loop: the checkpoint of a stopped run, the final images, and the closing line."""
-    device, clean = checked.device, checked.observation.clean
-    if device.type == "cuda":
-        log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
-    if diverged:
-        kept = f"are from iteration {state.history[-2]['iteration']:.0f}" if len(state.history) > 1 else "were not written"
-        log(f"diverged: the loss is {state.history[-1]['loss']} at iteration {state.iteration - 1} (learning rates "
-            f"too large?); stopped without writing images; the checkpoint and best image {kept}")
-        return
-    if stop.requested:  # a diverged state is not worth resuming: the last finite one stays
-        _save(state, problem, evaluation, files)
-        log(f"stopped by {stop.describe()} after iteration {state.iteration - 1}; checkpoint saved")
-    if state.last is None:
-        return
-    write_final_images(files, checked.observation, state, impulses)
-    if not stop.requested:
-        summary = f"done: {state.iteration} iterations in {state.seconds:.1f} s"
-        if clean is not None:
-            summary += (f"; PSNR noisy {checked.observation.noisy_psnr:.2f} dB, recovered (last) "
-                        f"{psnr(clean, state.last):.2f} dB")
-            if state.final is not None:
-                summary += f", {FINAL_LABEL} {psnr(clean, state.final):.2f} dB"
-            summary += f", best (oracle) {state.best_psnr:.2f} dB"
-        log(summary)
+                f"{run.state.iteration}")

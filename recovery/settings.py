@@ -114,8 +114,9 @@ class RecoveryConfig:
 
 @dataclasses.dataclass(frozen=True)
 class StepOptions:
-    """How each iteration is computed, as opposed to what (``RecoveryConfig``): none of these
-    changes the mathematics, so a run may be resumed with other values. They cost or save time."""
+    """How each iteration is computed and how often the run's work is kept, as opposed to what is
+    computed (``RecoveryConfig``): none of these changes the mathematics, so a run may be resumed
+    with other values. They cost or save time."""
 
     step: str = setting("eager", "eager: the reference's step; graph: the same step replayed as a CUDA graph "
                         "(CUDA, SGD)", STEPS)
@@ -127,10 +128,18 @@ class StepOptions:
     threads: typing.Optional[int] = setting(None, "PyTorch's CPU threads (default: one per core); runs sharing "
                                             "a CPU should split its cores between them")
 
+    # A checkpoint of the paper's run is some 40 MB: written at every logged iteration, it costs
+    # more than the iterations themselves on a fast GPU.
+    checkpoint_seconds: float = setting(300.0, "write the checkpoint at the first logged iteration after this many "
+                                        "seconds since the last one (0: at every logged iteration); also at the "
+                                        "first and last logged iterations and when stopped")
+
     def validate(self):
         check_choices(self)
         if self.threads is not None:
             check_at_least(self, 1, "threads")
+        if not 0 <= self.checkpoint_seconds < math.inf:  # also refuses nan
+            raise InputError(f"`checkpoint_seconds` must be at least 0 and finite, got {self.checkpoint_seconds}")
 
     def to_argv(self):
         return settings_argv(self)

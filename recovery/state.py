@@ -15,11 +15,11 @@ from .evaluation import history_fields
 from .settings import RecoveryConfig
 
 FORMAT = "double-overparam run state"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Version 1 has no evaluation outputs: it reads with no final image, no averages and empty
 # candidate columns, so that runs made with it still draw, and resume with the averages started
-# where they resume.
-READABLE_VERSIONS = (1, FORMAT_VERSION)
+# where they resume. Versions 1 and 2 keep the input z itself, version 3 its digest.
+READABLE_VERSIONS = (1, 2, FORMAT_VERSION)
 # The reference's columns first, as they are; then the PSNR and SSIM of each evaluation candidate.
 HISTORY_FIELDS = ("iteration", "loss", "psnr", "ssim", "seconds") + history_fields()
 

