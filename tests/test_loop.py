@@ -85,3 +85,21 @@ def test_the_logged_metrics_are_those_of_the_kept_images(tmp_path):
     assert row["psnr_filled"] == pytest.approx(psnr(clean, report.state.final), abs=1e-4)
     assert all(row[f"psnr_{name}"] is not None for name in CANDIDATES)
     assert report.state.best_psnr == max(r["psnr"] for r in report.state.history)
+
+
+# Not measured yet (no GPU so far): twice the largest gap that rounding alone made between two CPU
+# runs of the same mathematics at 64x64 within 200 iterations (0.35 dB, docs/speed.md). The first
+# GPU session (benchmarks/gpu_session.sh runs this test) reports the real gap.
+CUDA_RESUME_PSNR_BOUND = 0.7
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_resumed_cuda_run_keeps_the_mathematics_not_the_bits(tmp_path):
+    config = RecoveryConfig(image="astronaut", resize=128, width=16, num_iter=300, show_every=50)
+    quiet = {"progress": False, "log": lambda message: None}
+    straight = run_recovery(RunSpec("straight", str(tmp_path), "cuda", config), **quiet)
+    run_recovery(RunSpec("split", str(tmp_path), "cuda", dataclasses.replace(config, num_iter=150)), **quiet)
+    resumed = run_recovery(RunSpec("split", str(tmp_path), "cuda", config), resume=True, **quiet)
+    gap = abs(straight.state.history[-1]["psnr"] - resumed.state.history[-1]["psnr"])
+    print(f"PSNR after 300 iterations, straight against resumed at 150: {gap:.3f} dB apart")
+    assert gap < CUDA_RESUME_PSNR_BOUND
