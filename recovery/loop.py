@@ -19,7 +19,7 @@ import typing
 import torch
 from tqdm import tqdm
 
-from utils.metrics import psnr_tensor, ssim_tensor
+from utils.metrics import metric_dtype, psnr_tensor, ssim_tensor
 
 from .evaluation import CANDIDATES, FINAL, FINAL_LABEL, Evaluation
 from .observation import Observation
@@ -128,11 +128,11 @@ def measure(run, loss, phi):
     run.images.update(last=last, final=candidates[FINAL])
     row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": state.iteration - 1, "seconds": round(state.seconds, 3)}
     names = [name for name in CANDIDATES if name in candidates]
-    values = [loss.detach().reshape(1).double()]
+    values = [loss.detach().reshape(1).to(metric_dtype(run.device))]
     if run.clean is not None:
         images = torch.stack([last] + [candidates[name] for name in names])
-        values += [psnr_tensor(run.clean, images).double(), ssim_tensor(run.clean, images).double()]
-    values = torch.cat([value.to(run.device) for value in values]).tolist()
+        values += [psnr_tensor(run.clean, images), ssim_tensor(run.clean, images)]
+    values = torch.cat(values).tolist()
     row["loss"] = values[0]
     if run.clean is not None and math.isfinite(row["loss"]):
         count = len(names) + 1

@@ -41,7 +41,8 @@ SSIM_WINDOW = 7
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-def _metric_dtype(device):
+def metric_dtype(device):
+    """The dtype the tensor metrics compute in on ``device`` (a ``torch.device``)."""
     # MPS has no float64; everywhere else the sums are exact enough in float64 to match
     # scikit-image to 1e-5 whatever the image size.
     return torch.float32 if device.type == "mps" else torch.float64
@@ -54,7 +55,7 @@ def psnr_tensor(clean, estimates):
     ``clean``: ``C x H x W`` float tensor in [0, 1]; ``estimates``: ``K x C x H x W`` (clipped to
     [0, 1]). Returns a ``K`` tensor of the metric's dtype (float64; float32 on MPS).
     """
-    dtype = _metric_dtype(clean.device)
+    dtype = metric_dtype(clean.device)
     error = estimates.to(dtype).clamp(0, 1) - clean.to(dtype)
     return -10 * torch.log10(error.square().mean(dim=(1, 2, 3)))
 
@@ -80,7 +81,7 @@ def ssim_tensor(clean, estimates):
     ``clean``: ``C x H x W`` float tensor in [0, 1], H and W at least 7; ``estimates``:
     ``K x C x H x W`` (clipped to [0, 1]). Returns a ``K`` tensor (float64; float32 on MPS).
     """
-    dtype = _metric_dtype(clean.device)
+    dtype = metric_dtype(clean.device)
     x = clean.to(dtype)[None]
     y = estimates.to(dtype).clamp(0, 1)
     mx, mxx = _window_means(torch.cat([x, x * x], dim=1)).chunk(2, dim=1)  # once for every estimate
