@@ -36,7 +36,8 @@ from recovery import Recovery, RecoveryConfig, RunSpec, describe_device, prepare
 from recovery.evaluation import (CANDIDATES, DESCRIPTIONS, FILL_THRESHOLD, FINAL, FINAL_LABEL,  # noqa: E402
                                  OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT, Evaluation)
 from recovery.outputs import RunFiles  # noqa: E402
-from recovery.run import check_run, fit, prepare  # noqa: E402
+from recovery.loop import fit  # noqa: E402
+from recovery.run import check_run, prepare  # noqa: E402
 from recovery.stopping import StopRequest  # noqa: E402
 from reproduction.plan import FIGURE3_IMAGES, FIGURE3_NLEVEL, FIGURE4_IMAGE, FIGURE4_NLEVELS  # noqa: E402
 from reproduction.table import markdown_table  # noqa: E402
@@ -89,17 +90,29 @@ class TimedEvaluation(Evaluation):
         return self._timed(super().outputs)
 
 
+class WithoutCandidates(Evaluation):
+    """No averages and no passes on z: the loop as it ran before the candidates existed (the final
+    answer is the last output), to time the candidates' cost against."""
+
+    def update(self, phi):
+        self.phi = phi
+
+    def outputs(self):
+        return {FINAL: self.phi[0].float()}
+
+
 def engine_run(config, folder, evaluation_class):
-    """One run by the engine's own pieces (check, prepare, fit) in ``folder``; returns
-    ``(state, evaluation or None, observation)``. ``evaluation_class`` None runs without the
-    candidates."""
+    """One run by the engine's own pieces (check, prepare, fit) in ``folder``, its candidates
+    computed by ``evaluation_class`` (an ``Evaluation``); returns ``(state, evaluation,
+    observation)``."""
     spec = RunSpec("run", folder, "cpu", config)
     checked = check_run(spec, resume=False, overwrite=True, check_memory=False)
-    problem, state = prepare(checked, None, RunFiles(folder, "run"), overwrite=True)
-    evaluation = evaluation_class(problem) if evaluation_class is not None else None
-    fit(problem, state, checked.observation, RunFiles(folder, "run"), StopRequest(), progress=False,
-        log=lambda message: None, evaluation=evaluation)
-    return state, evaluation, checked.observation
+    run = prepare(checked, None, RunFiles(folder, "run"), overwrite=True, stop=StopRequest(), progress=False,
+                  log=lambda message: None)
+    run.evaluation = evaluation_class(run.problem)
+    fit(run)
+    run.keep_images()
+    return run.state, run.evaluation, checked.observation
 
 
 def measure_one(args, image, nlevel, seed):
@@ -140,7 +153,8 @@ def tune_one(args, image, nlevel, seed):
             for weight, evaluation in evaluations.items():
                 for name, image_now in evaluation.outputs().items():
                     if name != "filled" and (weight in args.weights or name in UNAVERAGED):
-                        point[name if name in UNAVERAGED else f"{name} {weight:g}"] = psnr(observation.clean, image_now)
+                        point[name if name in UNAVERAGED else f"{name} {weight:g}"] = psnr(observation.clean,
+                                                                                           image_now.numpy())
             if problem.corruption is not None:
                 point.update(filled_by_threshold(evaluations[WEIGHT_EMA_WEIGHT], observation.clean, args.thresholds))
             curve.append(point)
@@ -155,7 +169,7 @@ def filled_by_threshold(evaluation, clean, thresholds):
     points = {}
     for threshold in thresholds:
         evaluation.fill_threshold = threshold / 255
-        points[f"filled {threshold:g}"] = psnr(clean, evaluation.outputs()["filled"])
+        points[f"filled {threshold:g}"] = psnr(clean, evaluation.outputs()["filled"].numpy())
     evaluation.fill_threshold = FILL_THRESHOLD
     return points
 
@@ -199,7 +213,7 @@ def timing(args):
     config = dataclasses.replace(run_config(args, image, nlevel, 0), num_iter=args.timing_iterations)
     rounds = {"with": [], "without": []}
     for round_number in range(args.timing_rounds):
-        for label, evaluation_class in (("without", None), ("with", Evaluation)):
+        for label, evaluation_class in (("without", WithoutCandidates), ("with", Evaluation)):
             with tempfile.TemporaryDirectory() as folder:
                 cpu = time.process_time()
                 state, _, _ = engine_run(config, folder, evaluation_class)
