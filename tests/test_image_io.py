@@ -37,9 +37,9 @@ def test_conversions_are_sensible_and_reported(array, expected, note):
     assert any(note in n for n in notes)
 
 
-@pytest.mark.parametrize("value", [np.nan, -0.5, 1.5])
-def test_floating_point_pixels_outside_0_1_are_refused(value):
-    with pytest.raises(InputError, match=r"outside \[0, 1\]"):
+@pytest.mark.parametrize("value,found", [(np.nan, "NaN"), (-0.5, "values from -0.5 to -0.5"), (1.5, "values from 1.5")])
+def test_floating_point_pixels_outside_0_1_are_refused(value, found):
+    with pytest.raises(InputError, match=rf"^image must be a float array in \[0, 1\], got {found}"):
         to_rgb_float(np.full((2, 2, 3), value, np.float32))
 
 

@@ -22,6 +22,7 @@ from torchvision.io import ImageReadMode, decode_image
 
 from .atomic_files import atomic_path, printable_path
 from .errors import InputError
+from .float_image import check_float_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 NOT_SAMPLES = ("download_all",)  # in skimage.data.__all__, callable, but fetches every sample
@@ -88,8 +89,7 @@ def to_rgb_float(array):
         img = array.astype(np.float32)
     elif np.issubdtype(array.dtype, np.floating):
         img = array.astype(np.float32)
-        if not ((img >= 0) & (img <= 1)).all():  # written so that NaN fails too
-            raise InputError("floating-point image has values outside [0, 1]")
+        check_float_image(img)
     else:
         raise InputError(f"unsupported pixel type {array.dtype}")
     if img.ndim == 2:
