@@ -2,6 +2,7 @@ import re
 
 import numpy as np
 import pytest
+from layouts import LAYOUTS, in_layout
 
 from utils.corruption import corrupt_salt_pepper
 from utils.errors import InputError
@@ -50,3 +51,9 @@ def test_zero_level_is_identity():
 def test_what_would_be_changed_silently_is_refused(image, nlevel, named):
     with pytest.raises(InputError, match=re.escape(named)):
         corrupt_salt_pepper(image, nlevel, seed=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_corruption_is_the_same_for_any_memory_layout(layout):
+    clean = np.random.default_rng(2).random((3, 12, 10)).astype(np.float32)
+    assert np.array_equal(corrupt_salt_pepper(in_layout(clean, layout), 0.5, 7), corrupt_salt_pepper(clean, 0.5, 7))

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from layouts import LAYOUTS, in_layout
 
 from utils.errors import InputError
 from utils.float_image import check_float_image
@@ -40,3 +41,16 @@ def test_a_clipped_array_is_checked_for_its_type_only(value):
     check_float_image(np.full((3, 4, 4), value), clipped=True)
     with pytest.raises(InputError, match="got a uint8"):
         check_float_image(np.full((3, 4, 4), 2, np.uint8), clipped=True)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("value,passes", [(0.5, True), (1.5, False), (np.nan, False)])
+def test_the_check_is_the_same_for_any_memory_layout(layout, value, passes):
+    image = np.full((3, 4, 5), 0.25, np.float32)
+    image[1, 2, 3] = value
+    view = in_layout(image, layout)
+    if passes:
+        check_float_image(view)
+    else:
+        with pytest.raises(InputError):
+            check_float_image(view)

@@ -5,12 +5,13 @@ import zlib
 
 import numpy as np
 import pytest
+from layouts import LAYOUTS, in_layout
 from PIL import Image
 
 from utils.errors import InputError
 from utils.image_io import (
     ADAM7_PASSES, ALPHA_NOTE, MAX_IMAGE_PIXELS, PNG_EXTRA_PIXEL_BYTES, crop_to_multiple, load_image, read_image_file,
-    resize_shorter_side, save_png, to_rgb_float)
+    resize_shorter_side, save_png, to_rgb_float, to_uint8)
 
 
 def test_rgb_uint8_is_divided_by_255():
@@ -303,3 +304,19 @@ def test_resize_shorter_side():
     out = resize_shorter_side(img, 64)
     assert out.shape == (3, 64, 96) and out.dtype == np.float32
     assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_array_functions_answer_the_same_for_any_memory_layout(tmp_path, layout):
+    pixels = np.random.default_rng(1).integers(0, 256, (20, 24, 4), dtype=np.uint8)  # as read: H x W x RGBA
+    for array in (pixels, pixels.astype(np.float32) / 255):
+        converted, notes = to_rgb_float(in_layout(array, layout))
+        assert (converted.tolist(), notes) == (to_rgb_float(array)[0].tolist(), to_rgb_float(array)[1])
+    image = to_rgb_float(pixels)[0]
+    view = in_layout(image, layout)
+    assert np.array_equal(resize_shorter_side(view, 13), resize_shorter_side(image, 13))
+    assert np.array_equal(crop_to_multiple(view, 8), crop_to_multiple(image, 8))
+    assert np.array_equal(to_uint8(view), to_uint8(image))
+    save_png(tmp_path / "view.png", view)
+    save_png(tmp_path / "contiguous.png", image)
+    assert (tmp_path / "view.png").read_bytes() == (tmp_path / "contiguous.png").read_bytes()

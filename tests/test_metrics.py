@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from layouts import LAYOUTS, in_layout
 
 from utils.errors import InputError
 from utils.metrics import psnr, ssim
@@ -29,3 +30,14 @@ def test_a_clean_image_outside_0_1_is_refused(metric):
     clean = np.full((3, 16, 16), 200.0, np.float32)
     with pytest.raises(InputError, match=r"^clean image must be a float array in \[0, 1\], got values from 200"):
         metric(clean, clean / 255)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("metric", [psnr, ssim])
+def test_metrics_answer_the_same_for_any_memory_layout(metric, layout):
+    rng = np.random.default_rng(3)
+    clean = rng.random((3, 16, 20)).astype(np.float32)
+    estimate = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+    expected = metric(clean, estimate)
+    assert metric(in_layout(clean, layout), in_layout(estimate, layout)) == expected
+    assert metric(clean, in_layout(estimate, layout)) == expected

@@ -114,7 +114,9 @@ def tv_l1_restoration(noisy, weight=TV_L1_WEIGHT, iterations=TV_L1_ITERATIONS):
         raise InputError(f"TV-L1 weight must be a positive number, got {weight}")
     if not (isinstance(iterations, numbers.Integral) and iterations >= 1):
         raise InputError(f"TV-L1 iterations must be a whole number of at least 1, got {iterations}")
-    levels = np.rint(noisy * 255).astype(np.uint8)
+    # C order, whatever the layout of ``noisy``: OpenCV writes into a channel of ``restored`` only
+    # if it is contiguous (into a temporary otherwise, which is lost).
+    levels = np.rint(noisy * 255).astype(np.uint8, order="C")
     restored = np.empty_like(levels)
     for channel in range(levels.shape[0]):
         # OpenCV writes into a preallocated result of the right shape and type (it returns None).
