@@ -72,7 +72,6 @@ print(oct(os.umask(0)))
 """
 
 
-@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_a_new_file_gets_the_permissions_of_any_new_file(tmp_path, umask, mode):
     path = tmp_path / "out.json"
@@ -82,7 +81,6 @@ def test_a_new_file_gets_the_permissions_of_any_new_file(tmp_path, umask, mode):
     assert result.stdout.strip() == oct(umask)  # the process's umask is as the caller set it
 
 
-@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o444])
 def test_a_replaced_file_keeps_its_permissions(tmp_path, mode):
     path = tmp_path / "results.csv"
@@ -93,7 +91,6 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path, mode):
     assert path.read_text() == "new" and stat.S_IMODE(os.stat(path).st_mode) == mode
 
 
-@pytest.mark.skipif(os.name != "posix", reason="file names are bytes, escaped as surrogates, on POSIX")
 @pytest.mark.parametrize("path,printed", [
     ("plain/image.png", "plain/image.png"),
     (b"caf\xc3\xa9.png", "café.png"),

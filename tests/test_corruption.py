@@ -1,7 +1,11 @@
+import re
+
 import numpy as np
 import pytest
+from layouts import LAYOUTS, in_layout
 
 from utils.corruption import corrupt_salt_pepper
+from utils.errors import InputError
 
 
 @pytest.mark.parametrize("nlevel", [0.1, 0.3, 0.5, 0.7])
@@ -37,11 +41,19 @@ def test_zero_level_is_identity():
 
 
 @pytest.mark.parametrize("image,nlevel,named", [
-    (np.full((3, 8, 8), 128, dtype=np.uint8), 0.5, "float"),  # scikit-image would rescale it to [0, 1]
-    (np.full((3, 8, 8), 1.5, dtype=np.float32), 0.5, "[0, 1]"),  # ... or clip it
-    (np.full((3, 8, 8), 0.5, dtype=np.float32), 1.5, "nlevel"),
+    (np.full((3, 8, 8), 128, dtype=np.uint8), 0.5, "float array in [0, 1], got a uint8"),  # scikit-image: rescaled
+    (np.full((3, 8, 8), 1.5, dtype=np.float32), 0.5, "[0, 1], got values from 1.5 to 1.5"),  # ... or clipped
+    (np.full((3, 8, 8), np.nan, dtype=np.float32), 0.5, "[0, 1], got NaN"),
+    (np.full((3, 8, 8), 0.5, dtype=np.float32), 1.5, "nlevel must be in [0, 1), got 1.5"),
     (np.full((3, 8, 8), 0.5, dtype=np.float32), -0.1, "nlevel"),
+    (np.full((3, 8, 8), 0.5, dtype=np.float32), float("nan"), "nlevel"),
 ])
 def test_what_would_be_changed_silently_is_refused(image, nlevel, named):
-    with pytest.raises(ValueError, match=named.replace("[", r"\[")):
+    with pytest.raises(InputError, match=re.escape(named)):
         corrupt_salt_pepper(image, nlevel, seed=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_corruption_is_the_same_for_any_memory_layout(layout):
+    clean = np.random.default_rng(2).random((3, 12, 10)).astype(np.float32)
+    assert np.array_equal(corrupt_salt_pepper(in_layout(clean, layout), 0.5, 7), corrupt_salt_pepper(clean, 0.5, 7))

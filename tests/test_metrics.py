@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from layouts import LAYOUTS, in_layout
 
+from utils.errors import InputError
 from utils.metrics import psnr, psnr_tensor, ssim, ssim_tensor
 
 
@@ -16,18 +18,32 @@ def test_psnr_is_the_reference_formula_on_the_clipped_estimate():
 
 
 @pytest.mark.parametrize("metric", [psnr, ssim])
-def test_integer_images_are_refused(metric):
+@pytest.mark.parametrize("integer", ["clean image", "estimate"])
+def test_integer_images_are_refused(metric, integer):
     # 0..255 values measured against a data range of 1 would give a meaningless number.
-    image = np.full((3, 16, 16), 200, dtype=np.uint8)
-    with pytest.raises(ValueError, match="float in"):
-        metric(image, image)
+    image, integers = np.full((3, 16, 16), 0.5, np.float32), np.full((3, 16, 16), 200, dtype=np.uint8)
+    arguments = (integers, image) if integer == "clean image" else (image, integers)
+    with pytest.raises(InputError, match=rf"^{integer} must be a float array in \[0, 1\], got a uint8 array"):
+        metric(*arguments)
 
 
-def views_of(array):
-    """The same ``C x H x W`` values in other memory layouts: transposed storage and a strided view."""
-    transposed = np.ascontiguousarray(array.transpose(2, 1, 0)).transpose(2, 1, 0)
-    strided = np.repeat(array, 2, axis=2)[:, :, ::2]
-    return [array, transposed, strided]
+@pytest.mark.parametrize("metric", [psnr, ssim])
+def test_a_clean_image_outside_0_1_is_refused(metric):
+    # A clean image of 0..255 floats: the estimate is clipped to [0, 1], the clean image must be in it.
+    clean = np.full((3, 16, 16), 200.0, np.float32)
+    with pytest.raises(InputError, match=r"^clean image must be a float array in \[0, 1\], got values from 200"):
+        metric(clean, clean / 255)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("metric", [psnr, ssim])
+def test_metrics_answer_the_same_for_any_memory_layout(metric, layout):
+    rng = np.random.default_rng(3)
+    clean = rng.random((3, 16, 20)).astype(np.float32)
+    estimate = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+    expected = metric(clean, estimate)
+    assert metric(in_layout(clean, layout), in_layout(estimate, layout)) == expected
+    assert metric(clean, in_layout(estimate, layout)) == expected
 
 
 @pytest.mark.parametrize("height,width,count", [(7, 7, 1), (64, 96, 3), (128, 128, 6)])
@@ -36,9 +52,12 @@ def test_the_tensor_metrics_are_scikit_images_numbers(device, height, width, cou
     clean = rng.random((3, height, width), dtype=np.float32)
     estimates = np.clip(clean + rng.normal(0, 0.2, (count, 3, height, width)), -0.1, 1.1).astype(np.float32)
     estimates[0] = rng.random((3, height, width))  # far from the clean image: SSIM near 0
-    for layout in views_of(clean):
-        got_psnr = psnr_tensor(torch.from_numpy(layout).to(device), torch.from_numpy(estimates).to(device)).cpu()
-        got_ssim = ssim_tensor(torch.from_numpy(layout).to(device), torch.from_numpy(estimates).to(device)).cpu()
+    contiguous = torch.from_numpy(clean).to(device)
+    layouts = [contiguous, contiguous.transpose(1, 2).contiguous().transpose(1, 2),  # torch has no negative strides
+               contiguous.repeat_interleave(2, dim=2)[:, :, ::2], contiguous.permute(1, 2, 0).contiguous().permute(2, 0, 1)]
+    for on_device in layouts:
+        got_psnr = psnr_tensor(on_device, torch.from_numpy(estimates).to(device)).cpu()
+        got_ssim = ssim_tensor(on_device, torch.from_numpy(estimates).to(device)).cpu()
         assert got_psnr.tolist() == pytest.approx([psnr(clean, e) for e in estimates], abs=1e-4)
         assert got_ssim.tolist() == pytest.approx([ssim(clean, e) for e in estimates], abs=1e-5)
 

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from layouts import LAYOUTS, in_layout
 from PIL import Image
 
 from utils.plotting import PANEL_DPI, _compact_number, panel_layout, save_curves, save_grid, save_panel
@@ -67,6 +68,17 @@ def test_grid_draws_every_tile_and_an_empty_frame_for_a_missing_run(tmp_path):
     assert np.diff(red_rows).max() > 1 and blue_rows.max() < red_rows.max()  # red in both rows, blue in one
     below_blue = (saved < 100).all(axis=2)[blue_rows.max() + 1 :, blue_columns.min() - 5 :]  # the missing run
     assert (below_blue.sum(axis=0) > 0.8 * len(blue_rows)).sum() >= 2  # the two sides of its frame
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_panels_and_grids_are_the_same_for_any_memory_layout(tmp_path, layout):
+    panel_tiles = tiles(16, 12, 2) + [(np.full((1, 16, 12), 0.5, np.float32), "grey")]
+    viewed_tiles = [(in_layout(image, layout), caption) for image, caption in panel_tiles]
+    (pixels, zoom, centres), viewed = panel_layout(panel_tiles), panel_layout(viewed_tiles)
+    assert np.array_equal(viewed[0], pixels) and viewed[1:] == (zoom, centres)
+    for name, grid_tiles in [("contiguous", panel_tiles), ("viewed", viewed_tiles)]:
+        save_grid([str(tmp_path / f"{name}.png")], [grid_tiles[:2]], ["row"], ["a", "b"], tile_inches=1)
+    assert (tmp_path / "viewed.png").read_bytes() == (tmp_path / "contiguous.png").read_bytes()
 
 
 def test_curves_are_written_in_each_format(tmp_path):

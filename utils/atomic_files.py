@@ -45,8 +45,8 @@ def _create_temporary(directory, prefix, suffix):
 
 
 def _fsync_file(path):
-    """Force ``path``'s data to the disk (write access: Windows flushes only writable handles)."""
-    fd = os.open(path, os.O_WRONLY)
+    """Force ``path``'s data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -54,13 +54,8 @@ def _fsync_file(path):
 
 
 def _fsync_folder(directory):
-    """Force ``directory``'s entries (a rename in it) to the disk, where the OS allows it.
-
-    POSIX systems open a folder like a file; Windows cannot (its renames are journaled by NTFS),
-    and some file systems refuse fsync on a folder: both are skipped.
-    """
-    if not hasattr(os, "O_DIRECTORY"):
-        return
+    """Force ``directory``'s entries (a rename in it) to the disk, where the file system allows it
+    (some refuse fsync on a folder, or opening it: then it is skipped)."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.ndimage
 
 from .errors import InputError
+from .float_image import check_float_image
 
 CHUNK = 1 << 15  # windows gathered at once by the adaptive median filter (19x19 x 4 bytes: 47 MB)
 TV_L1_WEIGHT = 1.0  # lambda: the best mean PSNR over both tuning noise levels (50% and 70%)
@@ -108,12 +109,14 @@ def tv_l1_restoration(noisy, weight=TV_L1_WEIGHT, iterations=TV_L1_ITERATIONS):
     :param int iterations: primal-dual steps, at least 1.
     :return: ``C x H x W`` array of ``noisy``'s dtype, in [0, 1].
     """
-    _check_float_image(noisy)
+    check_float_image(noisy, layout="C x H x W")
     if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight > 0):
         raise InputError(f"TV-L1 weight must be a positive number, got {weight}")
     if not (isinstance(iterations, numbers.Integral) and iterations >= 1):
         raise InputError(f"TV-L1 iterations must be a whole number of at least 1, got {iterations}")
-    levels = np.rint(noisy * 255).astype(np.uint8)
+    # C order, whatever the layout of ``noisy``: OpenCV writes into a channel of ``restored`` only
+    # if it is contiguous (into a temporary otherwise, which is lost).
+    levels = np.rint(noisy * 255).astype(np.uint8, order="C")
     restored = np.empty_like(levels)
     for channel in range(levels.shape[0]):
         # OpenCV writes into a preallocated result of the right shape and type (it returns None).
@@ -142,7 +145,7 @@ def adaptive_median_then_bm3d(noisy, sigma=None, max_window=19):
     :param int max_window: the adaptive median filter's largest odd window side.
     :return: ``3 x H x W`` array of ``noisy``'s dtype, in [0, 1] (BM3D's slight overshoot clipped).
     """
-    _check_float_image(noisy)
+    check_float_image(noisy, layout="C x H x W")
     if noisy.shape[0] != 3 or min(noisy.shape[1:]) < BM3D_MIN_SIDE:
         raise InputError(f"BM3D here takes a 3 x H x W colour image, H and W at least {BM3D_MIN_SIDE}; "
                          f"got {noisy.shape}")
@@ -160,11 +163,3 @@ def adaptive_median_then_bm3d(noisy, sigma=None, max_window=19):
     denoised = bm3d.bm3d_rgb(filtered.transpose(1, 2, 0), sigma_psd=float(sigma), profile=profile)
     return np.clip(denoised.transpose(2, 0, 1), 0, 1).astype(noisy.dtype)
 
-
-def _check_float_image(noisy):
-    """Refuse what is not a ``C x H x W`` float image in [0, 1] (NaN included)."""
-    if not isinstance(noisy, np.ndarray) or noisy.ndim != 3 or not np.issubdtype(noisy.dtype, np.floating):
-        kind = f"{noisy.dtype} array of shape {noisy.shape}" if isinstance(noisy, np.ndarray) else type(noisy).__name__
-        raise InputError(f"image must be a C x H x W float array in [0, 1], got a {kind}")
-    if not np.all((noisy >= 0) & (noisy <= 1)):
-        raise InputError("image must be float in [0, 1], got values outside it (or NaN)")

@@ -3,6 +3,9 @@
 import numpy as np
 import skimage.util
 
+from .errors import InputError
+from .float_image import check_float_image
+
 
 def corrupt_salt_pepper(image, nlevel, seed):
     """Replace each element of ``image`` (every channel of every pixel independently) with
@@ -17,13 +20,12 @@ def corrupt_salt_pepper(image, nlevel, seed):
     :param float nlevel: corrupted fraction, in [0, 1).
     :param int seed: seed of the corruption's own random generator.
     :return: ``float32`` in [0, 1], the shape of ``image``.
-    :raises ValueError: an image that is not float in [0, 1] (scikit-image would rescale or clip
+    :raises InputError: an image that is not float in [0, 1] (scikit-image would rescale or clip
         it without a word), or ``nlevel`` outside [0, 1).
     """
-    if not np.issubdtype(image.dtype, np.floating) or image.min() < 0 or image.max() > 1:
-        raise ValueError(f"image must be float in [0, 1], got {image.dtype} in [{image.min()}, {image.max()}]")
+    check_float_image(image)
     if not 0 <= nlevel < 1:
-        raise ValueError(f"nlevel must be in [0, 1), got {nlevel}")
+        raise InputError(f"`nlevel` must be in [0, 1), got {nlevel}")
     rng = np.random.default_rng(seed)
     noisy = skimage.util.random_noise(image, mode="s&p", amount=nlevel, rng=rng)
     return noisy.astype(np.float32)

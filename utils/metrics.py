@@ -5,11 +5,12 @@ import numpy as np
 import skimage.metrics
 import torch
 
+from .float_image import check_float_image
+
 
 def _check_float_images(clean, estimate):
-    # Integer images (0..255) would be measured against a data range of 1 without a word.
-    if not (np.issubdtype(clean.dtype, np.floating) and np.issubdtype(estimate.dtype, np.floating)):
-        raise ValueError(f"images must be float in [0, 1], got {clean.dtype} and {estimate.dtype}")
+    check_float_image(clean, "clean image")
+    check_float_image(estimate, "estimate", clipped=True)
 
 
 def psnr(clean, estimate):
