@@ -14,20 +14,6 @@ from utils.plotting import save_panel
 from .evaluation import FINAL_LABEL
 from .state import HISTORY_FIELDS
 
-# Every file of a run, by role: <out_dir>/<ckpt>_<name>.
-FILE_NAMES = {
-    "last": "last.png",  # the recovered image phi, last iterate: the reference's answer
-    "final": "final.png",  # the candidate evaluation.FINAL at the last logged iteration (no clean image used)
-    "best": "best.png",  # the PSNR-best iterate (oracle: uses the clean image)
-    "noisy": "noisy.png",  # the corrupted input, as the network sees it
-    "clean": "clean.png",  # the clean image, cropped as the network sees it
-    "impulses": "impulses.png",  # s mapped to [0, 1]: grey none, white salt, black pepper
-    "panel": "panel.png",  # noisy / recovered (last, final) / clean side by side
-    "history": "history.csv",
-    "args": "args.json",
-    "checkpoint": "checkpoint.pt",
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class RunFiles:
@@ -36,13 +22,60 @@ class RunFiles:
     out_dir: str
     ckpt: str
 
-    def __getattr__(self, role):
-        if role not in FILE_NAMES:
-            raise AttributeError(role)
-        return os.path.join(self.out_dir, f"{self.ckpt}_{FILE_NAMES[role]}")
+    def _path(self, name):
+        return os.path.join(self.out_dir, f"{self.ckpt}_{name}")
+
+    @property
+    def last(self):
+        """The recovered image phi, last iterate: the reference's answer."""
+        return self._path("last.png")
+
+    @property
+    def final(self):
+        """The candidate ``evaluation.FINAL`` at the last logged iteration (no clean image used)."""
+        return self._path("final.png")
+
+    @property
+    def best(self):
+        """The PSNR-best logged iterate (an oracle: it uses the clean image)."""
+        return self._path("best.png")
+
+    @property
+    def noisy(self):
+        """The corrupted input, as the network sees it."""
+        return self._path("noisy.png")
+
+    @property
+    def clean(self):
+        """The clean image, cropped as the network sees it."""
+        return self._path("clean.png")
+
+    @property
+    def impulses(self):
+        """s mapped to [0, 1]: grey none, white salt, black pepper."""
+        return self._path("impulses.png")
+
+    @property
+    def panel(self):
+        """Noisy / recovered (last, final) / clean side by side."""
+        return self._path("panel.png")
+
+    @property
+    def history(self):
+        return self._path("history.csv")
+
+    @property
+    def args(self):
+        return self._path("args.json")
+
+    @property
+    def checkpoint(self):
+        return self._path("checkpoint.pt")
 
     def all(self):
-        return [getattr(self, role) for role in FILE_NAMES]
+        """Every file of the run."""
+        return [self.last, self.final, self.best, self.noisy, self.clean, self.impulses, self.panel, self.history,
+                self.args, self.checkpoint]
 
     def remove_temporaries(self):
         """Remove what writes of the run's files left when a kill interrupted them (the caller
