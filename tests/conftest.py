@@ -29,3 +29,13 @@ def paper_data_dir():
 def device(request):
     """A test that should hold on every device runs once per device present."""
     return torch.device(request.param)
+
+
+@pytest.fixture
+def one_thread():
+    """One PyTorch thread for the test: on a shared 2-core machine, two threads of tiny runs wait on
+    each other for seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -23,13 +23,7 @@ from utils.metrics import psnr
 TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine, two threads of tiny runs wait on each other for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**settings):

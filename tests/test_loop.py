@@ -14,13 +14,7 @@ from utils.metrics import psnr, ssim
 CONFIG = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=7, show_every=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine, two threads of tiny runs wait on each other for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def checkpoints_seen_at_each_log(tmp_path, checkpoint_seconds, config=CONFIG):
