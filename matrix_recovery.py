@@ -10,6 +10,7 @@ experiments (lowrank/, docs/theory.md), not the paper's figures.
 """
 
 import argparse
+import functools
 import sys
 
 from lowrank.experiments import EXPERIMENTS, MatrixSettings, run_experiments
@@ -34,7 +35,7 @@ def main(argv=None):
     experiments = EXPERIMENTS if "all" in args.experiment else tuple(dict.fromkeys(args.experiment))
     settings = MatrixSettings(**given_settings(MatrixSettings, args), experiments=experiments)
     try:
-        run_experiments(settings)
+        run_experiments(settings, log=functools.partial(print, flush=True))  # progress shows when piped to a file
     except EXPECTED_FAILURES as exc:
         return report_failure(PROG, exc, "the outputs written so far are complete files")
     return 0

@@ -58,7 +58,8 @@ def run_experiments(settings, log=print):
     """Run the experiments ``settings`` asks for, write their files in ``settings.out_dir`` and log
     their findings; the last line, when the implicit-bias experiment ran, is
     ``implicit bias: relative distance <d> at eps <e>`` for the commuting measurements' smallest
-    eps (the largest distance over alpha and problems). Returns ``{experiment: rows}``.
+    eps (the median over alpha and problems; the line before names the largest). Returns
+    ``{experiment: rows}``.
 
     :raises InputError: bad settings, before anything runs.
     """
@@ -87,5 +88,8 @@ def run_experiments(settings, log=print):
     log("outputs: " + ", ".join(printable_path(path) for path in written))
     summary = implicit_bias.commuting_summary(results.get("implicit_bias", []))
     if summary is not None:
-        log(f"implicit bias: relative distance {summary[0]:.3g} at eps {summary[1]:g}")
+        median, eps, worst = summary
+        log(f"implicit bias: the commuting runs' largest distance at eps {eps:g} is {worst['distance']:.3g} "
+            f"({worst['kind']} problem {worst['instance']}, alpha {worst['alpha']:g}); their median:")
+        log(f"implicit bias: relative distance {median:.3g} at eps {eps:g}")
     return results

@@ -110,13 +110,15 @@ def describe(rows):
 
 
 def commuting_summary(rows):
-    """``(distance, eps)``: the largest distance of the commuting kind's runs at its smallest eps
-    (over every alpha and problem), or None without such runs."""
+    """``(median, eps, worst)`` over the commuting kind's runs at its smallest eps (every alpha and
+    problem): the median distance, that eps, and the row of the largest distance; None without
+    such runs."""
     commuting = [row for row in rows if row["commuting"]]
     if not commuting:
         return None
     eps = min(row["eps"] for row in commuting)
-    return max(row["distance"] for row in commuting if row["eps"] == eps), eps
+    last = [row for row in commuting if row["eps"] == eps]
+    return float(np.median([row["distance"] for row in last])), eps, max(last, key=lambda row: row["distance"])
 
 
 def write_implicit_bias(rows, out_dir):

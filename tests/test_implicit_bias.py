@@ -29,11 +29,12 @@ def test_the_distance_to_the_convex_solution_falls_with_eps_on_commuting_measure
     assert all(row["lam"] == 1 / row["alpha"] and 0 < row["residual"] for row in small_rows)
 
 
-def test_the_summary_is_the_worst_commuting_run_at_the_smallest_eps():
+def test_the_summary_is_the_median_and_the_worst_commuting_run_at_the_smallest_eps():
     rows = [{"commuting": 1, "eps": 1e-8, "distance": 0.2}, {"commuting": 1, "eps": 1e-12, "distance": 3e-4},
-            {"commuting": 1, "eps": 1e-12, "distance": 5e-4}, {"commuting": 0, "eps": 1e-14, "distance": 0.9}]
-    assert commuting_summary(rows) == (5e-4, 1e-12)
-    assert commuting_summary(rows[3:]) is None
+            {"commuting": 1, "eps": 1e-12, "distance": 5e-2}, {"commuting": 1, "eps": 1e-12, "distance": 1e-4},
+            {"commuting": 0, "eps": 1e-14, "distance": 0.9}]
+    assert commuting_summary(rows) == (3e-4, 1e-12, rows[2])
+    assert commuting_summary(rows[4:]) is None
 
 
 def test_the_csv_and_figure_are_written(small_rows, tmp_path):

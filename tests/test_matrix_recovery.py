@@ -61,6 +61,7 @@ def test_quick_runs_everything_and_ends_with_the_implicit_bias_line(tmp_path, ca
     lines = capsys.readouterr().out.splitlines()
     match = SUMMARY.fullmatch(lines[-1])
     assert match and float(match.group(2)) == 1e-8 and float(match.group(1)) < 1e-2
+    assert lines[-2].startswith("implicit bias: the commuting runs' largest distance at eps 1e-08 is ")
     for stem in ("implicit_bias", "phase_transition", "learning_curves"):
         for ext in ("csv", "png", "pdf"):
             assert os.path.getsize(tmp_path / f"matrix_{stem}.{ext}") > 0
