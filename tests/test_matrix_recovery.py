@@ -55,7 +55,6 @@ def test_one_experiment_alone(tmp_path, capsys):
     assert "learning curves: error to X* after 5000 iterations" in out and not SUMMARY.search(out)
 
 
-@pytest.mark.slow
 def test_quick_runs_everything_and_ends_with_the_implicit_bias_line(tmp_path, capsys):
     assert main(["--quick", "--out_dir", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
