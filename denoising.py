@@ -16,7 +16,7 @@ import torch
 
 from recovery import RecoveryConfig, RunFiles, RunSpec, RunState, StepOptions, run_recovery
 from recovery.settings import add_arguments, given_settings
-from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure
+from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure, signal_exit_status
 
 PROG = "denoising.py"
 DEFAULT_GPU = "0"
@@ -69,7 +69,7 @@ def main(argv=None):
     if report.interrupted:
         resume = RunSpec(spec.ckpt, spec.out_dir, spec.device).to_argv(resume=True)
         print(f"continue with: python {shlex.join(resume)}")
-        return report.stop_signal + 128
+        return signal_exit_status(report.stop_signal)
     if report.diverged:
         return 1
     print(f"outputs: {os.path.join(spec.out_dir, spec.ckpt)}_*")

@@ -6,7 +6,7 @@
 
 Runs are ``recovery.run_recovery`` (what ``denoising.py`` does) writing into
 ``<out_dir>/runs/<size>/``; complete ones are reused, interrupted ones resumed; with ``--launcher
-slurm`` each is a task of one Slurm job array (``reproduction/launcher.py``). Figures land in
+slurm`` each is a task of one Slurm job array (``reproduction/slurm_launch.py``). Figures land in
 ``<out_dir>/`` as PNG and PDF, the table as ``results.md`` and ``results.csv``. See
 docs/reproducing.md.
 """
@@ -17,7 +17,7 @@ import sys
 
 from recovery import StepOptions
 from recovery.settings import add_arguments, given_settings
-from reproduction.launcher import LaunchSettings
+from reproduction.launch_settings import LaunchSettings
 from reproduction.pipeline import reproduce
 from reproduction.plan import TARGETS, Settings
 from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure

@@ -25,11 +25,6 @@ class StopRequest:
     def requested(self):
         return self.signal is not None
 
-    @property
-    def exit_status(self):
-        """The shell's status for a process ended by the signal received: 128 + its number."""
-        return 128 + self.signal
-
     def describe(self):
         return "Ctrl-C" if self.signal == signal.SIGINT else signal.Signals(self.signal).name
 

@@ -7,12 +7,15 @@ import torch
 from recovery import describe_device, prepare_observation, resolve_device
 from recovery.devices import check_options
 from utils.atomic_files import check_writable_folder
-from utils.errors import InputError
+from utils.errors import INTERRUPTED, InputError
 from utils.image_io import resolve_image
 
-from . import figures, launcher, plan, sweep, table
-
-INTERRUPTED = 130  # exit status after Ctrl-C, as denoising.py
+from . import figures, plan, sweep, table
+from .launch_settings import LaunchSettings
+from .local_jobs import execute_in_local_jobs, local_job_devices
+from .slurm_launch import run_on_slurm
+from .slurm_status import SlurmSweep
+from .states import State
 
 
 def output_stems(targets, out_dir):
@@ -38,21 +41,23 @@ def check_images(settings):
 
 def describe_plan(targets, settings, launch, log=print):
     """Log the runs the targets need, each with its state and an equivalent ``denoising.py``
-    command, where they would compute (``launch``, a ``launcher.LaunchSettings``), and the files
+    command, where they would compute (``launch``, a ``LaunchSettings``), and the files
     that would be written. Writes nothing."""
     runs = plan.runs_for(targets, settings)
     directory = plan.runs_dir(settings)
     log(f"{len(runs)} runs in {directory}/ (device {settings.device}):")
     for run in runs:
         state, done = sweep.run_state(run)
-        status = state if state == sweep.MISSING else f"{state}, {sweep.describe_progress(done, run.config.num_iter)} it."
-        log(f"  {run.ckpt:<24} {status:<32} {sweep.denoising_command(run, state == sweep.PARTIAL)}")
+        status = state.value
+        if state is not State.MISSING:
+            status += f", {sweep.describe_progress(done, run.config.num_iter)} it."
+        log(f"  {run.ckpt:<24} {status:<32} {sweep.denoising_command(run, state is State.PARTIAL)}")
     if launch.launcher == "slurm":
         gpus = f"{launch.gpus_per_task} GPU" + "s" * (launch.gpus_per_task > 1) if launch.gpus_per_task else "no GPU"
         log(f"the runs not complete would go to one Slurm job array, a task each with {gpus} and "
             f"{launch.task_cpus(settings.options.threads)} CPUs for {launch.time_min} min; its files in "
-            f"{launcher.SlurmSweep(directory).folder}/")
-    elif len(devices := launcher.local_job_devices(settings.device)) > 1:
+            f"{SlurmSweep(directory).folder}/")
+    elif len(devices := local_job_devices(settings.device)) > 1:
         log(f"runs go to local jobs, one at a time on each GPU: {', '.join(devices)}")
     cells = plan.table_cells()
     log(f"classical filters on {len(cells)} image/noise cells, cached in {directory}/<cell>_classical.json")
@@ -120,16 +125,16 @@ def reproduce(targets, settings, dry_run=False, start_runs=True, progress=True, 
     """Make the runs ``targets`` need (reusing and resuming), then draw them; returns an exit status.
 
     With ``launch.launcher`` slurm the runs not complete are submitted to Slurm instead, and the
-    call returns once they are (``launcher.run_on_slurm``); a later call shows where they stand,
+    call returns once they are (``slurm_launch.run_on_slurm``); a later call shows where they stand,
     submits those neither complete nor queued nor running again, and draws once all are complete.
 
     :param targets: names from ``plan.TARGETS``.
     :param bool start_runs: False draws from the runs that exist (even partial ones) and runs none.
-    :param launch: a ``launcher.LaunchSettings``; None is the local launcher.
+    :param launch: a ``LaunchSettings``; None is the local launcher.
     :param bool status_only: with the Slurm launcher, show where the runs stand and do nothing else.
     :raises InputError: bad settings, device or a missing image, before anything runs.
     """
-    launch = launcher.LaunchSettings() if launch is None else launch
+    launch = LaunchSettings() if launch is None else launch
     settings.validate()
     launch.validate(settings)
     on_slurm = launch.launcher == "slurm"
@@ -148,16 +153,16 @@ def reproduce(targets, settings, dry_run=False, start_runs=True, progress=True, 
         return 0
     if on_slurm and start_runs:
         check_images(settings)  # here, not in every task
-        complete = launcher.run_on_slurm(runs, launch, plan.runs_dir(settings), submit=not status_only, log=log)
+        complete = run_on_slurm(runs, launch, plan.runs_dir(settings), submit_runs=not status_only, log=log)
         if status_only or not complete:
             return 0
     # Every observation first: a missing image stops us before hours of runs, not after.
     observations = {cell: prepare_observation(plan.cell_config(*cell, settings)) for cell in plan.table_cells()}
     failures = []
     if start_runs and not on_slurm:
-        devices = launcher.local_job_devices(settings.device)
+        devices = local_job_devices(settings.device)
         if len(devices) > 1:
-            outcome = launcher.execute_in_local_jobs(runs, devices, progress, log)
+            outcome = execute_in_local_jobs(runs, devices, progress, log)
         else:
             outcome = sweep.execute_runs(runs, progress, log)
         if outcome.interrupted:

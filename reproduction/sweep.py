@@ -4,9 +4,9 @@ Every run is ``recovery.run_recovery`` writing ``<runs_dir>/<ckpt>_*``. Its chec
 it got: at ``num_iter`` or beyond it is complete and left alone; short of it, it is resumed (bitwise
 as if never stopped); without one, it is started.
 
-Here runs go one after another in this process; ``launcher`` gives them to submitit jobs instead
-(one local job per GPU, or a Slurm job array), each of which runs one through :func:`run_state`
-and ``run_recovery`` as well.
+Here runs go one after another in this process; ``local_jobs`` and ``slurm_launch`` give them to
+submitit jobs instead (one local job per GPU, or a Slurm job array), each of which runs one through
+:func:`run_state` and ``run_recovery`` as well (``run_task``).
 """
 
 import dataclasses
@@ -17,8 +17,7 @@ from recovery import RunFiles, RunState, run_recovery
 from recovery.lock import RunInUse
 from utils.errors import InputError, OutputError
 
-MISSING, PARTIAL, COMPLETE = "not started", "partial", "complete"
-DONE, INTERRUPTED = "done", "interrupted"  # what became of a run this sweep executed (or "failed: why")
+from .states import DONE, INTERRUPTED, Outcome, State
 
 
 def _saved_state(run):
@@ -35,11 +34,11 @@ def _saved_state(run):
 
 
 def run_state(run):
-    """``(state, iterations done)``, state one of MISSING, PARTIAL, COMPLETE."""
+    """``(state, iterations done)``, state a ``State``: MISSING, PARTIAL or COMPLETE."""
     saved = _saved_state(run)
     if saved is None:
-        return MISSING, 0
-    return (COMPLETE if saved.reached(run.config.num_iter) else PARTIAL), saved.iteration
+        return State.MISSING, 0
+    return (State.COMPLETE if saved.reached(run.config.num_iter) else State.PARTIAL), saved.iteration
 
 
 def describe_progress(done, num_iter):
@@ -61,15 +60,15 @@ def denoising_command(run, resume):
 
 
 def execute_run(run, resume, progress=True, log=print):
-    """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns ``INTERRUPTED``,
-    ``DONE``, or a string starting with ``failed``."""
+    """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns its
+    ``states.Outcome``: DONE, INTERRUPTED or a failure with its reason."""
     try:
         report = run_recovery(run, resume=resume, progress=progress, log=log)
     except (OutputError, RunInUse) as exc:  # a full disk, another process: reported at the end
-        return f"failed: {exc}"
+        return Outcome.failed(str(exc))
     if report.interrupted:
         return INTERRUPTED
-    return "failed: diverged (the loss became inf or nan)" if report.diverged else DONE
+    return Outcome.failed("diverged (the loss became inf or nan)") if report.diverged else DONE
 
 
 @dataclasses.dataclass
@@ -86,10 +85,10 @@ def split_runs(runs):
     todo, reused = [], []
     for run in runs:
         state, _ = run_state(run)
-        if state == COMPLETE:
+        if state is State.COMPLETE:
             reused.append(run.ckpt)
         else:
-            todo.append((run, state == PARTIAL))
+            todo.append((run, state is State.PARTIAL))
     return todo, reused
 
 
@@ -110,6 +109,6 @@ def execute_runs(runs, progress=True, log=print):
         outcome = execute_run(run, resume, progress, log)
         if outcome == INTERRUPTED:
             return SweepOutcome(executed, reused, interrupted=True, failures=failures)
-        if outcome != DONE:
+        if outcome.is_failure:
             failures.append(f"{run.ckpt}: {outcome}")
     return SweepOutcome(executed, reused, interrupted=False, failures=failures)

@@ -1,17 +1,24 @@
+import glob
 import os
+import shutil
 import sys
 
 import pytest
+import skimage.data
 import torch
+from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-# The paper's test images are not ours to redistribute: they are read from the shared folder
-# beside the checkout (or from DOP_DATA_DIR).
-PAPER_DATA_DIR = os.environ.get(
-    "DOP_DATA_DIR", os.path.join(os.path.dirname(REPO), "shared", "data", "denoising")
-)
+from reproduce import main as reproduce_main  # noqa: E402 (after the checkout is on the path)
+from reproduction import plan  # noqa: E402
+from sweep_helpers import RESIZE  # noqa: E402
+
+# The paper's four test images are not ours to redistribute: the reproduction's tests run on
+# scikit-image samples written under their file names, so that they run on every machine.
+SAMPLE_STAND_INS = {"F16": "astronaut", "Peppers": "coffee", "Baboon": "chelsea", "kodim03": "rocket"}
+SAMPLE_SHORTER_SIDE = 96  # px: above the tests' --resize 64, so that resizing happens as on the paper's images
 # Every device a device-independent test runs on: the CPU always, and CUDA or MPS where present.
 DEVICES = ["cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * torch.backends.mps.is_available()
 
@@ -19,10 +26,41 @@ torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")
-def paper_data_dir():
-    if not os.path.isfile(os.path.join(PAPER_DATA_DIR, "F16.png")):
-        pytest.skip(f"paper images not found in {PAPER_DATA_DIR}")
-    return PAPER_DATA_DIR
+def sample_data_dir(tmp_path_factory):
+    """A folder holding ``F16.png``, ``Peppers.png``, ``Baboon.png`` and ``kodim03.png``: the
+    scikit-image samples of SAMPLE_STAND_INS, resized so that their shorter side is
+    SAMPLE_SHORTER_SIDE (aspect ratios kept: square, 3:2 and about 2:3 landscape)."""
+    folder = tmp_path_factory.mktemp("paper-images")
+    for name, sample in SAMPLE_STAND_INS.items():
+        image = Image.fromarray(getattr(skimage.data, sample)())
+        scale = SAMPLE_SHORTER_SIDE / min(image.size)
+        image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS).save(
+            folder / f"{name}.png")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def classical_results(sample_data_dir, tmp_path_factory):
+    """Put the classical filters' results of every cell of the table (BM3D takes tens of seconds
+    on two cores) into a sweep's runs folder: ``classical_results(out_dir)``. They are computed
+    once per session, by ``reproduce.py --figure table --no_run`` on ``sample_data_dir`` at the
+    tests' size (``sweep_helpers.RESIZE``), and the table reads them as its own cache (keyed on the
+    data folder, the size and the seed)."""
+    out_dir = tmp_path_factory.mktemp("classical") / "figures"
+    argv = ["--figure", "table", "--no_run", "--resize", str(RESIZE), "--device", "cpu", "--out_dir",
+            str(out_dir), "--data_dir", sample_data_dir]
+    assert reproduce_main(argv) == 0
+    cached = glob.glob(os.path.join(plan.runs_dir(plan.Settings(resize=RESIZE, out_dir=str(out_dir))),
+                                    "*_classical.json"))
+    assert len(cached) == len(plan.table_cells())
+
+    def copy_into(sweep_out_dir):
+        runs_dir = plan.runs_dir(plan.Settings(resize=RESIZE, out_dir=str(sweep_out_dir)))
+        os.makedirs(runs_dir, exist_ok=True)
+        for path in cached:
+            shutil.copy(path, runs_dir)
+
+    return copy_into
 
 
 @pytest.fixture(params=DEVICES)

@@ -47,14 +47,6 @@ def skip_or_fail(reason):
     pytest.skip(reason)
 
 
-def require_module(name):
-    """Imports and returns module `name`, or skips (under CI fails) when it is not installed."""
-    try:
-        return __import__(name)
-    except ImportError:
-        skip_or_fail(f"python module {name!r} is not installed")
-
-
 def find_slurm_programs():
     """Returns ({program name: absolute path}, None), or (None, reason) when one is missing."""
     # The daemons live in sbin folders, which a non-root PATH often lacks.
@@ -85,34 +77,15 @@ def wait_for(condition, timeout_s, what, interval_s=0.2):
         time.sleep(interval_s)
 
 
-def wait_for_done(jobs, timeout_s):
-    """Waits until every submitit job in `jobs` is done() (its result file exists); raises
-    TimeoutError with the log tails of those that are not. submitit's own job.result() has no
-    time limit, and without Slurm accounting it waits forever for a job that died."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pending = [job for job in jobs if not job.done()]
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            tails = "\n".join(
-                f"--- job {job.job_id}:\n{_tail(job.paths.stdout, 15)}\n"
-                f"{_tail(job.paths.stderr, 15)}"
-                for job in pending
-            )
-            raise TimeoutError(f"{len(pending)} job(s) not done after {timeout_s} s\n{tails}")
-        time.sleep(0.5)
-
-
 @dataclasses.dataclass(frozen=True)
 class SlurmCluster:
     """What a test needs to use a running cluster.
 
-    root: the cluster's private folder (configuration, state, spool, daemon logs, job folders).
+    root: the cluster's private folder (configuration, state, spool, daemon logs, job output).
     conf_path: its slurm.conf, which `environ` ({"SLURM_CONF": ...}) points Slurm's clients at.
     partition: the one partition, the default one.
     node_name: the one node (this host's short name); cpus: its CPU count (nproc).
-    kill_wait_s, requeue_delay_s: see the module's docstring.
+    kill_wait_s: see the module's docstring.
     programs: {program name: absolute path} of the daemons and clients.
     """
 
@@ -122,16 +95,11 @@ class SlurmCluster:
     node_name: str
     cpus: int
     kill_wait_s: int
-    requeue_delay_s: int
     programs: dict
 
     @property
     def environ(self):
         return {"SLURM_CONF": str(self.conf_path)}
-
-    def job_folder(self, name):
-        """A new empty folder for one test's job files and logs (removed with the cluster)."""
-        return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.root / "jobs"))
 
     def command(self, *args, timeout=30, check=True):
         """Runs Slurm client args[0] (sinfo, squeue, ...) on this cluster; returns its stdout.
@@ -158,16 +126,6 @@ class SlurmCluster:
         (pending, running, completing; not finished ones)."""
         text = self.command("squeue", "-h", "-r", "-o", "%i %T")
         return dict(line.split() for line in text.splitlines() if line.strip())
-
-    def job_record(self, job_id):
-        """The controller's fields of a job ({'JobState': 'RUNNING', 'Restarts': '1', ...}), which
-        it keeps MinJobAge (300 s) after the job ends; {} for a job it does not know."""
-        text = self.command("scontrol", "-o", "show", "job", str(job_id), check=False)
-        fields = {}
-        for token in text.split():
-            key, _, value = token.partition("=")
-            fields.setdefault(key, value)
-        return fields
 
     def wait_until_no_jobs(self, timeout_s=60):
         """Waits until squeue lists no job; raises TimeoutError naming those left."""
@@ -344,7 +302,6 @@ def start_cluster():
         node_name=node_name,
         cpus=os.cpu_count(),
         kill_wait_s=KILL_WAIT_S,
-        requeue_delay_s=REQUEUE_DELAY_S,
         programs=programs,
     )
     (root / "plugstack.conf").write_text("")

@@ -6,6 +6,7 @@ import reproduction.figures
 import reproduction.table
 from recovery import prepare_observation
 from reproduction import sweep
+from reproduction.states import State
 from sweep_helpers import tiny_run
 
 
@@ -25,7 +26,7 @@ def test_figures_and_table_say_how_far_a_reused_longer_run_went(tmp_path, monkey
     sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=4), tiny_run(tmp_path, "b", num_iter=2)], progress=False, log=lambda m: None)
     runs = [tiny_run(tmp_path, "a", num_iter=2), tiny_run(tmp_path, "b", num_iter=2)]
     results = [sweep.load_result(run) for run in runs]
-    assert [sweep.run_state(run)[0] for run in runs] == [sweep.COMPLETE] * 2
+    assert [sweep.run_state(run)[0] for run in runs] == [State.COMPLETE] * 2
     assert [result.last_iteration for result in results] == [3, 1]
 
     label, captions = recovered_row(monkeypatch, runs[:1], results[:1])

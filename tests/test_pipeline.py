@@ -1,7 +1,7 @@
-"""reproduction.pipeline: ``reproduce.py --figure all`` end to end, once at 64x64, width 4, 2
-iterations: every figure and every row of the table drawn from real runs, the classical filters
-and the runs seeing the same corrupted image, and a second invocation reusing every run and
-writing the same table."""
+"""reproduction.pipeline: ``reproduce.py --figure all`` end to end, once at 64 px, width 4, 2
+iterations, on scikit-image samples under the paper's file names (conftest.sample_data_dir): every
+figure and every row of the table drawn from real runs, the classical filters and the runs seeing
+the same corrupted image, and a second invocation reusing every run and writing the same table."""
 
 import dataclasses
 
@@ -15,15 +15,17 @@ from recovery import RunFiles, RunState, prepare_observation
 from reproduce import main
 from reproduction import plan
 from reproduction.plan import Settings
-from sweep_helpers import TINY, forbid_runs, read_rows
+from sweep_helpers import RESIZE, TINY, forbid_runs, read_rows
 from utils.metrics import psnr
 
 
 @pytest.fixture(scope="module")
-def tiny_sweep(paper_data_dir, tmp_path_factory):
-    """``reproduce.py --figure all`` at 64x64, width 4, 2 iterations."""
+def tiny_sweep(sample_data_dir, classical_results, tmp_path_factory):
+    """``reproduce.py --figure all`` at 64 px, width 4, 2 iterations, on the paper's images'
+    stand-ins; the classical filters' results from the session's cache."""
     out_dir = tmp_path_factory.mktemp("reproduce") / "figures"
-    assert main(["--figure", "all", "--out_dir", str(out_dir), "--data_dir", paper_data_dir, *TINY]) == 0
+    classical_results(out_dir)
+    assert main(["--figure", "all", "--out_dir", str(out_dir), "--data_dir", sample_data_dir, *TINY]) == 0
     return out_dir
 
 
@@ -45,8 +47,8 @@ def test_everything_is_drawn_from_real_runs(tiny_sweep):
     assert "| not run |" not in summary and "oracle peak" in summary
 
 
-def test_baselines_and_runs_see_the_same_corrupted_image(tiny_sweep, paper_data_dir):
-    settings = Settings(width=4, num_iter=2, resize=64, data_dir=paper_data_dir)
+def test_baselines_and_runs_see_the_same_corrupted_image(tiny_sweep, sample_data_dir):
+    settings = Settings(width=4, num_iter=2, resize=RESIZE, data_dir=sample_data_dir)
     directory = plan.runs_dir(dataclasses.replace(settings, out_dir=str(tiny_sweep)))
     observation = prepare_observation(plan.cell_config("Baboon", 0.5, settings))
     rows = read_rows(tiny_sweep / "results.csv")
@@ -57,9 +59,9 @@ def test_baselines_and_runs_see_the_same_corrupted_image(tiny_sweep, paper_data_
         assert float(noisy_row["psnr"]) == pytest.approx(psnr(observation.clean, fitted), abs=1e-4)
 
 
-def test_a_second_invocation_reuses_every_run(tiny_sweep, paper_data_dir, monkeypatch, capsys):
+def test_a_second_invocation_reuses_every_run(tiny_sweep, sample_data_dir, monkeypatch, capsys):
     forbid_runs(monkeypatch)
     before = (tiny_sweep / "results.csv").read_text()
-    assert main(["--figure", "all", "--out_dir", str(tiny_sweep), "--data_dir", paper_data_dir, *TINY]) == 0
+    assert main(["--figure", "all", "--out_dir", str(tiny_sweep), "--data_dir", sample_data_dir, *TINY]) == 0
     assert capsys.readouterr().out.count("complete, reused") == 24
     assert (tiny_sweep / "results.csv").read_text() == before

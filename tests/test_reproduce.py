@@ -1,6 +1,7 @@
 """reproduce.py: the command line over reproduction.pipeline: --dry_run lists the runs, their
 state and commands and writes nothing, bad input and a missing image are one line and exit 2 (with
-or without --dry_run), and Ctrl-C during start-up is one line and exit 130."""
+or without --dry_run), and Ctrl-C during start-up is one line and exit 130. The paper's images are
+scikit-image samples under their names (conftest.sample_data_dir)."""
 
 import pytest
 
@@ -8,14 +9,15 @@ import reproduction.pipeline
 from reproduce import main
 from reproduction import plan
 from reproduction.plan import Settings
-from sweep_helpers import TINY, forbid_runs
+from sweep_helpers import RESIZE, TINY, forbid_runs
+from utils.errors import INTERRUPTED
 
 
-def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys, paper_data_dir):
+def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys, sample_data_dir):
     out_dir = tmp_path / "figures"
-    assert main(["--figure", "all", "--dry_run", "--out_dir", str(out_dir), "--data_dir", paper_data_dir, *TINY]) == 0
+    assert main(["--figure", "all", "--dry_run", "--out_dir", str(out_dir), "--data_dir", sample_data_dir, *TINY]) == 0
     listing = capsys.readouterr().out
-    for run in plan.runs_for(plan.TARGETS, Settings(width=4, num_iter=2, resize=64)):
+    for run in plan.runs_for(plan.TARGETS, Settings(width=4, num_iter=2, resize=RESIZE)):
         line = next(line for line in listing.splitlines() if line.split()[:1] == [run.ckpt])
         assert "not started" in line and f"python denoising.py --ckpt {run.ckpt} " in line
     assert "figure3.pdf" in listing and "results.csv" in listing
@@ -23,12 +25,13 @@ def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys, pa
 
 
 @pytest.mark.parametrize("bad", [["--width", "0"], ["--width", "-3"], ["--num_iter", "0"], ["--out_dir", "a_file"]])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, paper_data_dir, monkeypatch, bad):
-    # With the paper's images present, so that only the bad value can stop the command.
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, sample_data_dir, monkeypatch, bad):
+    # With the images present, so that only the bad value can stop the command.
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a_file").write_text("")
     forbid_runs(monkeypatch)
-    argv = ["--figure", "3", "--data_dir", paper_data_dir, "--resize", "64", "--out_dir", str(tmp_path / "out"), *bad]
+    argv = ["--figure", "3", "--data_dir", sample_data_dir, "--resize", str(RESIZE), "--out_dir", str(tmp_path / "out"),
+            *bad]
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
     with pytest.raises(SystemExit) as exit_info:
@@ -50,17 +53,17 @@ def test_dry_run_reports_a_missing_image_as_the_real_run_does(tmp_path, capsys, 
     assert not (tmp_path / "out").exists()
 
 
-def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch, paper_data_dir):
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch, sample_data_dir):
     def ctrl_c(config):
         raise KeyboardInterrupt  # while the images are loaded, before any run's own clean stop
 
     monkeypatch.setattr(reproduction.pipeline, "prepare_observation", ctrl_c)
     forbid_runs(monkeypatch)
-    argv = ["--figure", "3", "--data_dir", paper_data_dir, "--out_dir", str(tmp_path / "out"), *TINY]
+    argv = ["--figure", "3", "--data_dir", sample_data_dir, "--out_dir", str(tmp_path / "out"), *TINY]
     try:
         status = main(argv)
     except KeyboardInterrupt:  # escaping, it would stop the whole test session
         pytest.fail("KeyboardInterrupt escaped main()")
     err = capsys.readouterr().err
-    assert status == 130 and err.count("\n") == 1 and err.startswith("reproduce.py: interrupted")
+    assert status == INTERRUPTED == 130 and err.count("\n") == 1 and err.startswith("reproduce.py: interrupted")
     assert not (tmp_path / "out").exists()

@@ -15,6 +15,7 @@ from recovery import RunState, StepOptions
 from reproduce import main
 from reproduction import plan, sweep
 from reproduction.plan import Settings
+from reproduction.states import State
 from utils.errors import InputError, OutputError
 from sweep_helpers import TINY, forbid_runs, tiny_run
 from test_denoising import assert_same_problem_state
@@ -41,7 +42,7 @@ def test_complete_runs_are_reused_not_recomputed(tmp_path, monkeypatch):
     second = sweep.execute_runs(runs, progress=False, log=lambda m: None)
     assert second.executed == [] and second.reused == ["a", "b"]
     assert {run.ckpt: (tmp_path / f"{run.ckpt}_checkpoint.pt").read_bytes() for run in runs} == before
-    assert [sweep.run_state(run) for run in runs] == [(sweep.COMPLETE, 6)] * 2
+    assert [sweep.run_state(run) for run in runs] == [(State.COMPLETE, 6)] * 2
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
@@ -53,8 +54,8 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
 
     stopped = sweep.execute_runs(runs, progress=False, log=ctrl_c_at_iteration_2)
     assert stopped.interrupted and stopped.executed == ["first"]
-    assert sweep.run_state(runs[0]) == (sweep.PARTIAL, 3)
-    assert sweep.run_state(runs[1]) == (sweep.MISSING, 0)
+    assert sweep.run_state(runs[0]) == (State.PARTIAL, 3)
+    assert sweep.run_state(runs[1]) == (State.MISSING, 0)
 
     calls = spy_on_runs(monkeypatch)
     resumed = sweep.execute_runs(runs, progress=False, log=lambda m: None)
@@ -72,7 +73,7 @@ def test_a_longer_run_continues_a_complete_shorter_one(tmp_path, monkeypatch):
     sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=4)], progress=False, log=lambda m: None)
     calls = spy_on_runs(monkeypatch)
     sweep.execute_runs([tiny_run(tmp_path, "a", num_iter=6)], progress=False, log=lambda m: None)
-    assert calls == [("a", True)] and sweep.run_state(tiny_run(tmp_path, "a")) == (sweep.COMPLETE, 6)
+    assert calls == [("a", True)] and sweep.run_state(tiny_run(tmp_path, "a")) == (State.COMPLETE, 6)
 
 
 @pytest.mark.parametrize("done,num_iter,expected", [(3, 6, "3 of 6"), (6, 6, "6"), (300, 100, "300"),
@@ -105,7 +106,7 @@ def test_a_failing_run_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch, 
                                  log=lambda m: None)
     assert outcome.executed == ["bad", "good"] and not outcome.interrupted
     assert len(outcome.failures) == 1 and outcome.failures[0].startswith(f"bad: failed: {failure}")
-    assert sweep.run_state(tiny_run(tmp_path, "good", num_iter=2)) == (sweep.COMPLETE, 2)
+    assert sweep.run_state(tiny_run(tmp_path, "good", num_iter=2)) == (State.COMPLETE, 2)
 
 
 def test_devices_come_from_the_checkpoint(tmp_path, monkeypatch):

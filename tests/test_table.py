@@ -6,8 +6,9 @@ from reproduce import main
 from sweep_helpers import TINY, read_rows
 
 
-def test_runs_not_made_say_not_run(paper_data_dir, tmp_path):
-    assert main(["--figure", "teaser", "--out_dir", str(tmp_path), "--data_dir", paper_data_dir, *TINY]) == 0
+def test_runs_not_made_say_not_run(sample_data_dir, classical_results, tmp_path):
+    classical_results(tmp_path)
+    assert main(["--figure", "teaser", "--out_dir", str(tmp_path), "--data_dir", sample_data_dir, *TINY]) == 0
     rows = read_rows(tmp_path / "results.csv")
     made = [row for row in rows if row["width"] in ("6", "2")]  # the teaser's widths 192 and 64, scaled
     assert len(made) == 8 and all(row["status"] == "done" and row["psnr"] for row in made)

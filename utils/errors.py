@@ -3,6 +3,7 @@ it), and an output that could not be written."""
 
 import argparse
 import re
+import signal
 import sys
 
 # A setting named in an InputError's message, written `name` as a word of its own: a Python caller
@@ -41,11 +42,21 @@ class RunFailure(NamesSettings, RuntimeError):
 EXPECTED_FAILURES = (InputError, OutputError, RunFailure, KeyboardInterrupt)
 
 
+def signal_exit_status(signum):
+    """The exit status of a process stopped by signal ``signum`` (1 to 64): 128 + its number, as
+    the shell reports a process that a signal ended, so that a caller's ``$?`` reads the same
+    whether the process died of the signal or stopped cleanly on it (130 for Ctrl-C)."""
+    return 128 + signum
+
+
+INTERRUPTED = signal_exit_status(signal.SIGINT)  # 130: Ctrl-C
+
+
 def report_failure(prog, exc, kept):
     """Write the one line a script gives for ``exc``, one of ``EXPECTED_FAILURES``, and return the
     exit status: 2 for bad input (nothing was touched), 1 for an output that could not be written
-    or a run that could not go on, 130 for Ctrl-C. ``kept`` says, for the last three, what
-    survives: ``the last checkpoint ...``."""
+    or a run that could not go on, ``INTERRUPTED`` (130) for Ctrl-C. ``kept`` says, for the last
+    three, what survives: ``the last checkpoint ...``."""
     if isinstance(exc, InputError):
         line, status = f"error: {exc.for_command_line()}", 2
     elif isinstance(exc, RunFailure):
@@ -53,7 +64,7 @@ def report_failure(prog, exc, kept):
     elif isinstance(exc, OutputError):
         line, status = f"error: {exc}; {kept}", 1
     else:
-        line, status = f"interrupted; {kept}", 130
+        line, status = f"interrupted; {kept}", INTERRUPTED
     sys.stderr.write(f"{prog}: {line}\n")
     return status
 

@@ -1,0 +1,65 @@
+"""reproduction.launch_settings: every launcher setting checked before anything is submitted or
+run, each refusal one line naming the flag and exit status 2, nothing written: settings that
+disagree with the sweep's, Slurm's flags without the Slurm launcher, and --sbatch entries that are
+no sbatch job option (or take a value they should not, or lack one), or that the launcher sets."""
+
+import pytest
+
+from reproduce import main
+from reproduction.launch_settings import SBATCH_FLAGS, SBATCH_OPTIONAL_VALUE, SBATCH_VALUED, LaunchSettings
+from reproduction.plan import Settings
+
+
+def refusal(tmp_path, capsys, argv):
+    """The one line ``reproduce.py argv`` writes as it exits with status 2, having written nothing."""
+    assert main(["--figure", "3", "--out_dir", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+    return err
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--gpus_per_task", "1", "--device", "cpu"], "--device cpu cannot be used"),
+    (["--gpus_per_task", "0", "--threads", "2", "--cpus_per_task", "1"], "--threads 2 differs"),
+    (["--time_min", "0"], "--time_min must be at least 1"),
+])
+def test_launcher_settings_that_disagree_are_one_line(tmp_path, capsys, flags, named):
+    assert named in refusal(tmp_path, capsys, ["--launcher", "slurm", *flags])
+
+
+@pytest.mark.parametrize("flags,named", [(["--partition", "gpu"], "--partition is for --launcher slurm"),
+                                         (["--sbatch", "hold"], "--sbatch is for --launcher slurm"),
+                                         (["--status"], "--status shows the state of Slurm jobs")])
+def test_slurm_flags_need_the_slurm_launcher(tmp_path, capsys, flags, named):
+    assert named in refusal(tmp_path, capsys, flags)
+
+
+@pytest.mark.parametrize("entry,named", [
+    ("garbage", "--sbatch 'garbage': garbage is not an option of an sbatch job"),
+    ("acount=me", "--sbatch 'acount=me': acount is not an option"),
+    ("help", "--sbatch 'help': help is not an option"),  # sbatch's own, not a job's
+    ("wrap=sleep 1", "--sbatch 'wrap=sleep 1': wrap is not an option"),
+    ("=x", "--sbatch takes KEY=VALUE or KEY"),
+    ("account=", "--sbatch takes KEY=VALUE or KEY"),
+    ("account", "--sbatch 'account': account takes a value (account=VALUE)"),
+    ("hold=yes", "--sbatch 'hold=yes': hold is a flag and takes no value (give --sbatch hold)"),
+    ("time=10", "--sbatch time is set by --time_min"),
+    ("--cpus_per_task=4", "--sbatch cpus-per-task is set by --cpus_per_task"),
+    ("output=x.log", "--sbatch output is set by the launcher itself"),
+])
+def test_a_bad_sbatch_entry_is_one_line_naming_the_flag(tmp_path, capsys, entry, named):
+    err = refusal(tmp_path, capsys, ["--launcher", "slurm", "--gpus_per_task", "0", "--sbatch", "qos=normal",
+                                     f"--sbatch={entry}"])
+    assert err.startswith("reproduce.py: error: ") and named in err, err
+
+
+def test_sbatch_entries_become_the_options_sbatch_spells():
+    entries = ("account=me", "--qos=high", "mem_per_cpu=2G", "hold", "exclusive=user", "no-kill")
+    options = LaunchSettings(launcher="slurm", sbatch=entries).sbatch_options()
+    assert options == {"account": "me", "qos": "high", "mem-per-cpu": "2G", "hold": True, "exclusive": "user",
+                       "no-kill": True}
+    LaunchSettings(launcher="slurm", sbatch=entries).validate(Settings())
+    # One list per kind of option, each name once.
+    names = SBATCH_FLAGS + SBATCH_OPTIONAL_VALUE + SBATCH_VALUED
+    assert len(names) == len(set(names)) and {"account", "constraint", "qos", "mem", "hold"} <= set(names)
