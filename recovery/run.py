@@ -5,21 +5,19 @@ observation a ``Recovery`` problem (``problem.py``), the problem is fitted by :f
 ``RunState`` (``state.py``) records its progress, and ``outputs.py`` writes what it found.
 """
 
-import contextlib
 import dataclasses
 import math
 import os
-import re
 import time
 
 import torch
 from tqdm import tqdm
 
 from utils.atomic_files import check_writable_folder
-from utils.errors import InputError, RunFailure
+from utils.errors import InputError
 from utils.metrics import psnr, ssim
 
-from .devices import check_options, describe_device, resolve_device
+from .devices import check_options, describe_device, out_of_memory_as_failure, resolve_device
 from .evaluation import FINAL, FINAL_LABEL, Evaluation
 from .lock import RunLock
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
@@ -86,20 +84,21 @@ def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, 
 
     :raises InputError: bad settings or input, a run that does not fit in memory, or the run in
         use by another process; nothing on disk has been touched then.
-    :raises RunFailure: the device ran out of memory during the run; the last checkpoint is intact.
+    :raises RunFailure: the device ran out of memory (building the problem or during the run); the last
+        checkpoint is intact.
     :raises OutputError: an output could not be written (a full disk); the file it names, the
         checkpoint included, is as it was.
     """
     checked = check_run(spec, resume, overwrite, check_memory)
     spec, files = checked.spec, RunFiles(checked.spec.out_dir, checked.spec.ckpt)
     os.makedirs(spec.out_dir, exist_ok=True)
-    with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop:
+    with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop, \
+            out_of_memory_as_failure(checked.device):  # building the problem, the loop, the evaluation passes
         saved = _saved_state_under_lock(checked, files, resume, overwrite)
         problem, state = prepare(checked, saved, files, overwrite)
         _log_header(checked, problem, state, log)
-        with _out_of_memory_as_failure(checked.device):
-            evaluation = Evaluation(problem, state.evaluation)
-            diverged = fit(problem, state, checked.observation, files, stop, progress, log, evaluation)
+        evaluation = Evaluation(problem, state.evaluation)
+        diverged = fit(problem, state, checked.observation, files, stop, progress, log, evaluation)
         impulses = None if diverged else problem.impulses()
         _finish(checked, files, problem, evaluation, state, stop, diverged, impulses, log)
     return RunReport(spec, files, checked.observation, state, impulses, stop.signal, diverged)
@@ -138,19 +137,6 @@ def _check_memory(config, device, observation):
     shortfall = memory_shortfall(need, available_bytes(device))
     if shortfall is not None:
         raise InputError(f"the run {shortfall} (`no_memory_check` starts it anyway)")
-
-
-@contextlib.contextmanager
-def _out_of_memory_as_failure(device):
-    """A device that runs out of memory mid-run is one line, not a traceback."""
-    try:
-        yield
-    except torch.OutOfMemoryError as exc:
-        asked = re.search(r"Tried to allocate [0-9.]+ [KMGT]?i?B", str(exc))
-        total = (f" of {torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB"
-                 if device.type == "cuda" else "")
-        raise RunFailure(f"{device} ran out of memory ({asked.group(0).lower() if asked else 'out of memory'}, "
-                         f"on a device{total}); use `resize` or a smaller `width`") from None
 
 
 def _check_resumable_state(saved, config, device):
