@@ -126,14 +126,14 @@ def check_run(spec, resume, overwrite, check_memory=True):
                          f"it again, or another `ckpt`")
     observation = prepare_observation(spec.config)
     if check_memory:
-        _check_memory(spec.config, device, observation)
+        _check_memory(spec.config, device, observation, spec.options.step)
     return _Checked(spec, device, saved, observation)
 
 
-def _check_memory(config, device, observation):
+def _check_memory(config, device, observation, step):
     height, width = observation.noisy.shape[1:]
     need = estimate_peak_bytes(height, width, config.width, config.method, config.alg, device.type,
-                               config.precision, config.uses_l1)
+                               config.precision, config.uses_l1, step=step)
     shortfall = memory_shortfall(need, available_bytes(device))
     if shortfall is not None:
         raise InputError(f"the run {shortfall} (`no_memory_check` starts it anyway)")
