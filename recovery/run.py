@@ -18,6 +18,7 @@ from utils.errors import InputError
 from utils.metrics import psnr, ssim
 
 from .devices import check_options, describe_device, out_of_memory_as_failure, resolve_device
+from .duration import cpu_fallback_note
 from .evaluation import FINAL, FINAL_LABEL, Evaluation
 from .lock import RunLock
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
@@ -193,6 +194,8 @@ def _log_header(checked, problem, state, log):
         + f"; method: {config.method}; network: width {config.width}, {problem.num_parameters:,} parameters; "
         f"{options}, precision: {config.precision}"
         + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else ""))
+    if (note := cpu_fallback_note(checked.spec, h, w, config.num_iter - state.iteration, device)) is not None:
+        log(note)
     if observation.clean is not None:
         log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}")
     if state.iteration:
