@@ -12,14 +12,14 @@ import os
 import shlex
 import sys
 
-import torch
-
 from recovery import RecoveryConfig, RunFiles, RunSpec, RunState, StepOptions, run_recovery
+from recovery.devices import refuse_unusable_gpu
+from recovery.nvidia import read_gpu_facts
 from recovery.settings import add_arguments, given_settings
 from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure, signal_exit_status
 
 PROG = "denoising.py"
-DEFAULT_GPU = "0"
+GPU_DEVICES = ("auto", "cuda")  # the --device values that --gpu's choice of GPU agrees with
 
 
 def build_parser():
@@ -27,8 +27,8 @@ def build_parser():
     add_arguments(p, RunSpec)
     add_arguments(p, RecoveryConfig)
     add_arguments(p, StepOptions)
-    p.add_argument("--gpu", type=str, help=f"GPU index, as CUDA_VISIBLE_DEVICES (default {DEFAULT_GPU}; an "
-                   "already set CUDA_VISIBLE_DEVICES is kept unless --gpu is given)")
+    p.add_argument("--gpu", type=str, help="GPU index, set as CUDA_VISIBLE_DEVICES, and a GPU required (default: "
+                   "CUDA_VISIBLE_DEVICES as it is; --device auto then takes the first GPU CUDA sees, or the CPU)")
     p.add_argument("--resume", action="store_true", help="continue the run <ckpt> from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start <ckpt> again even if it has a checkpoint")
     p.add_argument("--no_progress", action="store_true", help="no progress bar; log lines only")
@@ -51,24 +51,40 @@ def spec_from_args(args):
                    options=StepOptions(**given_settings(StepOptions, args)))
 
 
+def check_gpu_flag(gpu, device, facts=None):
+    """InputError unless ``--gpu`` ``gpu`` (already set as CUDA_VISIBLE_DEVICES) can be honoured
+    with ``--device`` ``device``: a device that names another (``cuda:1``: the second of the GPUs
+    that --gpu leaves visible, ``cpu``) contradicts it, and a GPU that is not there or cannot
+    compute is refused rather than the run quietly taking the CPU for hours. ``facts`` (a
+    ``GpuFacts``) stands for this machine's."""
+    if device not in GPU_DEVICES:
+        raise InputError(f"`gpu` {gpu} makes GPU {gpu} the only one CUDA sees, as cuda; it contradicts `device` "
+                         f"{device}: give `gpu` with `device` auto or cuda, or `device` alone")
+    refuse_unusable_gpu(f"`gpu` {gpu} asks for a GPU", read_gpu_facts() if facts is None else facts,
+                        "; leave `gpu` out to run on the CPU")
+
+
+def resume_command(spec, gpu=None):
+    """The command line (a list) that continues the run ``spec`` where it stopped, on the GPU
+    ``--gpu`` chose for it (``gpu``, or None): the noise generator's state is the device's."""
+    return RunSpec(spec.ckpt, spec.out_dir, spec.device).to_argv(resume=True) + (["--gpu", gpu] if gpu else [])
+
+
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.gpu is not None or "CUDA_VISIBLE_DEVICES" not in os.environ:
-        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu or DEFAULT_GPU  # torch reads it when CUDA is first used
+    if args.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # torch reads it when CUDA is first used
     try:
         spec = spec_from_args(args)
-        if args.gpu is not None and spec.device == "auto" and not torch.cuda.is_available():
-            # Rather than quietly running on the CPU for hours.
-            raise InputError(f"`gpu` {args.gpu} asks for a GPU, but CUDA sees none with CUDA_VISIBLE_DEVICES="
-                             f"{args.gpu}; leave `gpu` out to run on the CPU")
+        if args.gpu is not None:
+            check_gpu_flag(args.gpu, spec.device)
         report = run_recovery(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                               check_memory=not args.no_memory_check)
     # Ctrl-C lands here only outside the loop's own clean stop (start-up, or a second Ctrl-C).
     except EXPECTED_FAILURES as exc:
         return report_failure(PROG, exc, "the last checkpoint written, if any, is intact (--resume)")
     if report.interrupted:
-        resume = RunSpec(spec.ckpt, spec.out_dir, spec.device).to_argv(resume=True)
-        print(f"continue with: python {shlex.join(resume)}")
+        print(f"continue with: python {shlex.join(resume_command(spec, args.gpu))}")
         return signal_exit_status(report.stop_signal)
     if report.diverged:
         return 1

@@ -16,10 +16,11 @@ import dataclasses
 import sys
 
 from recovery import StepOptions
+from recovery.duration import refuse_long_cpu_sweep
 from recovery.settings import add_arguments, given_settings
 from reproduction.launch_settings import LaunchSettings
 from reproduction.pipeline import reproduce
-from reproduction.plan import TARGETS, Settings
+from reproduction.plan import TARGETS, Settings, runs_for
 from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure
 
 PROG = "reproduce.py"
@@ -55,6 +56,8 @@ def main(argv=None):
     try:
         if launch.launcher == "local" and (slurm_flags := sorted(set(launching) - {"launcher"})):
             raise InputError(f"`{slurm_flags[0]}` is for `launcher` slurm only")
+        if launch.launcher == "local" and not (args.dry_run or args.no_run or args.status):  # runs start here
+            refuse_long_cpu_sweep(settings.device, runs_for(targets, settings), settings.options.threads)
         return reproduce(targets, settings, dry_run=args.dry_run, start_runs=not args.no_run,
                          progress=not args.no_progress, launch=launch, status_only=args.status)
     # Ctrl-C lands here only outside the runs' own clean stop (start-up, drawing, or a second Ctrl-C).

@@ -45,7 +45,8 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from recovery.memory import BACKWARD_BUFFERS, METHODS, PROCESS_OVERHEAD_BYTES, estimate_terms  # noqa: E402
+from recovery.memory import BACKWARD_BUFFERS, PROCESS_OVERHEAD_BYTES, estimate_terms  # noqa: E402
+from recovery.settings import METHODS  # noqa: E402
 from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
 from utils.errors import InputError, OneLineErrorParser, OutputError  # noqa: E402
 

@@ -10,7 +10,9 @@ by plain gradient descent with learning rate ``lr`` for theta and ``lr_c`` for g
 - ``state``: a run's progress and its checkpoint format (``RunState``);
 - ``run``: one run from checks to outputs (``run_recovery``), with ``outputs`` (the files it
   writes), ``lock`` (one process per run) and ``stopping`` (signals);
-- ``devices``, ``cuda_graph``: where and how the iteration is computed.
+- ``devices``, ``nvidia``, ``cuda_graph``: where and how the iteration is computed (``nvidia``:
+  whether a GPU can, with this PyTorch); ``memory``, ``duration``: what a run needs, and how long
+  it takes on a CPU.
 """
 
 from .devices import describe_device, resolve_device

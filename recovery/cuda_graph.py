@@ -42,7 +42,7 @@ class CudaGraphStep:
 
         # Streams and capture belong to the current device: make it the run's (cuda:1 in a sweep).
         with torch.cuda.device(recovery.device):
-            side = torch.cuda.Stream()
+            side = torch.cuda.Stream(device=recovery.device)
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 self.noise.zero_()  # the warm-up's values are thrown away; the problem's generator is untouched
@@ -55,9 +55,13 @@ class CudaGraphStep:
                         value.copy_(state[key])
 
             self.graph = torch.cuda.CUDAGraph()
+            # A capture stream of the run's device: torch.cuda.graph's default is one stream for
+            # the whole process, made on whichever device captured first, which cannot capture on
+            # another (the second GPU of a process running runs on two).
+            capture = torch.cuda.Stream(device=recovery.device)
             # A compiled network must not compile again while capturing (compiling synchronises
             # with the GPU, which breaks the capture): fail with torch.compile's own message instead.
-            with torch.compiler.set_stance("fail_on_recompile"), torch.cuda.graph(self.graph):
+            with torch.compiler.set_stance("fail_on_recompile"), torch.cuda.graph(self.graph, stream=capture):
                 self.loss, self.phi = recovery.descend(self.noise)
 
     def __call__(self):

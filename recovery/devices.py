@@ -1,20 +1,42 @@
-"""Where a run computes: device names, their descriptions, and what each device can run."""
+"""Where a run computes: device names, their descriptions, what each device can run, and a device
+that runs out of memory as one line."""
 
+import contextlib
 import os
+import re
 import shutil
+import sys
+import sysconfig
 
 import torch
 
-from utils.errors import InputError
+from utils.errors import InputError, RunFailure
 
 from .cuda_graph import graph_step_unsupported
+from .nvidia import UNUSABLE, USABLE, judge_gpu, read_gpu_facts
+
+# What the out-of-memory errors that are not torch.OutOfMemoryError say, all plain RuntimeErrors:
+# MPS's allocator; CUDA's own error for allocations outside PyTorch's caching allocator (cuBLAS and
+# cuDNN handles and workspaces, a context); the CPU's allocator refusing one large allocation.
+OUT_OF_MEMORY_MARKERS = ("MPS backend out of memory", "CUDA error: out of memory", "CUBLAS_STATUS_ALLOC_FAILED",
+                         "CUDNN_STATUS_ALLOC_FAILED", "DefaultCPUAllocator: can't allocate memory")
 
 
-def resolve_device(name):
+def resolve_device(name, facts=None):
     """The ``torch.device`` that ``name`` means: ``auto`` (CUDA if present, else CPU), ``cpu``,
-    ``cuda``, ``cuda:N`` or ``mps``; InputError for a name that is not one, or absent here."""
+    ``cuda``, ``cuda:N`` or ``mps``; InputError for a name that is not one, or absent here.
+
+    ``auto`` and ``cuda`` refuse a GPU that is there but cannot compute with this PyTorch (an old
+    driver, no kernels for its compute capability), naming it and what to install, rather than
+    fall back to the CPU for hours; ``auto`` takes the CPU where there is no GPU or
+    CUDA_VISIBLE_DEVICES hides them all (``recovery.nvidia``). ``facts`` (a ``GpuFacts``) stands
+    for this machine's, read when needed.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        verdict, reason = judge_gpu(read_gpu_facts() if facts is None else facts)
+        if verdict == UNUSABLE:
+            raise InputError(f"`device` auto {reason}; `device` cpu computes on the CPU instead")
+        return torch.device("cuda" if verdict == USABLE else "cpu")
     unknown = InputError(f"unknown `device` '{name}' (use auto, cpu, cuda, cuda:N or mps)")
     try:
         device = torch.device(name)
@@ -22,13 +44,23 @@ def resolve_device(name):
         raise unknown from None
     if device.type not in ("cpu", "cuda", "mps"):
         raise unknown
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("`device` cuda asked for, but CUDA is not available here")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise InputError(f"`device` {name} asked for, but only {torch.cuda.device_count()} GPUs are visible")
+    if device.type == "cuda":
+        if device.index is not None and torch.cuda.is_available() and device.index >= torch.cuda.device_count():
+            raise InputError(f"`device` {name} asked for, but only {torch.cuda.device_count()} GPUs are visible")
+        refuse_unusable_gpu(f"`device` {name} asked for", read_gpu_facts(device.index) if facts is None else facts)
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError("`device` mps asked for, but MPS is not available here")
     return device
+
+
+def refuse_unusable_gpu(request, facts, remedy=""):
+    """InputError ``<request>, but CUDA is not available here: <why><remedy>`` (``<request>:
+    <why><remedy>`` for a GPU that CUDA sees but cannot compute on) unless a GPU of ``facts`` (a
+    ``GpuFacts``) is usable."""
+    verdict, reason = judge_gpu(facts)
+    if verdict != USABLE:
+        joint = ": " if facts.available else ", but CUDA is not available here: "
+        raise InputError(f"{request}{joint}{reason}{remedy}")
 
 
 def describe_device(device):
@@ -41,18 +73,82 @@ def describe_device(device):
 
 
 def cpp_compiler():
-    """The C++ compiler that torch.compile would build CPU kernels with ($CXX, else g++, c++ or
-    clang++ on the PATH), or None."""
-    return next((name for name in (os.environ.get("CXX"), "g++", "c++", "clang++") if name and shutil.which(name)), None)
+    """The C++ compiler that torch.compile builds CPU kernels with, as Inductor chooses it ($CXX,
+    else g++; clang++ on macOS), if it is on the PATH; else None."""
+    name = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
+    return name if shutil.which(name) else None
+
+
+def c_compiler():
+    """The C compiler that Triton builds its kernel launcher with for a compiled network on CUDA,
+    as Triton chooses it ($CC, else gcc, else clang), if it is on the PATH; else None."""
+    names = [os.environ["CC"]] if "CC" in os.environ else ["gcc", "clang"]
+    return next((name for name in names if shutil.which(name)), None)
+
+
+def python_headers_folder():
+    """Where this Python's C headers belong (Python.h), which both torch.compile's C++ kernels
+    (CPU) and Triton's launcher (CUDA) include. The scheme is Triton's: Debian's ``posix_local``
+    has no headers, its ``posix_prefix`` does."""
+    scheme = sysconfig.get_default_scheme()
+    return sysconfig.get_paths(scheme="posix_prefix" if scheme == "posix_local" else scheme)["include"]
 
 
 def check_options(options, device, config):
     """InputError unless the StepOptions ``options`` can compute the RecoveryConfig ``config`` on
-    the torch.device ``device``."""
+    the torch.device ``device``: checked before anything is written, since a compiler found
+    missing while compiling is a traceback minutes into the run."""
     reason = graph_step_unsupported(device, config) if options.step == "graph" else None
     if reason is not None:
         raise InputError(f"`step` graph {reason}")
-    if options.compile and device.type not in ("cpu", "cuda"):
+    if not options.compile:
+        return
+    if device.type not in ("cpu", "cuda"):
         raise InputError(f"`compile` works on cpu and cuda devices, not {device.type}")
-    if options.compile and device.type == "cpu" and cpp_compiler() is None:
-        raise InputError("`compile` on a CPU needs a C++ compiler (g++, c++ or clang++, or $CXX); none was found")
+    if device.type == "cpu" and cpp_compiler() is None:
+        raise InputError("`compile` on a CPU needs a C++ compiler (g++, or the one $CXX names); none was found")
+    if device.type == "cuda" and c_compiler() is None:
+        raise InputError("`compile` on CUDA needs a C compiler for Triton's kernel launcher (gcc or clang, or the "
+                         "one $CC names); none was found")
+    if not os.path.isfile(os.path.join(headers := python_headers_folder(), "Python.h")):
+        version = sysconfig.get_python_version()
+        raise InputError(f"`compile` needs Python's C headers, and {headers} has no Python.h: install this "
+                         f"Python's development files (python{version}-dev on Debian and Ubuntu)")
+
+
+def is_out_of_memory(exc):
+    """Whether the exception ``exc`` says a device ran out of memory: torch.OutOfMemoryError, or
+    a RuntimeError saying one of ``OUT_OF_MEMORY_MARKERS`` (a RunFailure has said it already)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    if not isinstance(exc, RuntimeError) or isinstance(exc, RunFailure):
+        return False
+    return any(marker in str(exc) for marker in OUT_OF_MEMORY_MARKERS)
+
+
+def out_of_memory_line(device, message):
+    """The one line of a RunFailure for ``device`` (a torch.device) running out of memory, from
+    the error's ``message``: what it tried to allocate, and of how much (CUDA says), where the
+    message tells."""
+    asked = re.search(r"tried to allocate ([0-9.]+) ?([KMGT]i?B|bytes)", message, re.IGNORECASE)
+    total = re.search(r"total capacity of ([0-9.]+ ?[KMGT]i?B)", message)
+    detail = "out of memory"
+    if asked is not None:
+        amount = (f"{float(asked.group(1)) / 2**30:.2f} GiB" if asked.group(2) == "bytes"
+                  else f"{asked.group(1)} {asked.group(2)}")
+        detail = f"tried to allocate {amount}"
+    if total is not None:
+        detail += f" on a GPU of {total.group(1)}"
+    return f"{device} ran out of memory ({detail}); use `resize` or a smaller `width`"
+
+
+@contextlib.contextmanager
+def out_of_memory_as_failure(device):
+    """A device that runs out of memory inside the context (while a problem is built, in the
+    loop, in an evaluation pass) raises RunFailure's one line instead of a traceback."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise RunFailure(out_of_memory_line(device, str(exc))) from None

@@ -30,17 +30,21 @@ at the peak of one iteration, which is the start of the backward pass:
     interpreter, torch and the program's other imports, and what a run and its exit touch
     besides the tensors (calibrated, ``PROCESS_OVERHEAD_BYTES``).
 
+``graph pool`` and ``evaluation pass`` (CUDA, ``step`` graph only)
+    the captured iteration allocates from a private memory pool of its own, kept for the run's
+    life, while the blocks its eager warm-up iterations took stay cached in the ordinary pool (the
+    caching allocator frees no cached block while a capture is under way): one more iteration's
+    saved activations, backward transient and gradients. The evaluation's forward passes without
+    autograd cannot reuse the warm-up's blocks (they were taken on the warm-up's side stream):
+    the largest layer's input and output at full resolution, ``2 (w + skip) H W`` float32 values.
+    With the eager step every pass reuses what the last iteration freed.
+
 The two calibrated constants come from peak resident sizes of real runs on a CPU
 (``benchmarks/memory_peak.py``, table in ``docs/memory.md``). On CUDA the tensor terms are the
-same; the CUDA-only terms (cuDNN workspaces, the caching allocator's rounding and fragmentation)
-are not calibrated and are left out, so there the estimate is a lower bound until a GPU session
-calibrates ``CUDA_WORKSPACE_BYTES`` and ``CUDA_ALLOCATOR_FACTOR``.
-
-Only ``models``, torch and the standard library are imported here, so that the check can run
-before anything else of the recovery is set up.
+same; what the CUDA caching allocator adds (its rounding and fragmentation, cuDNN's workspaces) is
+not measured yet, so there the estimate is a lower bound (docs/memory.md says how to measure it).
 """
 
-import math
 import os
 
 import torch
@@ -48,7 +52,6 @@ import torch
 from models import SkipEncoderDecoder
 
 from .problem import INPUT_CHANNELS
-from .settings import ALGORITHMS, METHODS, PRECISIONS
 
 GIB = 2**30
 FLOAT32_BYTES = 4
@@ -64,22 +67,18 @@ PROCESS_OVERHEAD_BYTES = 934 * 2**20
 # 512x512 and more imply 1.2 to 2.3 (2.0 at 1024x1024).
 BACKWARD_BUFFERS = 2
 
-# CUDA-only terms, not calibrated (no GPU here): neutral until a GPU session measures them.
-CUDA_WORKSPACE_BYTES = 0  # cuDNN's largest convolution workspace
-CUDA_ALLOCATOR_FACTOR = 1.0  # reserved / requested bytes of the caching allocator
+# Full-resolution (width + skip)-channel float32 tensors alive at the peak of a forward pass
+# without autograd: the largest layer's input and output.
+EVALUATION_BUFFERS = 2
 
 
-def _check(height, width, network_width, method, alg, precision, num_scales):
+def _check_sides(height, width, num_scales):
+    """ValueError unless the network takes a ``height x width`` input; the other settings are
+    RecoveryConfig's, validated there."""
     multiple = 2**num_scales
     if height < 2 * multiple or width < 2 * multiple or height % multiple or width % multiple:
         raise ValueError(f"height and width must be multiples of {multiple} and at least {2 * multiple}, "
                          f"got {height}x{width}")
-    if network_width < 1:
-        raise ValueError(f"network_width must be at least 1, got {network_width}")
-    for name, value, allowed in (("method", method, METHODS), ("alg", alg, ALGORITHMS),
-                                 ("precision", precision, PRECISIONS)):
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
 
 
 def _network(network_width, channels):
@@ -121,7 +120,7 @@ def saved_activation_bytes(height, width, network_width, method="ours", precisio
     """
     net = _network(network_width, channels)
     num_scales, skip = net.num_scales, net.body.skip[0].out_channels
-    _check(height, width, network_width, method, "sgd", precision, num_scales)
+    _check_sides(height, width, num_scales)
     bf16 = precision == "bf16"
     value = BFLOAT16_BYTES if bf16 else FLOAT32_BYTES  # an activation
     pad_input = FLOAT32_BYTES  # what a reflection pad saves of its input
@@ -149,7 +148,7 @@ def saved_activation_bytes(height, width, network_width, method="ours", precisio
 
 
 def estimate_terms(height, width, network_width, method="ours", alg="sgd", device_type="cpu", precision="fp32",
-                   l1=False, channels=3):
+                   l1=False, channels=3, step="eager"):
     """The estimated peak memory of one run, by term (bytes; the module docstring explains each).
 
     :param int height: image height after cropping, a multiple of 32, at least 64.
@@ -161,10 +160,11 @@ def estimate_terms(height, width, network_width, method="ours", alg="sgd", devic
     :param str precision: ``fp32``, ``tf32`` (float32 storage) or ``bf16`` (autocast).
     :param bool l1: an L1 loss (implied by ``dip-l1``).
     :param int channels: image channels (3: the program reads every image as RGB).
+    :param str step: ``eager`` or ``graph`` (``--step``: on CUDA the iteration replayed as a graph).
     :return: dict of term name to bytes, in the order of the module docstring.
     """
     net = _network(network_width, channels)
-    _check(height, width, network_width, method, alg, precision, net.num_scales)
+    _check_sides(height, width, net.num_scales)
     skip = net.body.skip[0].out_channels
     bf16 = precision == "bf16"
     pixels = height * width
@@ -182,19 +182,20 @@ def estimate_terms(height, width, network_width, method="ours", alg="sgd", devic
     }
     if device_type == "cpu":
         terms["process"] = PROCESS_OVERHEAD_BYTES
-    elif device_type == "cuda":
-        tensors = sum(terms.values())
-        terms["cuda allocator"] = math.ceil(tensors * (CUDA_ALLOCATOR_FACTOR - 1))
-        terms["cudnn workspace"] = CUDA_WORKSPACE_BYTES
+    if device_type == "cuda" and step == "graph":
+        gradients = parameters * FLOAT32_BYTES + (2 * image if method == "ours" else 0)
+        terms["graph pool"] = terms["saved activations"] + terms["backward transient"] + gradients
+        terms["evaluation pass"] = EVALUATION_BUFFERS * (network_width + skip) * pixels * FLOAT32_BYTES
     return terms
 
 
 def estimate_peak_bytes(height, width, network_width, method="ours", alg="sgd", device_type="cpu",
-                        precision="fp32", l1=False, channels=3):
+                        precision="fp32", l1=False, channels=3, step="eager"):
     """Estimated peak memory (bytes) of a run on a ``height x width`` image: on the CPU its peak
     resident size, on CUDA its peak of device memory. The parameters are those of
     :func:`estimate_terms`."""
-    return sum(estimate_terms(height, width, network_width, method, alg, device_type, precision, l1, channels).values())
+    return sum(estimate_terms(height, width, network_width, method, alg, device_type, precision, l1, channels,
+                              step).values())
 
 
 def _meminfo_available(meminfo="/proc/meminfo"):
@@ -270,23 +271,30 @@ def available_bytes(device, meminfo="/proc/meminfo", proc_self="/proc/self"):
 
     CPU: the system's MemAvailable, or less where the process's memory cgroup (v2 or v1, any
     level up to its mount's root) has a lower limit than that minus its usage. CUDA: the free
-    memory that the driver reports for that GPU. MPS: Metal's recommended working set minus what
-    the driver has allocated. ``meminfo`` and ``proc_self`` name the files read on the CPU.
+    memory that the driver reports for that GPU, plus what this process's caching allocator holds
+    unused (the driver counts it as taken: in a sweep, the runs before this one left it there).
+    MPS: Metal's recommended working set minus what the driver has allocated. ``meminfo`` and
+    ``proc_self`` name the files read on the CPU.
     """
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        return cuda_available(torch.cuda.mem_get_info(device)[0], torch.cuda.memory_reserved(device),
+                              torch.cuda.memory_allocated(device))
     if device.type == "mps":
-        mps = getattr(torch, "mps", None)
-        if mps is None or not hasattr(mps, "recommended_max_memory"):
-            return None
-        return max(mps.recommended_max_memory() - mps.driver_allocated_memory(), 0)
+        return max(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory(), 0)
     if device.type != "cpu":
         return None
     available = _meminfo_available(meminfo)
     if available is None:
         return None
     return min([available] + _cgroup_headrooms(proc_self))
+
+
+def cuda_available(free, reserved, allocated):
+    """Bytes a run can take on a GPU whose driver reports ``free`` bytes free while this process's
+    caching allocator has ``reserved`` bytes, ``allocated`` of them in tensors: the rest of what it
+    reserved is cached for reuse, free to this run though the driver counts it as taken."""
+    return free + reserved - allocated
 
 
 def memory_shortfall(estimate, available):

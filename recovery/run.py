@@ -6,17 +6,16 @@ observation a ``Recovery`` problem (``problem.py``), and the loop (``loop.py``) 
 found.
 """
 
-import contextlib
 import dataclasses
 import os
-import re
 
 import torch
 
 from utils.atomic_files import check_writable_folder
-from utils.errors import InputError, RunFailure
+from utils.errors import InputError
 
-from .devices import check_options, describe_device, resolve_device
+from .devices import check_options, describe_device, out_of_memory_as_failure, resolve_device
+from .duration import cpu_fallback_note
 from .evaluation import Evaluation
 from .lock import RunLock
 from .loop import RunContext, finish, fit
@@ -84,20 +83,21 @@ def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, 
 
     :raises InputError: bad settings or input, a run that does not fit in memory, or the run in
         use by another process; nothing on disk has been touched then.
-    :raises RunFailure: the device ran out of memory during the run; the last checkpoint is intact.
+    :raises RunFailure: the device ran out of memory (building the problem or during the run); the last
+        checkpoint is intact.
     :raises OutputError: an output could not be written (a full disk); the file it names, the
         checkpoint included, is as it was.
     """
     checked = check_run(spec, resume, overwrite, check_memory)
     spec, files = checked.spec, RunFiles(checked.spec.out_dir, checked.spec.ckpt)
     os.makedirs(spec.out_dir, exist_ok=True)
-    with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop:
+    with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop, \
+            out_of_memory_as_failure(checked.device):  # building the problem, the loop, the evaluation passes
         saved = _saved_state_under_lock(checked, files, resume, overwrite)
-        with _out_of_memory_as_failure(checked.device):
-            run = prepare(checked, saved, files, overwrite, stop, progress, log)
-            _log_header(run)
-            diverged = fit(run)
-            impulses = finish(run, diverged)
+        run = prepare(checked, saved, files, overwrite, stop, progress, log)
+        _log_header(run)
+        diverged = fit(run)
+        impulses = finish(run, diverged)
     return RunReport(spec, files, checked.observation, run.state, impulses, stop.signal, diverged)
 
 
@@ -123,30 +123,17 @@ def check_run(spec, resume, overwrite, check_memory=True):
                          f"it again, or another `ckpt`")
     observation = prepare_observation(spec.config)
     if check_memory:
-        _check_memory(spec.config, device, observation)
+        _check_memory(spec.config, device, observation, spec.options.step)
     return _Checked(spec, device, saved, observation)
 
 
-def _check_memory(config, device, observation):
+def _check_memory(config, device, observation, step):
     height, width = observation.noisy.shape[1:]
     need = estimate_peak_bytes(height, width, config.width, config.method, config.alg, device.type,
-                               config.precision, config.uses_l1)
+                               config.precision, config.uses_l1, step=step)
     shortfall = memory_shortfall(need, available_bytes(device))
     if shortfall is not None:
         raise InputError(f"the run {shortfall} (`no_memory_check` starts it anyway)")
-
-
-@contextlib.contextmanager
-def _out_of_memory_as_failure(device):
-    """A device that runs out of memory mid-run is one line, not a traceback."""
-    try:
-        yield
-    except torch.OutOfMemoryError as exc:
-        asked = re.search(r"Tried to allocate [0-9.]+ [KMGT]?i?B", str(exc))
-        total = (f" of {torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB"
-                 if device.type == "cuda" else "")
-        raise RunFailure(f"{device} ran out of memory ({asked.group(0).lower() if asked else 'out of memory'}, "
-                         f"on a device{total}); use `resize` or a smaller `width`") from None
 
 
 def _check_resumable_state(saved, config, device):
@@ -205,6 +192,8 @@ def _log_header(run):
         + f"; method: {config.method}; network: width {config.width}, {run.problem.num_parameters:,} parameters; "
         f"{options}, precision: {config.precision}"
         + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and run.device.type != "cuda" else ""))
+    if (note := cpu_fallback_note(run.spec, h, w, config.num_iter - run.state.iteration, run.device)) is not None:
+        log(note)
     if observation.clean is not None:
         log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}")
     if run.state.iteration:

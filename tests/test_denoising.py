@@ -16,11 +16,13 @@ from PIL import Image
 
 import recovery.run
 from conftest import REPO
-from denoising import build_parser, main, spec_from_args
+from denoising import build_parser, check_gpu_flag, main, resume_command, spec_from_args
 from recovery import RecoveryConfig, RunState
+from recovery.nvidia import GpuFacts
 from recovery.state import HISTORY_FIELDS
 from reproduction.plan import Settings
 from utils.atomic_files import read_csv
+from utils.errors import InputError
 
 TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
 
@@ -270,9 +272,13 @@ def precious(tmp_path):
                                                       "already: give one of them"),
         (["--noisy", "small.png", "--image", "astronaut"], "give either --image or --noisy, not both"),
         (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt is 300 characters long; at most 200"),
-        pytest.param(["--image", "astronaut", "--gpu", "0"], "--gpu 0 asks for a GPU, but CUDA sees none with "
-                     "CUDA_VISIBLE_DEVICES=0; leave --gpu out to run on the CPU", marks=pytest.mark.skipif(
-                         torch.cuda.is_available(), reason="refused only where CUDA sees no GPU")),
+        pytest.param(["--image", "astronaut", "--gpu", "0"], "--gpu 0 asks for a GPU, but CUDA is not available "
+                     "here: no NVIDIA driver is loaded (no /proc/driver/nvidia/version, no answer from nvidia-smi); "
+                     "leave --gpu out to run on the CPU", marks=pytest.mark.skipif(
+                         torch.cuda.is_available() or os.path.exists("/proc/driver/nvidia/version"),
+                         reason="this message where there is no NVIDIA driver")),
+        (["--image", "astronaut", "--gpu", "0", "--device", "cuda:1"], "--gpu 0 makes GPU 0 the only one CUDA sees, "
+         "as cuda; it contradicts --device cuda:1: give --gpu with --device auto or cuda, or --device alone"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, args, message):
@@ -314,3 +320,32 @@ def test_images_are_looked_up_in_this_checkout_from_any_folder(tmp_path, monkeyp
     expected = os.path.join(REPO, "data", "denoising")
     assert spec_from_args(build_parser().parse_args([])).config.data_dir == expected
     assert RecoveryConfig().data_dir == expected and Settings().data_dir == expected
+
+
+def test_cuda_visible_devices_is_set_only_by_gpu(tmp_path, monkeypatch):
+    # Set whenever unset, it made every --device cuda:N but cuda:0 unreachable.
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert main(TINY + ["--out_dir", str(tmp_path), "--num_iter", "1"]) == 0
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "other", "--gpu", "1"]) == 2  # contradicts cpu
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"  # as the reference sets it
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_gpu_is_refused_where_cuda_sees_none_of_them(device):
+    hidden = GpuFacts(available=False, driver="580.65.06", gpus=(("NVIDIA L4", (8, 9)),), arch_list=("sm_89",),
+                      torch_version="2.14.1+cu130", torch_cuda="13.0", visible="3")
+    with pytest.raises(InputError) as caught:
+        check_gpu_flag("3", device, hidden)
+    assert caught.value.for_command_line() == (
+        "--gpu 3 asks for a GPU, but CUDA is not available here: found NVIDIA L4 with NVIDIA driver 580.65.06, but CUDA "
+        "sees none with CUDA_VISIBLE_DEVICES=3 (nvidia-smi lists 1, numbered from 0); leave --gpu out to run on the CPU")
+    check_gpu_flag("0", device, GpuFacts(available=True, driver="580.65.06", gpus=(("NVIDIA L4", (8, 9)),),
+                                         arch_list=("sm_89",), torch_version="2.14.1+cu130", torch_cuda="13.0"))
+
+
+@pytest.mark.parametrize("gpu,tail", [(None, []), ("1", ["--gpu", "1"])])
+def test_the_command_that_continues_a_run_keeps_its_gpu(gpu, tail):
+    spec = spec_from_args(build_parser().parse_args(["--ckpt", "run", "--out_dir", "out"]))
+    assert resume_command(spec, gpu) == ["denoising.py", "--ckpt", "run", "--out_dir", "out", "--device", "auto",
+                                         "--resume"] + tail

@@ -6,7 +6,7 @@ import torch
 from benchmarks.memory_peak import measure_cpu, run_command
 from models import SkipEncoderDecoder, SparseCorruption
 from recovery.memory import (
-    GIB, INPUT_CHANNELS, PROCESS_OVERHEAD_BYTES, available_bytes, estimate_peak_bytes, estimate_terms,
+    GIB, INPUT_CHANNELS, PROCESS_OVERHEAD_BYTES, available_bytes, cuda_available, estimate_peak_bytes, estimate_terms,
     memory_shortfall, saved_activation_bytes)
 from utils.errors import InputError
 
@@ -199,3 +199,26 @@ def test_cuda_estimate_leaves_out_what_stays_on_the_host(method):
     # The process's own memory and the clean, last, final and best images are host memory.
     host = PROCESS_OVERHEAD_BYTES + 4 * IMAGE_BYTES * 256 * 256
     assert sum(cpu.values()) - sum(cuda.values()) == host
+
+
+@pytest.mark.parametrize("method", ["ours", "dip"])
+def test_the_graph_step_adds_its_pool_and_the_evaluation_pass_on_cuda(method):
+    eager = estimate_terms(512, 512, 128, method, device_type="cuda")
+    graph = estimate_terms(512, 512, 128, method, device_type="cuda", step="graph")
+    assert {name: graph[name] for name in eager} == eager
+    parameters = sum(p.numel() for p in SkipEncoderDecoder(INPUT_CHANNELS, 3, 128).parameters())
+    gradients = 4 * parameters + (2 * IMAGE_BYTES * 512 * 512 if method == "ours" else 0)
+    # One more iteration in the graph's private pool; a forward pass's largest layer, input and
+    # output at width + 4 skip channels, that cannot reuse the warm-up's blocks.
+    assert graph["graph pool"] == eager["saved activations"] + eager["backward transient"] + gradients
+    assert graph["evaluation pass"] == 2 * (128 + 4) * 512 * 512 * 4
+    # Where there is no graph, nothing is added.
+    cpu = estimate_terms(512, 512, 128, method, device_type="cpu", step="graph")
+    assert cpu == estimate_terms(512, 512, 128, method)
+
+
+def test_what_the_process_has_cached_on_a_gpu_is_available_to_the_next_run():
+    # A 16 GB card after one run of a sweep: the driver reports 2 GiB free, but this process's
+    # allocator holds 12 GiB, of which only 0.5 GiB are live tensors.
+    assert cuda_available(free=2 * GIB, reserved=12 * GIB, allocated=GIB // 2) == 13.5 * GIB
+    assert cuda_available(free=2 * GIB, reserved=0, allocated=0) == 2 * GIB
