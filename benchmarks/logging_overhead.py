@@ -108,6 +108,7 @@ def summarise(runs, show_every, num_iter, step_ms):
         "loop_per_log": (medians[often]["loop"] - medians[rarely]["loop"]) / extra_logs,
         "step_ms": step_ms,
         "medians": {str(every): value for every, value in medians.items()},
+        "runs": [len([run for run in runs if run["show_every"] == every]) for every in show_every],
         "loop_over_steps": None,
     }
     # The span from the first row to the last holds the logging of every logged iteration but the last.
@@ -127,7 +128,29 @@ def time_default_step(device, size, width, iters):
         time_rounds(device, [(result, iterate)], iters)
     except Exception as exc:  # the runs' figures still stand
         return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    except KeyboardInterrupt:  # the rounds timed so far count
+        return result.get("ms"), "interrupted"
     return result.get("ms"), result.get("error")
+
+
+def run_rounds(args, device, report, save):
+    """Run both intervals, alternately, ``args.rounds`` times, adding each run to ``report["runs"]``
+    and printing it; False (having said why) when a run failed."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        for number in range(args.rounds):
+            # ABBA...: neither interval always runs first, on a machine warming up or slowing down.
+            for every in args.show_every if number % 2 == 0 else args.show_every[::-1]:
+                ckpt = f"every{every}_round{number + 1}"
+                command = run_command(str(device), args.size, args.width, args.num_iter, every, out_dir, ckpt)
+                run = {"show_every": every, "round": number + 1, **timed_run(command, out_dir, ckpt)}
+                report["runs"].append(run)
+                save()
+                if "error" in run:
+                    print(f"every {every}, round {number + 1}: FAILED ({run['error']})")
+                    return False
+                print(f"every {every}, round {number + 1}: {run['wall']:.2f} s wall, {run['logged']} logged, "
+                      f"loop {run['loop']:.2f} s for iterations 1 to {args.num_iter - 1}", flush=True)
+    return True
 
 
 def main(argv=None):
@@ -160,28 +183,26 @@ def main(argv=None):
             except OutputError as exc:  # the figures still reach stdout
                 print(f"{PROG}: warning: {exc}", file=sys.stderr, flush=True)
 
-    with tempfile.TemporaryDirectory() as out_dir:
-        for number in range(args.rounds):
-            # ABBA...: neither interval always runs first, on a machine warming up or slowing down.
-            for every in args.show_every if number % 2 == 0 else args.show_every[::-1]:
-                ckpt = f"every{every}_round{number + 1}"
-                command = run_command(str(device), args.size, args.width, args.num_iter, every, out_dir, ckpt)
-                run = {"show_every": every, "round": number + 1, **timed_run(command, out_dir, ckpt)}
-                report["runs"].append(run)
-                save()
-                if "error" in run:
-                    print(f"every {every}, round {number + 1}: FAILED ({run['error']})")
-                    return 1
-                print(f"every {every}, round {number + 1}: {run['wall']:.2f} s wall, {run['logged']} logged, "
-                      f"loop {run['loop']:.2f} s for iterations 1 to {args.num_iter - 1}", flush=True)
+    try:
+        if not run_rounds(args, device, report, save):
+            return 1
+        interrupted = False
+    except KeyboardInterrupt:  # e.g. `timeout -s INT`: report the runs done
+        print("interrupted: the figures below are from the runs done", flush=True)
+        interrupted = True
+    done = [run for run in report["runs"] if "error" not in run]
+    if {run["show_every"] for run in done} != set(args.show_every):
+        print("extra per logged iteration: unknown (no complete run of both intervals)")
+        return 1
     # After the runs: this process holds no GPU memory while they run.
-    step_ms, step_error = time_default_step(device, args.size, args.width, args.num_iter - 1)
-    summary = report["summary"] = summarise(report["runs"], args.show_every, args.num_iter, step_ms)
+    step_ms, step_error = (None, "interrupted") if interrupted else time_default_step(
+        device, args.size, args.width, args.num_iter - 1)
+    summary = report["summary"] = summarise(done, args.show_every, args.num_iter, step_ms)
     save()
     often, rarely = args.show_every
     print(f"extra per logged iteration: {summary['wall_per_log'] * 1000:.1f} ms of wall time, "
-          f"{summary['loop_per_log'] * 1000:.1f} ms of the runs' own seconds (medians of {args.rounds} rounds: "
-          f"(t{often} - t{rarely}) / ({counts[0]} - {counts[1]}))")
+          f"{summary['loop_per_log'] * 1000:.1f} ms of the runs' own seconds (medians of {summary['runs'][0]} and "
+          f"{summary['runs'][1]} runs: (t{often} - t{rarely}) / ({counts[0]} - {counts[1]}))")
     if step_ms is None:
         print(f"step alone: not measured ({step_error})")
         return 1

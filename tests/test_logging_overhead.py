@@ -1,8 +1,11 @@
 """benchmarks/logging_overhead.py: what a logged iteration costs a run of the command line."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -55,6 +58,25 @@ def test_runs_the_command_line_and_reports(tmp_path):
     walls = {run["show_every"]: run["wall"] for run in saved["runs"]}
     assert saved["summary"]["wall_per_log"] == pytest.approx((walls[2] - walls[10]) / 4)
     lines = result.stdout.strip().splitlines()
-    assert lines[-3].startswith("extra per logged iteration: ") and "(t2 - t10) / (6 - 2)" in lines[-3]
+    assert lines[-3].startswith("extra per logged iteration: ") and "1 and 1 runs: (t2 - t10) / (6 - 2)" in lines[-3]
     assert lines[-2].startswith("step alone: ") and saved["summary"]["step_ms"] > 0
     assert lines[-1].startswith("the runs' own seconds against 10 steps alone: logged every 2 ")
+
+
+@pytest.mark.slow
+def test_stopped_by_sigint_it_reports_the_runs_done(tmp_path):
+    # As `timeout -s INT` stops it: the signal goes to its process group, its child run included.
+    json_path = tmp_path / "l.json"
+    command = [sys.executable, "benchmarks/logging_overhead.py", *SMALL, "--rounds", "3", "--json", str(json_path)]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:  # until both intervals have a run
+        if json_path.exists() and len(json.loads(json_path.read_text())["runs"]) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1 and "Traceback" not in err
+    assert "interrupted: the figures below are from the runs done" in out
+    assert "extra per logged iteration: " in out and "step alone: not measured (interrupted)" in out
