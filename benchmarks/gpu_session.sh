@@ -195,13 +195,17 @@ HUGE=(--image astronaut --resize 2048 --width 1024 --num_iter 300)  # 2048x2048 
 RESUME_STEP=(--step graph); [ "$ON_CUDA" = yes ] || RESUME_STEP=()  # off CUDA the eager step resumes
 ROWS=$LOGS/c_rows.md FAILED=0
 : > "$ROWS"
-row() { echo "| $1 | ${2:+\`$2\`} | $3 | $4 |" >> "$ROWS"; [[ $3 == ok* || $3 == skipped* ]] || FAILED=$((FAILED + 1)); }
+row() {  # row RUN FLAGS RESULT PRINTED: a row of the table, its cells' | escaped
+    local result=${3//|/\\|} printed=${4//|/\\|}
+    echo "| $1 | ${2:+\`$2\`} | $result | $printed |" >> "$ROWS"
+    [[ $3 == ok* || $3 == skipped* ]] || FAILED=$((FAILED + 1))
+}
 finished() {  # finished NAME STATUS: "ok" if the run ended with its done line, else why not
     if [ "$2" -eq 0 ] && grep -q '^done: ' "$LOGS/$1.out"; then echo ok; else describe_status "$2" | sed 's/ (what.*//'; fi
 }
 outcome() {  # outcome NAME: its done (or error) line and its peak GPU memory line
-    grep -hE '^(done|peak GPU memory|stopped by)' "$LOGS/$1.out" | tr '\n' ' ' | sed 's/|/\\|/g'
-    grep -hv '^$' "$LOGS/$1.err" | tail -n 1 | sed 's/|/\\|/g'
+    grep -hE '^(done|peak GPU memory|stopped by)' "$LOGS/$1.out" | tr '\n' ' '
+    grep -hv '^$' "$LOGS/$1.err" | tail -n 1
 }
 one_line_failure() {  # one_line_failure NAME STATUS EXPECTED: a single error line, that status, no traceback
     local lines
@@ -228,7 +232,7 @@ cli_run graph 30 cuda --step graph
 # Resume: 150 iterations, then the same run on to 300, set against the uninterrupted run.
 limited c_resume_150 30 "${CLI[@]}" "${SMALL[@]}" --num_iter 150 --ckpt resumed "${RESUME_STEP[@]}"
 status=$?
-row "resume: first 150" "--num_iter 150 ${RESUME_STEP[*]}" "$(finished c_resume_150 $status)" "$(outcome c_resume_150)"
+row "resume: first 150" "--num_iter 150${RESUME_STEP[*]:+ ${RESUME_STEP[*]}}" "$(finished c_resume_150 $status)" "$(outcome c_resume_150)"
 limited c_resume_300 30 "${CLI[@]}" --num_iter 300 --ckpt resumed --resume "${RESUME_STEP[@]}"
 status=$?
 whole=eager; [ "$ON_CUDA" = yes ] && whole=graph
@@ -238,7 +242,7 @@ if [ -f "$RUNS/cli/${whole}_history.csv" ] && [ -f "$RUNS/cli/resumed_history.cs
         "$RUNS/cli/${whole}_history.csv" "$RUNS/cli/resumed_history.csv"
     check+=" against the uninterrupted $whole run: $(grep -h '^max |dPSNR|' "$LOGS/c_resume_compare.out" | sed 's/ (.*//')"
 fi
-row "resume: on to 300" "--resume --num_iter 300 ${RESUME_STEP[*]}" "$(finished c_resume_300 $status)" \
+row "resume: on to 300" "--resume --num_iter 300${RESUME_STEP[*]:+ ${RESUME_STEP[*]}}" "$(finished c_resume_300 $status)" \
     "$check; $(outcome c_resume_300)"
 cli_run bf16 30 any --precision bf16
 # Too large for any device: refused before it starts, in one line, and nothing written.
@@ -339,7 +343,7 @@ pack_logs
 
 RAW=()
 for name in step_time.json logging_overhead.json memory_peak.json logs.tar.gz; do
-    [ -f "$OUT/$name" ] && RAW+=("$name ($(( $(stat -c %s "$OUT/$name") / 1024 )) KiB)")
+    [ -f "$OUT/$name" ] && RAW+=("$name ($(stat -c %s "$OUT/$name") bytes)")
 done
 say "" "## Done" "" "All stages had their turn in $SECONDS s. Raw files beside this one: ${RAW[*]:-none}."
 exit 0
