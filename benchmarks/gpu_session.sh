@@ -1,76 +1,349 @@
 #!/usr/bin/env bash
-# What the speed work needs measured on one GPU, in two calls of at most about 5 and 7.5 minutes
-# on an H100/H200 (docs/speed.md gives the device tool calls). Installs nothing; writes what comes
-# back to $OUT (default ./gpu_out), at most 7 files per phase, also when a stage runs out of time.
+# Everything the speed work needs measured on a GPU, in one call that fits in 8 minutes on an
+# H100/H200 (the device tool's timeout_s about 540 leaves a minute to spare; docs/speed.md):
 #
-#   bash benchmarks/gpu_session.sh bench
-#       the step time of every variant at 512x512, width 128 (step_time.txt, step_time.json), the
-#       CUDA tests of tests/test_cuda_graph.py and tests/test_problem.py (cuda_tests.txt), and the kernels of the compiled
-#       channels-last step ranked by GPU time (profile.txt)
-#   bash benchmarks/gpu_session.sh fidelity [DATA_DIR] [ITERATIONS] [FAST_FLAGS]
-#       F16 at 50%, width 128: the eager step and the fast step (FAST_FLAGS, default
-#       "--step graph --channels_last") side by side on one seed for ITERATIONS (default 20000),
-#       then their PSNR trajectories compared against the 0.2 dB bar, and their final images
-#       with each other (fidelity.txt)
+#     bash benchmarks/gpu_session.sh
 #
-# DATA_DIR holds F16.png (default data/denoising); without it the bundled astronaut is used.
-# DEVICE, SIZE and WIDTH (default cuda, 512, 128) exist to rehearse the script on a CPU;
-# FIDELITY_SECONDS (default 430) stops both fidelity runs cleanly (as Ctrl-C does) at that time.
+# Installs nothing. Writes $OUT/summary.md, a section per stage (its status, the time it took,
+# its key lines), appended as it goes: a stage cut by its limit, or the whole call cut short,
+# leaves the stages before it. Beside it at most four raw files, each far under 16 MiB:
+# step_time.json, logging_overhead.json, memory_peak.json, and logs.tar.gz (every stage's full
+# output, the fidelity runs' histories and final images), packed again after every stage.
+#
+# The stages, most wanted first, each with a time limit (seconds, at SIZE 512 or more). A stage
+# may also use what the stages before it left unused: stage k ends by the sum of the limits up
+# to k, counted from the start. Every program runs under `timeout -s INT` within what its stage
+# has left: it stops cleanly and reports what it measured, or is killed GRACE (5) seconds later.
+# So the call ends within the sum, 445 s, plus 5 s and the packing of the logs:
+#
+#   stage                                                                   limit
+#   a  environment: GPU, driver, PyTorch and its CUDA, arch list, compiler     30
+#   b  the CUDA tests (pytest -k cuda over tests/), compiled ones last          70
+#   c  the command line at 128x128, width 16: eager, graph, graph + resume,    95
+#      bf16, the memory refusal, a forced out-of-memory, compile
+#   d  step time at SIZE, WIDTH: the fast step against eager tf32 and fp32     70
+#   e  logging overhead at SIZE, width 8: logged every 10 against every 200    60
+#   f  fidelity: the fast step against the default eager step, one after      85
+#      the other, FIDELITY_ITERS iterations each
+#   g  CUDA memory: measured peaks against recovery/memory.py's estimate       35
+#                                                                     total   445
+#
+# Below SIZE 512 every limit is scaled by SIZE / 512, to 40% at least: the CPU rehearsal
+# (tests/test_gpu_session.py: DEVICE=cpu SIZE=64 WIDTH=8) ends within 178 s and a little; its
+# work, process start-ups mostly, is cut short where a busy CPU is slower than that. Off CUDA what
+# needs CUDA (the CUDA tests, graphs, compiling, a device running out of memory) says "skipped:
+# needs CUDA", and leaves its time to the stages after it.
+#
+# Settings, from the environment: OUT (gpu_out), DEVICE (cuda; cuda:N, or cpu to rehearse),
+# SIZE (512), WIDTH (128), DATA_DIR (data/denoising: the fidelity's F16.png, else the astronaut),
+# FAST_FLAGS (--step graph --channels_last; off CUDA --channels_last), FIDELITY_ITERS (3000 at
+# SIZE 512; below, (SIZE / 512)^2 as many, at least 200).
+# Exit status 0 once every stage has had its turn, whatever it found (summary.md says); 2 for
+# a bad setting.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
+PROG=gpu_session.sh
+refuse() { echo "$PROG: error: $*" >&2; exit 2; }
+[ $# -eq 0 ] || refuse "takes no argument (settings are environment variables: OUT, DEVICE, SIZE, WIDTH, DATA_DIR, FAST_FLAGS, FIDELITY_ITERS), got: $*"
 OUT=${OUT:-gpu_out}
 DEVICE=${DEVICE:-cuda}
 SIZE=${SIZE:-512}
 WIDTH=${WIDTH:-128}
-PHASE=${1:-}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
+DATA_DIR=${DATA_DIR:-data/denoising}
+FIDELITY_ITERS=${FIDELITY_ITERS:-}
+[[ $SIZE =~ ^[0-9]+$ ]] && SIZE=$((10#$SIZE)) && [ "$SIZE" -ge 64 ] && [ $((SIZE % 32)) -eq 0 ] \
+    || refuse "SIZE must be a multiple of 32 and at least 64, got '$SIZE'"
+[[ $WIDTH =~ ^[0-9]+$ ]] && WIDTH=$((10#$WIDTH)) && [ "$WIDTH" -ge 1 ] || refuse "WIDTH must be at least 1, got '$WIDTH'"
+# 3,000 iterations at 512x512, fewer on smaller problems, at least 200: (SIZE / 512)^2 as many
+[ -n "$FIDELITY_ITERS" ] || FIDELITY_ITERS=$(( SIZE >= 512 ? 3000 : (3000 * SIZE * SIZE / 262144 > 200 ? 3000 * SIZE * SIZE / 262144 : 200) ))
+[[ $FIDELITY_ITERS =~ ^[0-9]+$ ]] && FIDELITY_ITERS=$((10#$FIDELITY_ITERS)) && [ "$FIDELITY_ITERS" -ge 2 ] \
+    || refuse "FIDELITY_ITERS must be at least 2, got '$FIDELITY_ITERS'"
+[[ $DEVICE =~ ^(cpu|cuda|cuda:[0-9]+)$ ]] || refuse "DEVICE must be cuda, cuda:N or cpu, got '$DEVICE'"
+ON_CUDA=no; [[ $DEVICE == cuda* ]] && ON_CUDA=yes
+FAST_DEFAULT="--step graph --channels_last"; [ "$ON_CUDA" = yes ] || FAST_DEFAULT="--channels_last"  # graphs: CUDA only
+read -r -a FAST <<< "${FAST_FLAGS:-$FAST_DEFAULT}"
+command -v python3 > /dev/null || refuse "python3 is not on PATH"
+mkdir -p "$OUT" 2> /dev/null && [ -w "$OUT" ] || refuse "OUT $OUT cannot be written"
 
-case "$PHASE" in
-bench)
-    # Most wanted first, each stage with its own time limit (under 5 minutes in all):
-    # whatever a limit cuts, what came before it is in $OUT.
-    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-      python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-      timeout -k 15 -s INT 120 python3 benchmarks/step_time.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" \
-          --iters 300 --json "$OUT/step_time.json"; } 2>&1 | tee "$OUT/step_time.txt"
-    timeout 90 python3 -m pytest -q -rs -k cuda tests/test_cuda_graph.py tests/test_problem.py 2>&1 | tee "$OUT/cuda_tests.txt"
-    # The kernels left once launches are gone (the reference's own profile is in the specification).
-    timeout 60 python3 benchmarks/profile_step.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" \
-        --channels_last --compile > "$OUT/profile.txt" 2>&1 || echo "profile_step.py: stopped, status $?" >> "$OUT/profile.txt"
-    ;;
-fidelity)
-    DATA_DIR=${2:-data/denoising}
-    ITERS=${3:-20000}
-    read -r -a FAST <<< "${4:---step graph --channels_last}"
-    IMAGE=F16
-    [ -f "$DATA_DIR/F16.png" ] || IMAGE=astronaut
-    RESIZE=()
-    [ "$SIZE" = 512 ] || RESIZE=(--resize "$SIZE")
-    THREADS=$(( $(nproc) / 2 ))  # two runs share the CPU: oversubscribed, both crawl (docs/speed.md)
-    [ "$THREADS" -ge 1 ] || THREADS=1
-    RUNS=$(mktemp -d)  # the runs' checkpoints and images stay here: $OUT takes few files
-    common=(--image "$IMAGE" --data_dir "$DATA_DIR" --nlevel 0.5 --width "$WIDTH" --num_iter "$ITERS" --seed 0
-            --device "$DEVICE" --threads "$THREADS" --out_dir "$RUNS" --no_progress "${RESIZE[@]}")
-    limit=(timeout -s INT "${FIDELITY_SECONDS:-430}")
-    "${limit[@]}" python3 denoising.py "${common[@]}" --ckpt eager --step eager > "$OUT/eager.log" 2>&1 &
-    eager=$!
-    "${limit[@]}" python3 denoising.py "${common[@]}" --ckpt fast "${FAST[@]}" > "$OUT/fast.log" 2>&1 &
-    fast=$!
-    wait $eager; echo "eager run: exit status $? (124: stopped cleanly at the time limit)" >> "$OUT/eager.log"
-    wait $fast; echo "fast run: exit status $? (124: stopped cleanly at the time limit)" >> "$OUT/fast.log"
-    for name in eager_history.csv fast_history.csv eager_last.png fast_last.png; do
-        cp "$RUNS/$name" "$OUT/" || echo "missing: $name"
+declare -A LIMIT=([a]=30 [b]=70 [c]=95 [d]=70 [e]=60 [f]=85 [g]=35)  # the header's table
+GRACE=5  # seconds between a program's SIGINT and its SIGKILL
+SCALE=$(( SIZE >= 512 ? 100 : (SIZE * 100 / 512 > 40 ? SIZE * 100 / 512 : 40) ))  # percent
+PLANNED=$SECONDS  # where the stages so far should have ended
+TOTAL=0; for key in "${!LIMIT[@]}"; do TOTAL=$(( TOTAL + LIMIT[$key] * SCALE / 100 )); done
+export PYTHONUNBUFFERED=1  # a program cut by its limit has written what it printed
+WORK=$(mktemp -d)  # runs and logs; only the summary and a few raw files go to $OUT
+trap 'rm -rf "$WORK"' EXIT
+LOGS=$WORK/logs RUNS=$WORK/runs
+mkdir -p "$LOGS" "$RUNS"
+SUMMARY=$OUT/summary.md
+rm -f "$SUMMARY" "$OUT"/{step_time,logging_overhead,memory_peak}.json "$OUT/logs.tar.gz"  # none from an earlier call
+
+say() { printf '%s\n' "$@" >> "$SUMMARY"; }
+codeblock() { say '```text'; cat "$@" >> "$SUMMARY" 2> /dev/null; say '```'; }
+pack_logs() {  # after every stage: what a later stage's cut or the call's end leaves is packed
+    tar -czf "$OUT/logs.tar.gz.partial" -C "$WORK" logs 2> /dev/null && mv "$OUT/logs.tar.gz.partial" "$OUT/logs.tar.gz"
+}
+begin_stage() {  # begin_stage KEY TITLE
+    STAGE=$1 STAGE_START=$SECONDS
+    PLANNED=$(( PLANNED + LIMIT[$1] * SCALE / 100 ))
+    STAGE_END=$PLANNED STAGE_LIMIT=$(( PLANNED - SECONDS ))  # its limit and what the stages before left
+    say "" "## $1. $2" "" "Started at +$SECONDS s."
+}
+end_stage() {  # end_stage STATUS: the status and time; the stage has written its key lines after it
+    say "" "Status: $1" "" "Time: $((SECONDS - STAGE_START)) s of the $STAGE_LIMIT s it had (limit $(( LIMIT[$STAGE] * SCALE / 100 )) s)" ""
+}
+limited() {  # limited NAME CAP COMMAND...: COMMAND within what is left of the stage, and CAP:
+    local name=$1 cap=$2 left  # CAP > 0: at most CAP s; 0: no more; < 0: leaving -CAP s of the stage
+    shift 2
+    left=$(( STAGE_END - SECONDS ))
+    [ "$cap" -lt 0 ] && left=$(( left + cap ))
+    [ "$cap" -gt 0 ] && [ "$cap" -lt "$left" ] && left=$cap
+    if [ "$left" -lt 3 ]; then
+        echo "not started: the stage's limit was reached" > "$LOGS/$name.err"; : > "$LOGS/$name.out"
+        return 125
+    fi
+    timeout -k "$GRACE" -s INT "$left" "$@" > "$LOGS/$name.out" 2> "$LOGS/$name.err"
+}
+describe_status() {  # describe_status STATUS [WHAT_1_MEANS]
+    case $1 in
+    0) echo ok ;;
+    124 | 137) echo "cut by its limit (what it measured until then is below)" ;;
+    125) echo "not started: the stage's limit was reached" ;;
+    1) echo "${2:-failed (exit 1)}" ;;
+    *) echo "failed (exit $1)" ;;
+    esac
+}
+cuda_missing() {  # the reason a CUDA stage cannot run, or nothing
+    [ "$ON_CUDA" = yes ] || { echo "skipped: needs CUDA"; return; }
+    [ "$CUDA_OK" = yes ] || echo "skipped: CUDA is not available (section a)"
+}
+
+say "# GPU session" "" \
+    "DEVICE $DEVICE, SIZE $SIZE, WIDTH $WIDTH, FIDELITY_ITERS $FIDELITY_ITERS, fast flags \`${FAST[*]}\`;" \
+    "limits at $SCALE% of the script's table, $TOTAL s in all; started $(date -u '+%Y-%m-%d %H:%M:%S') UTC;" \
+    "checkout $(git rev-parse --short HEAD 2> /dev/null || echo '(not a git checkout)')."
+
+# a. The environment: what ran, and whether torch.compile can build its kernels here.
+begin_stage a "Environment"
+{
+    if command -v nvidia-smi > /dev/null; then
+        nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | sed 's/^/nvidia-smi: /'
+    else
+        echo "nvidia-smi: not found"
+    fi
+    limited a_python 0 python3 - "$DEVICE" <<'EOF'
+import os, sys, sysconfig
+import torch
+print("python", sys.version.split()[0], "at", sys.executable)
+print("torch", torch.__version__, "built for CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())
+print("cuda available:", torch.cuda.is_available())
+if torch.cuda.is_available():
+    device = torch.device(sys.argv[1] if sys.argv[1].startswith("cuda") else "cuda")
+    properties = torch.cuda.get_device_properties(device)
+    print(f"gpu: {properties.name}, capability {torch.cuda.get_device_capability(device)}, "
+          f"{properties.total_memory / 2**30:.1f} GiB, {torch.cuda.device_count()} visible")
+    print("arch list:", " ".join(torch.cuda.get_arch_list()))
+try:
+    import triton
+    print("triton", triton.__version__)
+except ImportError:
+    print("triton: not installed (torch.compile on CUDA needs it)")
+include = sysconfig.get_paths()["include"]
+found = os.path.exists(os.path.join(include, "Python.h"))
+print("python headers:", include, "(Python.h found)" if found else "(Python.h MISSING: torch.compile needs it)")
+EOF
+    python_status=$?
+    cat "$LOGS/a_python.out" "$LOGS/a_python.err"
+    compiler=$(command -v cc gcc clang 2> /dev/null | head -n 1)
+    echo "c compiler: ${compiler:-none found (torch.compile needs one)} $([ -n "$compiler" ] && "$compiler" --version 2>&1 | head -n 1)"
+    echo "cpus: $(getconf _NPROCESSORS_ONLN); memory: $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 2^20}' /proc/meminfo)"
+    # Settings that other branches add; the stages below use them only where they exist.
+    limited a_help 0 python3 denoising.py --help
+    grep -q -- --checkpoint_seconds "$LOGS/a_help.out" && echo "denoising.py --checkpoint_seconds: yes" \
+        || echo "denoising.py --checkpoint_seconds: no (a checkpoint at every logged iteration)"
+} > "$LOGS/a_environment.txt" 2>&1
+status=$python_status
+CUDA_OK=no; grep -q '^cuda available: True' "$LOGS/a_environment.txt" && CUDA_OK=yes
+end_stage "$(describe_status $status)"
+codeblock "$LOGS/a_environment.txt"
+pack_logs
+
+# b. The CUDA tests, the compiled ones last: compiling may take the stage's time.
+begin_stage b "CUDA tests"
+if reason=$(cuda_missing) && [ -n "$reason" ]; then
+    end_stage "$reason"
+else
+    pytest=(python3 -m pytest -v -rfEs -p no:cacheprovider -m "slow or not slow" tests)
+    limited b_cuda_tests 0 "${pytest[@]}" -k "cuda and not compiled"; first=$?
+    limited b_cuda_tests_compiled 0 "${pytest[@]}" -k "cuda and compiled"; second=$?
+    end_stage "$(describe_status $first "a test failed"); compiled ones: $(describe_status $second "a test failed")"
+    for part in b_cuda_tests b_cuda_tests_compiled; do
+        grep -hE ' (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)|^(FAILED|ERROR|SKIPPED) |^=+ .*(passed|failed|error|skipped)' \
+            "$LOGS/$part.out" > "$LOGS/$part.key"
+        tail -n 3 "$LOGS/$part.err" >> "$LOGS/$part.key"
     done
-    tail -n 3 "$OUT/eager.log" "$OUT/fast.log"
-    IMAGES=()
-    [ -f "$OUT/eager_last.png" ] && [ -f "$OUT/fast_last.png" ] && IMAGES=(--images "$OUT/eager_last.png" "$OUT/fast_last.png")
-    { echo "$IMAGE ${SIZE}x${SIZE} width $WIDTH; eager: the eager tf32 step; fast: ${FAST[*]}"
-      python3 benchmarks/compare_histories.py "$OUT/eager_history.csv" "$OUT/fast_history.csv" "${IMAGES[@]}"; } | tee "$OUT/fidelity.txt"
-    rm -rf "$RUNS"
-    ;;
-*)
-    echo "usage: gpu_session.sh bench | fidelity [DATA_DIR] [ITERATIONS] [FAST_FLAGS]" >&2
-    exit 2
-    ;;
-esac
+    codeblock "$LOGS/b_cuda_tests.key" "$LOGS/b_cuda_tests_compiled.key"
+fi
+pack_logs
+
+# c. The command line end to end, as a user runs it, each run checked.
+begin_stage c "Command line end to end"
+CLI_SIZE=$(( SIZE < 128 ? SIZE : 128 )) CLI_WIDTH=$(( WIDTH < 16 ? WIDTH : 16 ))
+CLI=(python3 denoising.py --device "$DEVICE" --out_dir "$RUNS/cli" --no_progress)
+SMALL=(--image astronaut --resize "$CLI_SIZE" --width "$CLI_WIDTH" --show_every 50)
+HUGE=(--image astronaut --resize 2048 --width 1024 --num_iter 300)  # 2048x2048 at width 1024: about 290 GiB
+RESUME_STEP=(--step graph); [ "$ON_CUDA" = yes ] || RESUME_STEP=()  # off CUDA the eager step resumes
+ROWS=$LOGS/c_rows.md FAILED=0
+: > "$ROWS"
+row() {  # row RUN FLAGS RESULT PRINTED: a row of the table, its cells' | escaped
+    local result=${3//|/\\|} printed=${4//|/\\|}
+    echo "| $1 | ${2:+\`$2\`} | $result | $printed |" >> "$ROWS"
+    [[ $3 == ok* || $3 == skipped* ]] || FAILED=$((FAILED + 1))
+}
+finished() {  # finished NAME STATUS: "ok" if the run ended with its done line, else why not
+    if [ "$2" -eq 0 ] && grep -q '^done: ' "$LOGS/$1.out"; then echo ok; else describe_status "$2" | sed 's/ (what.*//'; fi
+}
+outcome() {  # outcome NAME: its done (or error) line and its peak GPU memory line
+    grep -hE '^(done|peak GPU memory|stopped by)' "$LOGS/$1.out" | tr '\n' ' '
+    grep -hv '^$' "$LOGS/$1.err" | tail -n 1
+}
+one_line_failure() {  # one_line_failure NAME STATUS EXPECTED: a single error line, that status, no traceback
+    local lines
+    lines=$(grep -c . "$LOGS/$1.err")
+    if [[ $2 =~ ^(124|125|137)$ ]]; then
+        describe_status "$2" | sed 's/ (what.*//'
+    elif [ "$2" -eq "$3" ] && [ "$lines" -eq 1 ] && grep -q '^denoising.py: error: ' "$LOGS/$1.err" \
+        && ! grep -q Traceback "$LOGS/$1.out" "$LOGS/$1.err"; then
+        echo "ok: exit $2, one line"
+    else
+        echo "FAILED: exit $2 (wanted $3), $lines lines on stderr$(grep -q Traceback "$LOGS/$1.err" && echo ', a traceback')"
+    fi
+}
+cli_run() {  # cli_run NAME CAP NEEDS_CUDA FLAGS...: a run of 300 iterations, a row of the table
+    local name=$1 cap=$2 needs=$3
+    shift 3
+    if [ "$needs" = cuda ] && reason=$(cuda_missing) && [ -n "$reason" ]; then row "$name" "$*" "$reason" ""; return; fi
+    limited "c_$name" "$cap" "${CLI[@]}" "${SMALL[@]}" --num_iter 300 --ckpt "$name" "$@"
+    local status=$?
+    row "$name" "$*" "$(finished "c_$name" $status)" "$(outcome "c_$name")"
+}
+cli_run eager 30 any
+cli_run graph 30 cuda --step graph
+# Resume: 150 iterations, then the same run on to 300, set against the uninterrupted run.
+limited c_resume_150 30 "${CLI[@]}" "${SMALL[@]}" --num_iter 150 --ckpt resumed "${RESUME_STEP[@]}"
+status=$?
+row "resume: first 150" "--num_iter 150${RESUME_STEP[*]:+ ${RESUME_STEP[*]}}" "$(finished c_resume_150 $status)" "$(outcome c_resume_150)"
+limited c_resume_300 30 "${CLI[@]}" --num_iter 300 --ckpt resumed --resume "${RESUME_STEP[@]}"
+status=$?
+whole=eager; [ "$ON_CUDA" = yes ] && whole=graph
+check=$(grep -q '^resuming at iteration 150 of 300' "$LOGS/c_resume_300.out" && echo "resumed at 150;")
+if [ -f "$RUNS/cli/${whole}_history.csv" ] && [ -f "$RUNS/cli/resumed_history.csv" ]; then
+    limited c_resume_compare 20 python3 benchmarks/compare_histories.py --tolerance 0 \
+        "$RUNS/cli/${whole}_history.csv" "$RUNS/cli/resumed_history.csv"
+    check+=" against the uninterrupted $whole run: $(grep -h '^max |dPSNR|' "$LOGS/c_resume_compare.out" | sed 's/ (.*//')"
+fi
+row "resume: on to 300" "--resume --num_iter 300${RESUME_STEP[*]:+ ${RESUME_STEP[*]}}" "$(finished c_resume_300 $status)" \
+    "$check; $(outcome c_resume_300)"
+cli_run bf16 30 any --precision bf16
+# Too large for any device: refused before it starts, in one line, and nothing written.
+limited c_refused 30 "${CLI[@]}" "${HUGE[@]}" --ckpt refused
+status=$?
+check=$(one_line_failure c_refused $status 2)
+compgen -G "$RUNS/cli/refused_*" > /dev/null && check="FAILED: it wrote files; $check"
+row "memory refusal" "--resize 2048 --width 1024" "$check" "$(outcome c_refused)"
+if reason=$(cuda_missing) && [ -n "$reason" ]; then
+    row "forced out-of-memory" "--resize 2048 --width 1024 --no_memory_check" "$reason" ""
+else
+    limited c_oom 40 "${CLI[@]}" "${HUGE[@]}" --ckpt oom --no_memory_check
+    status=$?
+    row "forced out-of-memory" "--resize 2048 --width 1024 --no_memory_check" "$(one_line_failure c_oom $status 1)" \
+        "$(outcome c_oom)"
+fi
+cli_run compile 0 cuda --compile  # last: compiling takes what is left of the stage
+end_stage "$([ "$FAILED" -eq 0 ] && echo ok || echo "$FAILED of the runs below not ok")"
+say "Astronaut at ${CLI_SIZE}x${CLI_SIZE}, width $CLI_WIDTH, 300 iterations logged every 50 unless said." ""
+say "| run | flags | result | what it printed |" "| --- | --- | --- | --- |"
+cat "$ROWS" >> "$SUMMARY"
+pack_logs
+
+# d. The step alone, the fast step against the eager step a user runs by default (tf32) and fp32.
+begin_stage d "Step time"
+limited d_step_time 0 python3 benchmarks/step_time.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" --iters 200 \
+    --json "$OUT/step_time.json"
+status=$?
+end_stage "$(describe_status $status "a speed-up unknown (exit 1)")"
+codeblock "$LOGS/d_step_time.out" "$LOGS/d_step_time.err"
+pack_logs
+
+# e. What a logged iteration costs, and the run's own seconds against the step alone.
+begin_stage e "Logging overhead"
+limited e_logging 0 python3 benchmarks/logging_overhead.py --device "$DEVICE" --size "$SIZE" \
+    --width $(( WIDTH < 8 ? WIDTH : 8 )) --rounds 2 --json "$OUT/logging_overhead.json"
+status=$?
+end_stage "$(describe_status $status)"
+codeblock "$LOGS/e_logging.out" "$LOGS/e_logging.err"
+pack_logs
+
+# f. Fidelity: the default eager step, then the fast step as long, on the same seed; then the
+# trajectories against the 0.2 dB bar and the final images against each other.
+begin_stage f "Fidelity of the fast step against the default eager step"
+IMAGE=F16; [ -f "$DATA_DIR/F16.png" ] || IMAGE=astronaut
+RESIZE=(); [ "$SIZE" -eq 512 ] || RESIZE=(--resize "$SIZE")  # F16 is 512x512: the paper's run is not resized
+EVERY=$(( FIDELITY_ITERS / 30 > 10 ? FIDELITY_ITERS / 30 : 10 ))
+FIDELITY=(python3 denoising.py --image "$IMAGE" --data_dir "$DATA_DIR" --nlevel 0.5 --width "$WIDTH" --seed 0
+          --device "$DEVICE" --out_dir "$RUNS/fidelity" --show_every "$EVERY" --no_progress "${RESIZE[@]}")
+# The eager run gets 60% of the stage; the fast one, as many iterations as the eager one logged.
+limited f_eager $(( STAGE_LIMIT * 60 / 100 )) "${FIDELITY[@]}" --ckpt eager --num_iter "$FIDELITY_ITERS"
+eager_status=$?
+ITERS=$(awk -F, 'NR > 1 { last = $1 } END { print last + 1 }' "$RUNS/fidelity/eager_history.csv" 2> /dev/null)
+[ "${ITERS:-1}" -ge 2 ] || ITERS=$FIDELITY_ITERS
+limited f_fast -15 "${FIDELITY[@]}" --ckpt fast --num_iter "$ITERS" "${FAST[@]}"  # 15 s left to compare
+fast_status=$?
+for name in eager_history.csv fast_history.csv eager_last.png fast_last.png; do
+    cp "$RUNS/fidelity/$name" "$LOGS/f_$name" 2> /dev/null
+done
+{
+    echo "$IMAGE ${SIZE}x${SIZE} at 50%, width $WIDTH, seed 0, logged every $EVERY"
+    echo "eager (the default step: eager, tf32): $(describe_status $eager_status); fast (${FAST[*]}): $(describe_status $fast_status)"
+    grep -hE '^(device|done|stopped by|peak GPU memory)' "$LOGS/f_eager.out" | sed 's/^/eager: /'
+    tail -n 1 "$LOGS/f_eager.err" | sed 's/^/eager: /'
+    grep -hE '^(device|done|stopped by|peak GPU memory)' "$LOGS/f_fast.out" | sed 's/^/fast: /'
+    tail -n 1 "$LOGS/f_fast.err" | sed 's/^/fast: /'
+} > "$LOGS/f_fidelity.txt"
+if [ -f "$LOGS/f_eager_history.csv" ] && [ -f "$LOGS/f_fast_history.csv" ]; then
+    IMAGES=(); [ -f "$LOGS/f_eager_last.png" ] && [ -f "$LOGS/f_fast_last.png" ] \
+        && IMAGES=(--images "$LOGS/f_eager_last.png" "$LOGS/f_fast_last.png")
+    limited f_compare 0 python3 benchmarks/compare_histories.py "$LOGS/f_eager_history.csv" \
+        "$LOGS/f_fast_history.csv" "${IMAGES[@]}"
+    compared=$?
+    cat "$LOGS/f_compare.out" "$LOGS/f_compare.err" >> "$LOGS/f_fidelity.txt"
+    [ $compared -eq 1 ] && verdict="over the 0.2 dB bar" || verdict=$(describe_status $compared)
+else
+    verdict="not compared: a run left no history"
+fi
+end_stage "$verdict (eager run: $(describe_status $eager_status | sed 's/ (what.*//'); fast run: $(describe_status $fast_status | sed 's/ (what.*//'))"
+codeblock "$LOGS/f_fidelity.txt"
+pack_logs
+
+# g. The memory estimate against the measured peak; on CUDA this calibrates its CUDA terms.
+begin_stage g "CUDA memory calibration"
+if [ "$ON_CUDA" = yes ]; then
+    # memory_peak.py names no GPU: cuda:N is chosen by CUDA_VISIBLE_DEVICES.
+    visible=${CUDA_VISIBLE_DEVICES:-}; [[ $DEVICE == cuda:* ]] && visible=${DEVICE#cuda:}
+    limited g_memory 0 env ${visible:+CUDA_VISIBLE_DEVICES=$visible} python3 benchmarks/memory_peak.py --device cuda \
+        --sizes "$SIZE" $((2 * SIZE)) $((4 * SIZE)) --widths "$WIDTH" --json "$OUT/memory_peak.json"
+else  # a rehearsal of the same path on the CPU, whose calibration is docs/memory.md's
+    limited g_memory 0 python3 benchmarks/memory_peak.py --device cpu --sizes "$SIZE" --widths "$WIDTH" \
+        --json "$OUT/memory_peak.json"
+fi
+status=$?
+end_stage "$(describe_status $status "a ratio outside 1 +- 0.25, or a run failed (exit 1)")$([ "$ON_CUDA" = yes ] || echo '; on the CPU: needs CUDA to calibrate')"
+codeblock "$LOGS/g_memory.out" "$LOGS/g_memory.err"
+pack_logs
+
+RAW=()
+for name in step_time.json logging_overhead.json memory_peak.json logs.tar.gz; do
+    [ -f "$OUT/$name" ] && RAW+=("$name ($(stat -c %s "$OUT/$name") bytes)")
+done
+say "" "## Done" "" "All stages had their turn in $SECONDS s. Raw files beside this one: ${RAW[*]:-none}."
+exit 0

@@ -1,15 +1,19 @@
-"""Time the recovery iteration: the reference's eager fp32 step against the fast step.
+"""Time the recovery iteration: the eager step, as a user runs it by default, against the fast step.
 
     python benchmarks/step_time.py --device cpu --size 128 --width 32 --iters 20
     python benchmarks/step_time.py --device cuda --size 512 --width 128 --iters 200
 
-Prints one line per variant (ms per iteration; peak GPU memory on CUDA), then
-``speedup: <ratio>x`` of the fast step over eager fp32. Every variant runs in this one process on
-the same random problem, in alternating rounds (the median round counts). On CUDA the fast step
-is the CUDA-graph step in TF32 with channels-last activations, and the compiled network and bf16
-are timed beside it; on other devices, where graphs do not exist, it is the eager step with
-channels-last activations. A variant that fails is reported and the others still run; stopped by
-SIGINT (``timeout -s INT``), it reports the rounds done.
+Prints one line per variant (ms per iteration; peak GPU memory on CUDA), then the speed-up of the
+fast step over each eager baseline, one line each: ``speedup over eager tf32 (the default):
+<ratio>x`` (what ``denoising.py`` runs unless told otherwise, TF32 convolutions included: the
+project's own gain) and ``speedup over eager fp32: <ratio>x`` (strict float32: TF32's gain
+counted too). Off CUDA TF32 does not exist, the default step is eager fp32, timed once, and a
+single line says so. Every variant runs in this one process on the same random problem, in
+alternating rounds (the median round counts). On CUDA the fast step is the CUDA-graph step in
+TF32 with channels-last activations, and the compiled network and bf16 are timed beside it; on
+other devices, where graphs do not exist, it is the eager step with channels-last activations. A
+variant that fails is reported and the others still run; stopped by SIGINT (``timeout -s INT``),
+it reports the rounds done. Exit status 1 when a speed-up is unknown.
 """
 
 import os
@@ -27,7 +31,10 @@ from recovery.settings import MIN_SIDE  # noqa: E402
 from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
 from utils.errors import InputError, OneLineErrorParser, OutputError  # noqa: E402
 
-FAST_LABEL = "fast"  # the label of the variant that the speedup line compares with the baseline
+FAST_LABEL = "fast"  # the label of the variant that the speedup lines compare with the baselines
+# The eager baselines, by precision: the default first (``--precision tf32``, as PyTorch and the
+# reference run), then strict float32.
+BASELINE_PRECISIONS = ("tf32", "fp32")
 
 
 def check_problem(size, width, iters):
@@ -51,11 +58,12 @@ def check_json_path(path):
 
 
 def variants(device):
-    """``(label, precision, StepOptions)`` of the variants to time; the first is the baseline."""
+    """``(label, precision, StepOptions)`` of the variants to time: the eager baselines (see
+    :func:`baselines`), the fast step (its label starts with ``FAST_LABEL``) and others."""
     if device.type == "cuda":
         return [
+            ("eager tf32 (the default, as the reference ran)", "tf32", StepOptions()),
             ("eager fp32", "fp32", StepOptions()),
-            ("eager tf32 (reference)", "tf32", StepOptions()),
             ("graph tf32", "tf32", StepOptions(step="graph")),
             (f"{FAST_LABEL}: graph tf32 channels-last", "tf32", StepOptions(step="graph", channels_last=True)),
             ("graph tf32 channels-last compiled", "tf32", StepOptions(step="graph", channels_last=True, compile=True)),
@@ -65,9 +73,30 @@ def variants(device):
     # width 32 (docs/speed.md). Compiling is left out here: one to two minutes of compiling on a CPU
     # for about 7% more.
     return [
-        ("eager fp32", "fp32", StepOptions()),
+        ("eager fp32 (also the default: TF32 exists on CUDA only)", "fp32", StepOptions()),
         (f"{FAST_LABEL}: eager fp32 channels-last (no CUDA graphs off CUDA)", "fp32", StepOptions(channels_last=True)),
     ]
+
+
+def baselines(device):
+    """``[(precision, label)]``: the eager baseline of each precision in BASELINE_PRECISIONS that
+    differs on ``device`` from those before it, and the name the speed-up line gives it. Off CUDA
+    tf32 is float32 (``recovery`` turns TF32 on for CUDA only): one baseline, said to be both."""
+    if device.type == "cuda":
+        return [("tf32", "eager tf32 (the default)"), ("fp32", "eager fp32")]
+    return [("fp32", "eager fp32 (= eager tf32, the default: TF32 exists on CUDA only)")]
+
+
+def speedups(device, results):
+    """``{label: ratio or None}``: the fast step's speed-up over each baseline of
+    :func:`baselines`, None where either time is missing (a variant failed or was not timed)."""
+    fast = next((r["ms"] for r in results if r["label"].startswith(FAST_LABEL)), None)
+    ratios = {}
+    for precision, label in baselines(device):
+        # The eager step is the one with no step flags (StepOptions() gives none).
+        eager = next((r["ms"] for r in results if r["precision"] == precision and not r["flags"]), None)
+        ratios[label] = eager / fast if eager is not None and fast is not None else None
+    return ratios
 
 
 def synchronize(device):
@@ -155,7 +184,8 @@ def main(argv=None):
         if args.json:
             try:
                 write_json(args.json, {"device": describe_device(device), "torch": torch.__version__, "size": args.size,
-                                       "width": args.width, "iters": args.iters, "variants": results})
+                                       "width": args.width, "iters": args.iters, "variants": results,
+                                       "speedups": speedups(device, results)})
             except OutputError as exc:  # the timings still reach stdout
                 if not json_failed:
                     print(f"step_time.py: warning: {exc}; a file there is not this run's", file=sys.stderr, flush=True)
@@ -190,13 +220,11 @@ def main(argv=None):
         else:
             extra = f", peak memory {result['peak_gib']:.2f} GiB" if result["peak_gib"] is not None else ""
             print(f"{result['label']}: {result['ms']:.2f} ms/iteration{extra}")
-    baseline = results[0]["ms"]
-    fast = next((r["ms"] for r in results if r["label"].startswith(FAST_LABEL)), None)
-    if baseline is None or fast is None:
-        print("speedup: unknown (a variant failed or was not measured)")
-        return 1
-    print(f"speedup: {baseline / fast:.2f}x")
-    return 1 if json_failed else 0
+    ratios = speedups(device, results)
+    for label, ratio in ratios.items():
+        print(f"speedup over {label}: " + ("unknown (a variant failed or was not measured)" if ratio is None
+                                           else f"{ratio:.2f}x"))
+    return 1 if json_failed or None in ratios.values() else 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """benchmarks/step_time.py (and the bad input it shares with profile_step.py): the iteration timed."""
 
+import json
 import subprocess
 import sys
 
@@ -63,7 +64,7 @@ def test_step_time_says_once_that_its_json_could_not_be_written(tmp_path, capsys
     status = step_time.main(SMALL + ["--iters", "3", "--json", str(tmp_path / "x.json")])  # written after each round
     captured = capsys.readouterr()
     assert status == 1 and captured.err.count("warning: cannot write") == 1
-    assert captured.out.strip().splitlines()[-1].startswith("speedup: ")  # the timings are still reported
+    assert captured.out.strip().splitlines()[-1].startswith("speedup over ")  # the timings are still reported
 
 
 @pytest.mark.parametrize("size", [64, 96, 512])
@@ -71,12 +72,46 @@ def test_sides_the_network_takes_are_accepted(size):
     step_time.check_problem(size, width=1, iters=1)
 
 
-def test_step_time_runs_on_cpu():
+def cuda_results(ms):
+    """step_time's results on CUDA, with the times ``ms`` (``{label: ms or None}``)."""
+    return [{"label": label, "precision": precision, "flags": options.to_argv(), "ms": ms.get(label)}
+            for label, precision, options in step_time.variants(torch.device("cuda"))]
+
+
+def test_speedups_are_over_the_default_eager_step_and_over_fp32_each():
+    # torch.device("cuda") is only a name here: no GPU is used.
+    labels = [label for label, _, _ in step_time.variants(torch.device("cuda"))]
+    fast = next(label for label in labels if label.startswith(step_time.FAST_LABEL))
+    ms = {labels[0]: 15.0, labels[1]: 20.0, fast: 5.0, labels[-1]: 1.0}  # bf16 faster still: not the fast step
+    assert labels[0].startswith("eager tf32") and labels[1].startswith("eager fp32")
+    assert step_time.speedups(torch.device("cuda"), cuda_results(ms)) == {
+        "eager tf32 (the default)": 3.0, "eager fp32": 4.0}
+
+
+def test_a_speedup_without_its_baseline_is_unknown():
+    labels = [label for label, _, _ in step_time.variants(torch.device("cuda"))]
+    fast = next(label for label in labels if label.startswith(step_time.FAST_LABEL))
+    ratios = step_time.speedups(torch.device("cuda"), cuda_results({labels[1]: 20.0, fast: 5.0}))
+    assert ratios == {"eager tf32 (the default)": None, "eager fp32": 4.0}
+
+
+def test_off_cuda_one_baseline_is_both_the_default_and_fp32():
+    results = [{"label": label, "precision": precision, "flags": options.to_argv(), "ms": 10.0}
+               for label, precision, options in step_time.variants(torch.device("cpu"))]
+    ratios = step_time.speedups(torch.device("cpu"), results)
+    assert list(ratios.values()) == [1.0]
+    assert "eager fp32" in next(iter(ratios)) and "eager tf32, the default" in next(iter(ratios))
+
+
+def test_step_time_runs_on_cpu(tmp_path):
     result = subprocess.run(
-        [sys.executable, "benchmarks/step_time.py", "--device", "cpu", "--size", "64", "--width", "4", "--iters", "2"],
+        [sys.executable, "benchmarks/step_time.py", "--device", "cpu", "--size", "64", "--width", "4", "--iters", "2",
+         "--json", str(tmp_path / "t.json")],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[1].startswith("eager fp32: ") and "ms/iteration" in lines[1]
-    assert lines[-1].startswith("speedup: ") and lines[-1].endswith("x")
+    assert lines[1].startswith("eager fp32 (also the default") and "ms/iteration" in lines[1]
+    assert lines[-1].startswith("speedup over eager fp32 (= eager tf32") and lines[-1].endswith("x")
+    saved = json.loads((tmp_path / "t.json").read_text())
+    assert [f"{ratio:.2f}x" for ratio in saved["speedups"].values()] == [lines[-1].split(": ")[-1]]
