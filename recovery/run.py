@@ -121,14 +121,12 @@ def check_run(spec, resume, overwrite, check_memory=True):
     elif os.path.exists(files.checkpoint) and not overwrite:
         raise InputError(f"{files.checkpoint} exists: pass `resume` to continue that run, `overwrite` to start "
                          f"it again, or another `ckpt`")
-    observation = prepare_observation(spec.config)
-    if check_memory:
-        _check_memory(spec.config, device, observation)
-    return _Checked(spec, device, saved, observation)
+    # Checked before the image is resized: a large resize would fill the memory on its own.
+    check_size = (lambda height, width: _check_memory(spec.config, device, height, width)) if check_memory else None
+    return _Checked(spec, device, saved, prepare_observation(spec.config, check_size))
 
 
-def _check_memory(config, device, observation):
-    height, width = observation.noisy.shape[1:]
+def _check_memory(config, device, height, width):
     need = estimate_peak_bytes(height, width, config.width, config.method, config.alg, device.type,
                                config.precision, config.uses_l1)
     shortfall = memory_shortfall(need, available_bytes(device))

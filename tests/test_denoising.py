@@ -257,8 +257,8 @@ def precious(tmp_path):
         (["--method", "sparse"], "argument --method: invalid choice: 'sparse' (choose from "),
         (["--noisy", "no_such_file.png"], "--noisy image '{cwd}/no_such_file.png' not found"),
         (["--image", "astronaut", "--out_dir", "notes.png"], "--out_dir notes.png exists and is not a folder"),
-        (["--lr", "inf"], "learning rates must be positive and finite, got --lr inf, --lr_c 500.0"),
-        (["--lr", "nan"], "learning rates must be positive and finite, got --lr nan, --lr_c 500.0"),
+        (["--lr", "inf"], "learning rates must be in [1.175494e-38, 2.126765e+37] (positive and finite for the float32 optimisers), got --lr inf, --lr_c 500.0"),
+        (["--lr", "nan"], "learning rates must be in [1.175494e-38, 2.126765e+37] (positive and finite for the float32 optimisers), got --lr nan, --lr_c 500.0"),
         (["--noisy", "small.png", "--resize", "64"], "--resize cannot be used with --noisy: resizing would smear "
                                                      "the impulses into their neighbours"),
         (["--image", "astronaut", "--ckpt", "sub/run"], "--ckpt must be a plain name, not 'sub/run' (choose the "
@@ -269,7 +269,7 @@ def precious(tmp_path):
         (["--noisy", "small.png", "--nlevel", "0.3"], "--nlevel adds noise, and --noisy images have theirs "
                                                       "already: give one of them"),
         (["--noisy", "small.png", "--image", "astronaut"], "give either --image or --noisy, not both"),
-        (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt is 300 characters long; at most 200"),
+        (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt is 300 bytes long; at most 200"),
         pytest.param(["--image", "astronaut", "--gpu", "0"], "--gpu 0 asks for a GPU, but CUDA sees none with "
                      "CUDA_VISIBLE_DEVICES=0; leave --gpu out to run on the CPU", marks=pytest.mark.skipif(
                          torch.cuda.is_available(), reason="refused only where CUDA sees no GPU")),
