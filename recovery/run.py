@@ -37,7 +37,7 @@ class RunReport:
     iterations done, wall time); ``impulses`` the estimated s = g*g - h*h (``3 x H x W float32``,
     about noisy - clean, so within about [-1, 1]; None for the DIP methods or a diverged run).
     ``stop_signal`` is the signal that stopped the run early (its checkpoint saved), else None;
-    ``diverged`` says it stopped at a logged iteration whose loss is inf or nan (no images written
+    ``diverged`` says it stopped at a logged iteration whose loss or output is inf or nan (no images written
     then).
     """
 

@@ -24,6 +24,7 @@ from cli import exit_status, process_settings_kept  # noqa: F401 (an autouse fix
 from conftest import REPO
 from denoising import build_parser, main, spec_from_args
 from recovery import RecoveryConfig, RunState
+from recovery.settings import MAX_LEARNING_RATE
 from recovery.state import HISTORY_FIELDS
 from reproduction.plan import Settings
 from utils.atomic_files import read_csv
@@ -161,12 +162,26 @@ def test_an_unwritable_out_dir_is_one_line_exit_2(unwritable_folder, capsys, ins
 
 
 def test_a_diverging_run_stops_at_its_first_non_finite_loss(tmp_path):
-    argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "40", "--show_every", "10", "--lr", "1e30"]
+    # Rates at which the outputs stay finite through the first step (at --lr 1e30 they do not: below).
+    argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "40", "--show_every", "10", "--lr", "1e6",
+                   "--lr_c", "1e6"]
     assert main(argv) == 1
     history = read_csv(tmp_path / "run_history.csv")
     assert [r["iteration"] for r in history] == [0, 10] and np.isnan(history[1]["loss"])
     assert RunState.load(tmp_path / "run_checkpoint.pt").iteration == 1  # the last finite state
     assert not (tmp_path / "run_last.png").exists()
+
+
+@pytest.mark.parametrize("rates", [["--alg", "adam", "--lr", repr(MAX_LEARNING_RATE)], ["--lr", "1e30"]])
+def test_outputs_blown_up_by_a_step_are_a_divergence_too(tmp_path, capsys, rates):
+    # The logged loss is that of the weights before the step, the candidates come from the weights
+    # after it: these were written as black images (with numpy's warning on stderr), or kept as the
+    # "last finite" checkpoint.
+    argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "20", "--show_every", "10", *rates]
+    assert main(argv) == 1
+    assert "diverged: the network's outputs are inf or nan at iteration 0" in capsys.readouterr().out
+    written = sorted(name for name in os.listdir(tmp_path) if name.endswith((".png", ".pt")))
+    assert written == ["run_clean.png", "run_noisy.png"]  # the observation only: no image, no checkpoint
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="limits the file size in the child (POSIX)")
