@@ -292,6 +292,8 @@ needs = lambda folder: pytest.mark.skipif(not os.path.isdir(folder), reason=f"no
         # Refused by the memory check before the 21 GB resized image is made.
         (["--image", "astronaut", "--resize", "30000"], "the run needs about "),
         (["--device", "tpu"], "unknown --device 'tpu' (use auto, cpu, cuda, cuda:N or mps)"),
+        (["--device", "cpu\nx"], "unknown --device 'cpu\\nx' (use auto"),  # one line, whatever is quoted
+        (["two\nlines"], "unrecognized arguments: two\\nlines"),
         (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "cuda:99"],
          "--device cuda asked for, but CUDA is not available here" if not torch.cuda.is_available()
          else "--device cuda:99 asked for, but only"),

@@ -8,7 +8,7 @@ import os
 import stat
 import tempfile
 
-from utils.errors import InputError, OutputError
+from utils.errors import InputError, OutputError, one_line
 
 TEMPORARY_NAME_TRIES = 100  # random names tried before giving up (a clash is already unlikely)
 
@@ -24,8 +24,7 @@ def printable_path(path):
         raw = os.fsencode(path)
     except UnicodeEncodeError:  # a lone surrogate that is no escaped byte: no file name of this OS
         raw = os.fspath(path).encode("utf-8", "backslashreplace")
-    text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return one_line(raw.decode("utf-8", "backslashreplace"))
 
 
 def _create_temporary(directory, prefix, suffix):
