@@ -139,8 +139,9 @@ class RecoveryConfig:
 
     def with_absolute_paths(self):
         """The same problem with its file settings as absolute paths, so that a run saved with them
-        can be resumed from any working directory. An ``image`` that is a name stays a name."""
-        image = os.path.abspath(self.image) if os.path.isfile(self.image) else self.image
+        can be resumed from any working directory. An ``image`` that is a name stays a name, and
+        so does the unused one beside ``noisy``."""
+        image = os.path.abspath(self.image) if self.noisy is None and os.path.isfile(self.image) else self.image
         noisy = None if self.noisy is None else os.path.abspath(self.noisy)
         return dataclasses.replace(self, image=image, noisy=noisy, data_dir=os.path.abspath(self.data_dir))
 
@@ -160,6 +161,11 @@ class RecoveryConfig:
         if not all(MIN_LEARNING_RATE <= rate <= MAX_LEARNING_RATE for rate in (self.lr, self.lr_c)):  # nan too
             raise InputError(f"learning rates must be in [{MIN_LEARNING_RATE:.7g}, {MAX_LEARNING_RATE:.7g}] (positive "
                              f"and finite for the float32 optimisers), got `lr` {self.lr}, `lr_c` {self.lr_c}")
+        # As the command line refuses them: a run's command (to_argv) must make the run.
+        if self.noisy is not None and self.image != RecoveryConfig.image:
+            raise InputError("give either `image` or `noisy`, not both")
+        if self.noisy is not None and self.nlevel != RecoveryConfig.nlevel:
+            raise InputError("`nlevel` adds noise, and `noisy` images have theirs already: give one of them")
         if self.noisy is not None and self.resize is not None:
             raise InputError("`resize` cannot be used with `noisy`: resizing would smear the impulses into their "
                              "neighbours")

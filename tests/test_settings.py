@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from conftest import REPO
 from denoising import build_parser, spec_from_args
@@ -56,6 +58,28 @@ def test_to_argv_gives_back_the_same_run(argv):
     assert parsed(*spec.to_argv()[1:]) == spec
 
 
+ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-3, 3), st.floats(), st.text(max_size=4),
+                      st.sampled_from(["cpu", "astronaut", "sgd", "adam", "ours", "dip", "fp32", "bf16", "eager"]))
+
+
+def any_settings(cls):
+    """Some fields of ``cls`` given any value, the rest left at their defaults."""
+    fields = [field.name for field in dataclasses.fields(cls) if "help" in field.metadata]
+    return st.fixed_dictionaries({}, optional=dict.fromkeys(fields, ANY_VALUE))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(config=any_settings(RecoveryConfig), options=any_settings(StepOptions), spec=any_settings(RunSpec))
+@example(config={"image": "", "noisy": ""}, options={}, spec={}).via("validated, but its command was refused")
+def test_any_values_are_refused_in_an_input_error_or_make_a_run_its_command_line_makes(config, options, spec):
+    try:
+        run = RunSpec(**spec, config=RecoveryConfig(**config), options=StepOptions(**options))
+        run.validate()
+    except InputError:
+        return
+    assert parsed(*run.to_argv()[1:]) == run
+
+
 def test_given_settings_are_those_on_the_command_line():
     args = build_parser().parse_args(["--width", "128", "--l1"])  # a default given explicitly still counts
     assert given_settings(RecoveryConfig, args) == {"width": 128, "l1": True}
@@ -78,6 +102,10 @@ def test_given_settings_are_those_on_the_command_line():
     (RunSpec(ckpt="é" * 101), "ckpt is 202 bytes long; at most 200"),  # a file name's limit is in bytes
     (RunSpec(ckpt="a/two\nlines"), "ckpt must be a plain name, not 'a/two\\nlines' (choose the folder with out_dir)"),
     (RecoveryConfig(resize=32), "resize must be at least 64, got 32"),
+    # A run that the command line would refuse to make from the command its to_argv prints.
+    (RecoveryConfig(noisy="x.png", image="astronaut"), "give either image or noisy, not both"),
+    (RecoveryConfig(noisy="x.png", nlevel=0.3), "nlevel adds noise, and noisy images have theirs already: give one "
+                                                "of them"),
     (RecoveryConfig(show_every=0), "show_every must be at least 1, got 0"),
     (StepOptions(step="fused"), "step must be one of eager, graph, got 'fused'"),
     (StepOptions(threads=0), "threads must be at least 1, got 0"),
