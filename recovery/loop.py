@@ -85,8 +85,8 @@ class RunContext:
 
 def fit(run):
     """Iterate until ``num_iter`` or a stop request, logging every ``show_every`` iterations and at
-    the last. Returns True if the run diverged (a logged loss that is inf or nan), which stops it
-    there with its last finite checkpoint kept."""
+    the last. Returns True if the run diverged (a logged loss, or logged output, that is inf or
+    nan), which stops it there with its last finite checkpoint kept."""
     state, config = run.state, run.state.config
     step = run.problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
     with tqdm(total=config.num_iter, initial=state.iteration, disable=not run.progress, unit="it",
@@ -103,9 +103,9 @@ def fit(run):
             now = time.perf_counter()
             state.seconds, tick = state.seconds + now - tick, now
             # Measure.
-            row = measure(run, loss, phi)
+            row, finite = measure(run, loss, phi)
             state.history.append(row)
-            if not math.isfinite(row["loss"]):  # gradient descent does not come back: stop, not hours later
+            if not finite:  # gradient descent does not come back: stop, not hours later
                 write_history(run.files, state)
                 return True
             # Report.
@@ -121,28 +121,32 @@ def fit(run):
 def measure(run, loss, phi):
     """The history row of the iteration just done (numbered from 0, as the reference logs), its
     output kept as the last image and the candidate ``FINAL`` as the final one, and the best
-    image updated. One host transfer: the loss and every metric together."""
+    image updated; and whether the loss and those images are finite (the loss is that of the
+    weights before the step, the candidates come from the weights after it: the last step of a
+    run may blow up only the latter). One host transfer: the loss, the check and every metric."""
     state = run.state
     last = phi[0].detach().clone()  # a copy: the CUDA-graph step overwrites phi in place
     candidates = run.evaluation.outputs()
     run.images.update(last=last, final=candidates[FINAL])
     row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": state.iteration - 1, "seconds": round(state.seconds, 3)}
     names = [name for name in CANDIDATES if name in candidates]
-    values = [loss.detach().reshape(1).to(metric_dtype(run.device))]
+    images = torch.stack([last] + [candidates[name] for name in names])
+    dtype = metric_dtype(run.device)
+    values = [loss.detach().reshape(1).to(dtype), torch.isfinite(images).all().reshape(1).to(dtype)]
     if run.clean is not None:
-        images = torch.stack([last] + [candidates[name] for name in names])
         values += [psnr_tensor(run.clean, images), ssim_tensor(run.clean, images)]
     values = torch.cat(values).tolist()
     row["loss"] = values[0]
-    if run.clean is not None and math.isfinite(row["loss"]):
+    finite = math.isfinite(row["loss"]) and values[1] == 1
+    if run.clean is not None and finite:
         count = len(names) + 1
-        psnrs, ssims = values[1:1 + count], values[1 + count:]
+        psnrs, ssims = values[2:2 + count], values[2 + count:]
         row["psnr"], row["ssim"] = psnrs[0], ssims[0]
         for name, psnr_value, ssim_value in zip(names, psnrs[1:], ssims[1:]):
             row[f"psnr_{name}"], row[f"ssim_{name}"] = psnr_value, ssim_value
         if row["psnr"] > state.best_psnr:
             state.best_psnr, run.images["best"], run.best_changed = row["psnr"], last, True
-    return row
+    return row, finite
 
 
 def report(run, row, bar):
@@ -168,8 +172,10 @@ def finish(run, diverged):
         log(f"peak GPU memory: {torch.cuda.max_memory_reserved(run.device) / 2**30:.2f} GiB reserved by this process")
     if diverged:
         kept = "were not written" if run.saved_iteration is None else f"are from iteration {run.saved_iteration}"
-        log(f"diverged: the loss is {state.history[-1]['loss']} at iteration {state.iteration - 1} (learning rates "
-            f"too large?); stopped without writing images; the checkpoint and best image {kept}")
+        loss = state.history[-1]["loss"]
+        what = f"the loss is {loss}" if not math.isfinite(loss) else "the network's outputs are inf or nan"
+        log(f"diverged: {what} at iteration {state.iteration - 1} (learning rates too large?); stopped without "
+            f"writing images; the checkpoint and best image {kept}")
         return None
     if run.stop.requested:  # a diverged state is not worth resuming: the last finite one stays
         run.save()

@@ -8,8 +8,9 @@ import numpy as np
 
 from utils.atomic_files import printable_path
 from utils.corruption import corrupt_salt_pepper
-from utils.errors import InputError
-from utils.image_io import ALPHA_NOTE, crop_to_multiple, is_jpeg, load_image, resize_shorter_side
+from utils.errors import InputError, RunFailure
+from utils.image_decoding import not_a_regular_file
+from utils.image_io import ALPHA_NOTE, crop_to_multiple, is_jpeg, load_image, resize_shorter_side, resized_shape
 from utils.metrics import psnr
 
 from .settings import MIN_SIDE
@@ -35,17 +36,33 @@ class Observation:
         return None if self.clean is None else psnr(self.clean, self.noisy)
 
 
-def prepare_observation(config):
+def prepare_observation(config, check_size=None):
     """Load, resize and crop the image of ``config`` (a RecoveryConfig) and, unless it is already
-    noisy, corrupt it with the seeded salt-and-pepper noise of ``config.nlevel``."""
+    noisy, corrupt it with the seeded salt-and-pepper noise of ``config.nlevel``.
+
+    ``check_size(height, width)``, if given, is called with the sides the run's images will have
+    before an image of that size is made (resizing makes it), so that a caller can refuse there a
+    size that would not fit in memory: an InputError it raises comes out of this call.
+    """
     if config.noisy is not None and not os.path.isfile(config.noisy):
-        problem = "is a folder, not an image file" if os.path.isdir(config.noisy) else "not found"
+        kind = not_a_regular_file(config.noisy)
+        problem = "not found" if kind is None else f"is a {kind}, not an image file"
         raise InputError(f"`noisy` image '{printable_path(config.noisy)}' {problem}")
     image, description, notes = load_image(config.noisy or config.image, config.data_dir)
+    shape = image.shape if config.resize is None else resized_shape(image.shape, config.resize)
+    height, width = _network_sides(shape)
+    if check_size is not None:
+        check_size(height, width)
     if config.resize is not None:
-        image = resize_shorter_side(image, config.resize)
+        try:
+            image = resize_shorter_side(image, config.resize)
+        except MemoryError:  # a size that no memory check refused
+            raise RunFailure(f"resizing the image to {shape[2]}x{shape[1]} ran out of memory; use a smaller "
+                             f"`resize`") from None
         notes.append(f"resized to {image.shape[2]}x{image.shape[1]}")
-    image = _crop_for_network(image, notes)
+    if image.shape[1:] != (height, width):
+        notes.append(f"centre-cropped from {image.shape[2]}x{image.shape[1]} to multiples of {SIDE_MULTIPLE}")
+    image = crop_to_multiple(image, SIDE_MULTIPLE)
     if config.noisy is not None:
         notes += _impulse_notes(config.noisy, notes)
         return Observation(noisy=image, clean=None, description=description, notes=notes)
@@ -53,17 +70,16 @@ def prepare_observation(config):
     return Observation(noisy=noisy, clean=image, description=description, notes=notes)
 
 
-def _crop_for_network(image, notes):
-    original = image.shape
-    image = crop_to_multiple(image, SIDE_MULTIPLE)
-    if image.shape[1] < MIN_SIDE or image.shape[2] < MIN_SIDE:
+def _network_sides(shape):
+    """The height and width of a ``shape`` (C, H, W) image centre-cropped for the network, or
+    InputError if they are too small for it."""
+    height, width = (side - side % SIDE_MULTIPLE for side in shape[1:])
+    if height < MIN_SIDE or width < MIN_SIDE:
         raise InputError(
-            f"image is {original[2]}x{original[1]}: the network needs at least {MIN_SIDE}x{MIN_SIDE} "
+            f"image is {shape[2]}x{shape[1]}: the network needs at least {MIN_SIDE}x{MIN_SIDE} "
             f"after centre-cropping to multiples of {SIDE_MULTIPLE}"
         )
-    if image.shape != original:
-        notes.append(f"centre-cropped from {original[2]}x{original[1]} to multiples of {SIDE_MULTIPLE}")
-    return image
+    return height, width
 
 
 def _impulse_notes(path, notes):

@@ -36,7 +36,7 @@ class RunReport:
     iterations done, wall time); ``impulses`` the estimated s = g*g - h*h (``3 x H x W float32``,
     about noisy - clean, so within about [-1, 1]; None for the DIP methods or a diverged run).
     ``stop_signal`` is the signal that stopped the run early (its checkpoint saved), else None;
-    ``diverged`` says it stopped at a logged iteration whose loss is inf or nan (no images written
+    ``diverged`` says it stopped at a logged iteration whose loss or output is inf or nan (no images written
     then).
     """
 
@@ -121,14 +121,13 @@ def check_run(spec, resume, overwrite, check_memory=True):
     elif os.path.exists(files.checkpoint) and not overwrite:
         raise InputError(f"{files.checkpoint} exists: pass `resume` to continue that run, `overwrite` to start "
                          f"it again, or another `ckpt`")
-    observation = prepare_observation(spec.config)
-    if check_memory:
-        _check_memory(spec.config, device, observation, spec.options.step)
-    return _Checked(spec, device, saved, observation)
+    # Checked before the image is resized: a large resize would fill the memory on its own.
+    check_size = ((lambda height, width: _check_memory(spec.config, device, height, width, spec.options.step))
+                  if check_memory else None)
+    return _Checked(spec, device, saved, prepare_observation(spec.config, check_size))
 
 
-def _check_memory(config, device, observation, step):
-    height, width = observation.noisy.shape[1:]
+def _check_memory(config, device, height, width, step):
     need = estimate_peak_bytes(height, width, config.width, config.method, config.alg, device.type,
                                config.precision, config.uses_l1, step=step)
     shortfall = memory_shortfall(need, available_bytes(device))

@@ -10,9 +10,13 @@ it, so that a printed command and the run it stands for can never drift apart.
 import argparse
 import dataclasses
 import math
+import numbers
 import os
 import typing
 
+import numpy as np
+
+from utils.atomic_files import printable_path
 from utils.errors import InputError
 from utils.image_io import DEFAULT_DATA_DIR
 
@@ -23,6 +27,23 @@ ALGORITHMS = ("sgd", "adam")
 PRECISIONS = ("fp32", "tf32", "bf16")
 STEPS = ("eager", "graph")
 MIN_SIDE = 64  # the network's least side (see models.SkipEncoderDecoder)
+# Bounds beyond which no run can start. Sizes: a 65536-pixel side is a 51 GB float32 image even at
+# width 1, and a width of 65536 is a network of 2.3 TB of weights; beyond them torch's size arithmetic
+# overflows instead of the memory check refusing the run.
+MAX_SIDE = 2**16
+MAX_WIDTH = 2**16
+# Iteration counts go through floats (the progress bar, the history file read back): exact to 2**53.
+MAX_COUNT = 2**53
+# The optimisers apply learning rates as float32 scalars, Adam's first step its rate times
+# 1 / (1 - beta1) = 10: past float32's largest value / 16, torch refuses the rate in the first step
+# ("cannot be converted to type float without overflow"). Below float32's least normal value, a
+# rate may be flushed to 0 on a device.
+MIN_LEARNING_RATE, MAX_LEARNING_RATE = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max) / 16
+# torch starts one OpenMP worker per thread. Past the cores every thread waits for the others (see
+# StepOptions.threads); far past them the OpenMP runtime cannot start them at all (libgomp ends the
+# process with "out of memory" at 100,000, naming no setting). A few times the cores still lets a
+# caller oversubscribe on purpose, and validate a Slurm sweep on a login node smaller than its nodes.
+THREADS_PER_CORE = 4
 MAX_SEED = 2**63 - 1  # what both numpy's and torch's generators accept
 MAX_CKPT_LENGTH = 200  # leaves room within a file name's 255 bytes for "_checkpoint.pt" and temporaries
 # Settings that may differ between a run and its resumption; all others must match.
@@ -33,6 +54,51 @@ PATH_SETTINGS = ("image", "noisy", "data_dir")  # compared as the files they nam
 def setting(default, help, choices=None):
     """A dataclass field that is also a command-line flag ``--<name>``."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def max_threads():
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+# What a value of each field type may be: an int field takes numpy's integers too, a float field
+# any real number (each kept as Python's own, so that it prints and saves as a plain number).
+_ACCEPTED = {int: numbers.Integral, float: numbers.Real}
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
+
+
+def check_types(settings):
+    """InputError naming the first field of ``settings`` (a settings dataclass) whose value is not of
+    its type: a Python caller's string where a number goes would fail deep inside torch instead.
+    A string must be one that a file name or a command line can hold (no NUL, no lone surrogate)."""
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        kind = _value_type(field)
+        if value is None and type(None) in typing.get_args(field.type):
+            continue
+        if not isinstance(value, _ACCEPTED.get(kind, kind)) or (kind in _ACCEPTED and isinstance(value, bool)):
+            raise InputError(f"`{field.name}` must be {_KIND_NAMES.get(kind, 'a ' + kind.__name__)}, "
+                             f"got {type(value).__name__}")
+        if kind in _ACCEPTED:
+            try:
+                object.__setattr__(settings, field.name, kind(value))  # frozen: set once, while it is made
+            except OverflowError:
+                raise InputError(f"`{field.name}` is beyond the range of a float, got {value}") from None
+        if kind is str and ("\0" in value or not _encodable(value)):
+            raise InputError(f"`{field.name}` '{printable_path(value)}' holds a character no file name can")
+
+
+def _encodable(text):
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _value_type(field):
+    """The type a flag's text is parsed as: ``int`` for ``Optional[int]`` and so on."""
+    kinds = [kind for kind in typing.get_args(field.type) if kind is not type(None)] or [field.type]
+    return kinds[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +139,14 @@ class RecoveryConfig:
 
     def with_absolute_paths(self):
         """The same problem with its file settings as absolute paths, so that a run saved with them
-        can be resumed from any working directory. An ``image`` that is a name stays a name."""
-        image = os.path.abspath(self.image) if os.path.isfile(self.image) else self.image
+        can be resumed from any working directory. An ``image`` that is a name stays a name, and
+        so does the unused one beside ``noisy``."""
+        image = os.path.abspath(self.image) if self.noisy is None and os.path.isfile(self.image) else self.image
         noisy = None if self.noisy is None else os.path.abspath(self.noisy)
         return dataclasses.replace(self, image=image, noisy=noisy, data_dir=os.path.abspath(self.data_dir))
+
+    def __post_init__(self):
+        check_types(self)
 
     def validate(self):
         """Raise InputError naming the first bad value."""
@@ -84,15 +154,24 @@ class RecoveryConfig:
         if self.noisy is None and not 0 <= self.nlevel < 1:  # also refuses nan
             raise InputError(f"`nlevel` must be in [0, 1), got {self.nlevel}")
         check_at_least(self, 1, "width", "num_iter", "show_every")
+        check_at_most(self, MAX_WIDTH, "width")
+        check_at_most(self, MAX_COUNT, "num_iter", "show_every")
         if not 0 <= self.seed <= MAX_SEED:
             raise InputError(f"`seed` must be in [0, 2**63 - 1], got {self.seed}")
-        if not (0 < self.lr < math.inf and 0 < self.lr_c < math.inf):
-            raise InputError(f"learning rates must be positive and finite, got `lr` {self.lr}, `lr_c` {self.lr_c}")
+        if not all(MIN_LEARNING_RATE <= rate <= MAX_LEARNING_RATE for rate in (self.lr, self.lr_c)):  # nan too
+            raise InputError(f"learning rates must be in [{MIN_LEARNING_RATE:.7g}, {MAX_LEARNING_RATE:.7g}] (positive "
+                             f"and finite for the float32 optimisers), got `lr` {self.lr}, `lr_c` {self.lr_c}")
+        # As the command line refuses them: a run's command (to_argv) must make the run.
+        if self.noisy is not None and self.image != RecoveryConfig.image:
+            raise InputError("give either `image` or `noisy`, not both")
+        if self.noisy is not None and self.nlevel != RecoveryConfig.nlevel:
+            raise InputError("`nlevel` adds noise, and `noisy` images have theirs already: give one of them")
         if self.noisy is not None and self.resize is not None:
             raise InputError("`resize` cannot be used with `noisy`: resizing would smear the impulses into their "
                              "neighbours")
         if self.resize is not None:
             check_at_least(self, MIN_SIDE, "resize")
+            check_at_most(self, MAX_SIDE, "resize")
 
     def check_resumable(self, saved):
         """InputError unless this problem is ``saved`` (a RecoveryConfig) up to what may change on
@@ -102,7 +181,7 @@ class RecoveryConfig:
             if field.name in PATH_SETTINGS and value is not None and before is not None:
                 value, before = os.path.realpath(value), os.path.realpath(before)
             if field.name not in RESUMABLE_CHANGES and value != before:
-                shown = lambda v: "(not given)" if v is None else v  # noqa: E731
+                shown = lambda v: "(not given)" if v is None else printable_path(str(v))  # noqa: E731
                 raise InputError(
                     f"`{field.name}` {shown(value)} differs from the checkpoint's {shown(before)}; "
                     f"only {', '.join(f'`{k}`' for k in RESUMABLE_CHANGES)} may change on resume"
@@ -134,10 +213,16 @@ class StepOptions:
                                         "seconds since the last one (0: at every logged iteration); also at the "
                                         "first and last logged iterations and when stopped")
 
+    def __post_init__(self):
+        check_types(self)
+
     def validate(self):
         check_choices(self)
         if self.threads is not None:
             check_at_least(self, 1, "threads")
+            if self.threads > max_threads():
+                raise InputError(f"`threads` must be at most {max_threads()} ({THREADS_PER_CORE} per core of the "
+                                 f"{os.cpu_count()} here), got {self.threads}")
         if not 0 <= self.checkpoint_seconds < math.inf:  # also refuses nan
             raise InputError(f"`checkpoint_seconds` must be at least 0 and finite, got {self.checkpoint_seconds}")
 
@@ -159,12 +244,16 @@ class RunSpec:
     config: RecoveryConfig = RecoveryConfig()
     options: StepOptions = StepOptions()
 
+    def __post_init__(self):
+        check_types(self)
+
     def validate(self):
         """InputError naming the first bad setting of the run (the device is checked when resolved)."""
         if not self.ckpt or self.ckpt in (".", "..") or "/" in self.ckpt or os.sep in self.ckpt:
-            raise InputError(f"`ckpt` must be a plain name, not '{self.ckpt}' (choose the folder with `out_dir`)")
-        if len(self.ckpt) > MAX_CKPT_LENGTH:
-            raise InputError(f"`ckpt` is {len(self.ckpt)} characters long; at most {MAX_CKPT_LENGTH}")
+            raise InputError(f"`ckpt` must be a plain name, not '{printable_path(self.ckpt)}' (choose the folder "
+                             f"with `out_dir`)")
+        if len(os.fsencode(self.ckpt)) > MAX_CKPT_LENGTH:  # a file name's limit is in bytes
+            raise InputError(f"`ckpt` is {len(os.fsencode(self.ckpt))} bytes long; at most {MAX_CKPT_LENGTH}")
         self.config.validate()
         self.options.validate()
 
@@ -177,8 +266,9 @@ class RunSpec:
 def check_choices(settings):
     for field in dataclasses.fields(settings):
         choices = field.metadata.get("choices")
-        if choices and getattr(settings, field.name) not in choices:
-            raise InputError(f"`{field.name}` must be one of {', '.join(choices)}, got '{getattr(settings, field.name)}'")
+        value = getattr(settings, field.name)
+        if choices and value not in choices:
+            raise InputError(f"`{field.name}` must be one of {', '.join(choices)}, got '{printable_path(value)}'")
 
 
 def check_at_least(settings, least, *names):
@@ -187,15 +277,15 @@ def check_at_least(settings, least, *names):
             raise InputError(f"`{name}` must be at least {least}, got {getattr(settings, name)}")
 
 
+def check_at_most(settings, most, *names):
+    for name in names:
+        if getattr(settings, name) > most:
+            raise InputError(f"`{name}` must be at most {most}, got {getattr(settings, name)}")
+
+
 def _flag_fields(cls):
     """The fields of a settings class that are flags (a nested settings object is not)."""
     return [field for field in dataclasses.fields(cls) if "help" in field.metadata]
-
-
-def _value_type(field):
-    """The type a flag's text is parsed as: ``int`` for ``Optional[int]`` and so on."""
-    kinds = [kind for kind in typing.get_args(field.type) if kind is not type(None)] or [field.type]
-    return kinds[0]
 
 
 def settings_argv(settings):

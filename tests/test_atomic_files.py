@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from utils.atomic_files import atomic_path, printable_path, write_csv, write_json
-from utils.errors import OutputError
+from utils.atomic_files import atomic_path, check_writable_folder, printable_path, write_csv, write_json
+from utils.errors import InputError, OutputError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,3 +102,33 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path, mode):
 def test_printable_path_is_one_line_of_utf8(path, printed):
     assert printable_path(path) == printed
     printed.encode("utf-8")
+
+
+@pytest.mark.parametrize("out_dir,message", [
+    ("", "--out_dir is empty (the working folder is .)"),
+    ("notes.txt", "--out_dir notes.txt exists and is not a folder"),
+    ("notes.txt/runs", "--out_dir notes.txt/runs: {tmp}/notes.txt exists and is not a folder"),
+    ("broken/runs", "--out_dir broken/runs: {tmp}/broken exists and is not a folder"),  # a link to nothing
+    ("new/" + "x" * 256, "--out_dir new/" + "x" * 256 + " has a folder name longer than 255 bytes"),
+    ("/".join(["x" * 250] * 16), "--out_dir is 4015 bytes long; at most 3840"),
+    pytest.param("/proc/runs", "cannot make --out_dir /proc/runs: cannot write in /proc (",
+                 marks=pytest.mark.skipif(not os.path.isdir("/proc"), reason="no /proc here")),
+    pytest.param("/sys/runs", "cannot make --out_dir /sys/runs: cannot write in /sys (",
+                 marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="no /sys here")),
+])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_anything_is_written(tmp_path, monkeypatch,
+                                                                                    out_dir, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("")
+    os.symlink(tmp_path / "nowhere", tmp_path / "broken")
+    with pytest.raises(InputError) as caught:
+        check_writable_folder(out_dir, "--out_dir")
+    assert str(caught.value).startswith(message.format(tmp=tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["broken", "notes.txt"]
+
+
+@pytest.mark.parametrize("out_dir", ["new", "new/and/deeper", ".", "caf\udce9"])
+def test_an_output_folder_that_can_be_made_passes_and_is_not_made_yet(tmp_path, monkeypatch, out_dir):
+    monkeypatch.chdir(tmp_path)
+    check_writable_folder(out_dir, "--out_dir")
+    assert os.listdir(tmp_path) == []

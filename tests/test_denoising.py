@@ -1,10 +1,15 @@
-"""denoising.py: the command line over recovery.run_recovery, as a user runs it."""
+"""denoising.py: the command line over recovery.run_recovery, as a user runs it.
+
+In this process (``main(argv)``, its exit status and output caught) unless a process is the point:
+a real exit status, Ctrl-C, a file-size limit, the working folder of a new process.
+"""
 
 import json
 import os
 import resource
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -15,10 +20,12 @@ import torch
 from PIL import Image
 
 import recovery.run
+from cli import exit_status, process_settings_kept  # noqa: F401 (an autouse fixture)
 from conftest import REPO
 from denoising import build_parser, check_gpu_flag, main, resume_command, spec_from_args
 from recovery import RecoveryConfig, RunState
 from recovery.nvidia import GpuFacts
+from recovery.settings import MAX_LEARNING_RATE
 from recovery.state import HISTORY_FIELDS
 from reproduction.plan import Settings
 from utils.atomic_files import read_csv
@@ -28,7 +35,8 @@ TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "c
 
 
 def run_cli(tmp_path, *args, cwd=None, preexec_fn=None):
-    """Run denoising.py as a user would (in ``cwd``, default ``tmp_path``); returns the CompletedProcess."""
+    """Run denoising.py in a process of its own (in ``cwd``, default ``tmp_path``); returns the
+    CompletedProcess."""
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "denoising.py"), "--out_dir", str(tmp_path), *args],
         capture_output=True,
@@ -94,35 +102,35 @@ def assert_same_problem_state(a, b):
     # The run has --resize, which --noisy refuses: the change is still what gets named.
     (["--noisy", "observed.png"], "observed.png differs"),
 ])
-def test_resume_refuses_changed_problem(tmp_path, change, named):
+def test_resume_refuses_changed_problem(tmp_path, monkeypatch, capsys, change, named):
     common = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run"]
     assert main(common + ["--num_iter", "2"]) == 0
-    result = run_cli(tmp_path, "--ckpt", "run", "--resume", *change, "--num_iter", "4")
-    assert result.returncode == 2 and named in result.stderr, result.stderr
+    monkeypatch.chdir(tmp_path)  # where observed.png would be
+    capsys.readouterr()
+    assert main(["--out_dir", str(tmp_path), "--ckpt", "run", "--resume", *change, "--num_iter", "4"]) == 2
+    assert named in capsys.readouterr().err
 
 
-def test_resume_refuses_what_cannot_continue(tmp_path):
+def test_resume_refuses_what_cannot_continue(tmp_path, capsys):
+    resume = ["--out_dir", str(tmp_path), "--ckpt", "run", "--resume"]
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "4"]) == 0
     checkpoint = tmp_path / "run_checkpoint.pt"
-    result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--num_iter", "2")
-    assert result.returncode == 2 and "cannot be less" in result.stderr
+    capsys.readouterr()
+    assert main(resume + ["--num_iter", "2"]) == 2 and "cannot be less" in capsys.readouterr().err
     saved = RunState.load(checkpoint)
     saved.problem["generator_device"] = "cuda"  # as if made on a GPU
     saved.save(checkpoint)
-    result = run_cli(tmp_path, "--ckpt", "run", "--resume", "--num_iter", "6", "--device", "cpu")
-    assert result.returncode == 2 and "--device cuda" in result.stderr
+    assert main(resume + ["--num_iter", "6", "--device", "cpu"]) == 2 and "--device cuda" in capsys.readouterr().err
     torch.save({"config": {}}, checkpoint)
-    result = run_cli(tmp_path, "--ckpt", "run", "--resume")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr == f"denoising.py: error: {checkpoint}: not a checkpoint written by this program\n"
+    assert main(resume) == 2
+    assert capsys.readouterr().err == f"denoising.py: error: {checkpoint}: not a checkpoint written by this program\n"
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_threads_are_set_logged_and_recorded(tmp_path, threads):
-    # In a process of its own: the thread count is process-wide.
-    result = run_cli(tmp_path, *TINY, "--ckpt", "run", "--num_iter", "2", "--threads", str(threads))
-    assert result.returncode == 0, result.stderr
-    assert f"device: cpu, threads: {threads};" in result.stdout
+def test_threads_are_set_logged_and_recorded(tmp_path, capsys, threads):
+    # The thread count is the process's: process_settings_kept puts it back.
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2", "--threads", str(threads)]) == 0
+    assert f"device: cpu, threads: {threads};" in capsys.readouterr().out
     assert json.loads((tmp_path / "run_args.json").read_text())["threads"] == threads
 
 
@@ -144,19 +152,38 @@ def unwritable_folder(tmp_path):
     folder.chmod(0o755)
 
 
-def test_an_unwritable_out_dir_is_one_line_exit_2(unwritable_folder):
-    result = run_cli(unwritable_folder, *TINY, "--num_iter", "2", cwd=unwritable_folder.parent)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and "cannot write in --out_dir" in result.stderr
+@pytest.mark.parametrize("inside", ["", "new"])
+def test_an_unwritable_out_dir_is_one_line_exit_2(unwritable_folder, capsys, inside):
+    out_dir = unwritable_folder / inside
+    assert main(TINY + ["--out_dir", str(out_dir), "--num_iter", "2"]) == 2
+    err = capsys.readouterr().err
+    made = (f"cannot make --out_dir {out_dir}: cannot write in {unwritable_folder} (" if inside
+            else "cannot write in --out_dir")
+    assert err.count("\n") == 1 and err.startswith(f"denoising.py: error: {made}"), err
+    assert os.listdir(unwritable_folder) == []
 
 
 def test_a_diverging_run_stops_at_its_first_non_finite_loss(tmp_path):
-    argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "40", "--show_every", "10", "--lr", "1e30"]
+    # Rates at which the outputs stay finite through the first step (at --lr 1e30 they do not: below).
+    argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "40", "--show_every", "10", "--lr", "1e6",
+                   "--lr_c", "1e6"]
     assert main(argv) == 1
     history = read_csv(tmp_path / "run_history.csv")
     assert [r["iteration"] for r in history] == [0, 10] and np.isnan(history[1]["loss"])
     assert RunState.load(tmp_path / "run_checkpoint.pt").iteration == 1  # the last finite state
     assert not (tmp_path / "run_last.png").exists()
+
+
+@pytest.mark.parametrize("rates", [["--alg", "adam", "--lr", repr(MAX_LEARNING_RATE)], ["--lr", "1e30"]])
+def test_outputs_blown_up_by_a_step_are_a_divergence_too(tmp_path, capsys, rates):
+    # The logged loss is that of the weights before the step, the candidates come from the weights
+    # after it: these were written as black images (with numpy's warning on stderr), or kept as the
+    # "last finite" checkpoint.
+    argv = TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "20", "--show_every", "10", *rates]
+    assert main(argv) == 1
+    assert "diverged: the network's outputs are inf or nan at iteration 0" in capsys.readouterr().out
+    written = sorted(name for name in os.listdir(tmp_path) if name.endswith((".png", ".pt")))
+    assert written == ["run_clean.png", "run_noisy.png"]  # the observation only: no image, no checkpoint
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="limits the file size in the child (POSIX)")
@@ -200,11 +227,12 @@ def test_a_run_resumes_from_any_working_directory(tmp_path):
     assert RunState.load(tmp_path / "run_checkpoint.pt").iteration == 4
 
 
-def test_existing_run_is_not_overwritten(tmp_path):
+def test_existing_run_is_not_overwritten(tmp_path, capsys):
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2"]) == 0
     before = (tmp_path / "run_checkpoint.pt").read_bytes()
-    result = run_cli(tmp_path, *TINY, "--ckpt", "run", "--num_iter", "2")
-    assert result.returncode == 2 and "--resume" in result.stderr
+    capsys.readouterr()
+    assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2"]) == 2
+    assert "--resume" in capsys.readouterr().err
     assert (tmp_path / "run_checkpoint.pt").read_bytes() == before
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "run", "--num_iter", "2", "--overwrite"]) == 0
 
@@ -234,7 +262,17 @@ def precious(tmp_path):
     (tmp_path / "test_last.png").write_bytes(b"earlier result")
     (tmp_path / "notes.png").write_text("not an image")
     Image.new("RGB", (40, 40)).save(tmp_path / "small.png")
+    os.mkfifo(tmp_path / "pipe")  # reading it would wait for a writer forever
     return tmp_path
+
+
+def contents(folder):
+    """Every entry of ``folder`` by name: a file's bytes, or what else it is (a pipe is not read)."""
+    return {p.name: p.read_bytes() if p.is_file() else stat.S_IFMT(p.stat().st_mode) for p in folder.iterdir()}
+
+
+RATES = "learning rates must be in [1.175494e-38, 2.126765e+37] (positive and finite for the float32 optimisers)"
+needs = lambda folder: pytest.mark.skipif(not os.path.isdir(folder), reason=f"no {folder} here")  # noqa: E731
 
 
 @pytest.mark.parametrize(
@@ -246,32 +284,57 @@ def precious(tmp_path):
         (["--nlevel", "-0.1"], "--nlevel must be in [0, 1), got -0.1"),
         (["--nlevel", "nan"], "--nlevel must be in [0, 1), got nan"),
         (["--width", "0"], "--width must be at least 1, got 0"),
+        (["--width", str(10**11)], "--width must be at most 65536, got 100000000000"),  # overflowed torch's sizes
         (["--num_iter", "0"], "--num_iter must be at least 1, got 0"),
+        (["--num_iter", str(10**20)], "--num_iter must be at most 9007199254740992, got 100000000000000000000"),
         (["--num_iter", "10**12"], "argument --num_iter: invalid int value: '10**12'"),
         (["--image", "small.png"], "image is 40x40: the network needs at least 64x64 after centre-cropping to "
                                    "multiples of 32"),
+        (["--image", "astronaut", "--resize", str(10**8)], "--resize must be at most 65536, got 100000000"),
+        # Refused by the memory check before the 21 GB resized image is made.
+        (["--image", "astronaut", "--resize", "30000"], "the run needs about "),
         (["--device", "tpu"], "unknown --device 'tpu' (use auto, cpu, cuda, cuda:N or mps)"),
+        (["--device", "cpu\nx"], "unknown --device 'cpu\\nx' (use auto"),  # one line, whatever is quoted
+        (["two\nlines"], "unrecognized arguments: two\\nlines"),
         (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "cuda:99"],
          "--device cuda asked for, but CUDA is not available here" if not torch.cuda.is_available()
          else "--device cuda:99 asked for, but only"),
         (["--resume"], "no checkpoint to resume: {folder}/test_checkpoint.pt does not exist"),
         (["--nlevel", "half"], "argument --nlevel: invalid float value: 'half'"),
         (["--method", "sparse"], "argument --method: invalid choice: 'sparse' (choose from "),
-        (["--noisy", "no_such_file.png"], "--noisy image '{cwd}/no_such_file.png' not found"),
+        (["--noisy", "no_such_file.png"], "--noisy image '{folder}/no_such_file.png' not found"),
+        (["--noisy", "/dev/zero"], "--noisy image '/dev/zero' is a device, not an image file"),  # not "not found"
+        (["--noisy", "/dev/null"], "--noisy image '/dev/null' is a device, not an image file"),
+        (["--noisy", "pipe"], "--noisy image '{folder}/pipe' is a pipe, not an image file"),
+        (["--image", "/dev/zero"], "image '/dev/zero' is a device, not an image file"),
+        (["--image", "pipe"], "image 'pipe' is a pipe, not an image file"),
+        (["--image", ""], "--image is empty"),
         (["--image", "astronaut", "--out_dir", "notes.png"], "--out_dir notes.png exists and is not a folder"),
-        (["--lr", "inf"], "learning rates must be positive and finite, got --lr inf, --lr_c 500.0"),
-        (["--lr", "nan"], "learning rates must be positive and finite, got --lr nan, --lr_c 500.0"),
+        (["--image", "astronaut", "--out_dir", "notes.png/runs"], "--out_dir notes.png/runs: {folder}/notes.png "
+                                                                 "exists and is not a folder"),
+        (["--image", "astronaut", "--out_dir", ""], "--out_dir is empty (the working folder is .)"),
+        pytest.param(["--image", "astronaut", "--out_dir", "/proc/x"], "cannot make --out_dir /proc/x: cannot write "
+                     "in /proc (", marks=needs("/proc")),  # was a FileNotFoundError's traceback
+        pytest.param(["--image", "astronaut", "--out_dir", "/sys/x"], "cannot make --out_dir /sys/x: cannot write "
+                     "in /sys (", marks=needs("/sys")),  # was a PermissionError's traceback
+        (["--lr", "inf"], f"{RATES}, got --lr inf, --lr_c 500.0"),
+        (["--lr", "nan"], f"{RATES}, got --lr nan, --lr_c 500.0"),
+        (["--lr", "1e308"], f"{RATES}, got --lr 1e+308, --lr_c 500.0"),  # was torch's RuntimeError: float overflow
+        (["--lr_c", "1e39"], f"{RATES}, got --lr 1.0, --lr_c 1e+39"),
         (["--noisy", "small.png", "--resize", "64"], "--resize cannot be used with --noisy: resizing would smear "
                                                      "the impulses into their neighbours"),
         (["--image", "astronaut", "--ckpt", "sub/run"], "--ckpt must be a plain name, not 'sub/run' (choose the "
                                                         "folder with --out_dir)"),
         (["--image", "astronaut", "--threads", "0"], "--threads must be at least 1, got 0"),
+        # Was libgomp's "Out of memory allocating 800008 bytes" and exit 1, naming no setting.
+        (["--image", "astronaut", "--threads", "100000"], "--threads must be at most "),
         (["--image", "astronaut", "--seed", "-1"], "--seed must be in [0, 2**63 - 1], got -1"),
         (["--image", "astronaut", "--seed", str(2**64)], f"--seed must be in [0, 2**63 - 1], got {2**64}"),
         (["--noisy", "small.png", "--nlevel", "0.3"], "--nlevel adds noise, and --noisy images have theirs "
                                                       "already: give one of them"),
         (["--noisy", "small.png", "--image", "astronaut"], "give either --image or --noisy, not both"),
-        (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt is 300 characters long; at most 200"),
+        (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt is 300 bytes long; at most 200"),
+        (["--image", "astronaut", "--ckpt", "é" * 150], "--ckpt is 300 bytes long; at most 200"),
         pytest.param(["--image", "astronaut", "--gpu", "0"], "--gpu 0 asks for a GPU, but CUDA is not available "
                      "here: no NVIDIA driver is loaded (no /proc/driver/nvidia/version, no answer from nvidia-smi); "
                      "leave --gpu out to run on the CPU", marks=pytest.mark.skipif(
@@ -281,15 +344,23 @@ def precious(tmp_path):
          "as cuda; it contradicts --device cuda:1: give --gpu with --device auto or cuda, or --device alone"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, args, message):
-    before = {p.name: p.read_bytes() for p in precious.iterdir()}
-    result = run_cli(precious, "--num_iter", "2", *args)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    expected = "denoising.py: error: " + message.format(folder=precious, cwd=precious)
-    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
-    assert {p.name: p.read_bytes() for p in precious.iterdir()} == before
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(precious, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(precious)
+    before = contents(precious)
+    assert exit_status(main, ["--out_dir", str(precious), "--num_iter", "2", *args]) == 2
+    err = capsys.readouterr().err
+    expected = "denoising.py: error: " + message.format(folder=precious)
+    assert err.count("\n") == 1 and err.startswith(expected), err
+    assert contents(precious) == before
+
+
+def test_a_real_process_exits_2_and_says_why_in_one_line(precious):
+    """main's status is the process's exit status, and the one line is all it prints."""
+    before = contents(precious)
+    result = run_cli(precious, "--num_iter", "2", "--nlevel", "1.0")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "denoising.py: error: --nlevel must be in [0, 1), got 1.0\n"
+    assert contents(precious) == before
 
 
 def test_ctrl_c_saves_and_resumes(tmp_path):
@@ -310,8 +381,7 @@ def test_ctrl_c_saves_and_resumes(tmp_path):
     assert 0 < saved.iteration < 100000
     hint = out.strip().splitlines()[-1]
     assert hint == f"continue with: python denoising.py --ckpt run --out_dir {tmp_path} --device cpu --resume"
-    resumed = run_cli(tmp_path, *shlex.split(hint)[4:], "--num_iter", str(saved.iteration + 2))
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(shlex.split(hint)[4:] + ["--num_iter", str(saved.iteration + 2)]) == 0
     assert RunState.load(checkpoint).iteration == saved.iteration + 2
 
 

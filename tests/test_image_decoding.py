@@ -302,7 +302,12 @@ def test_a_truncated_jpeg_is_one_line(tmp_path):
         load_image(str(tmp_path / "x.jpg"))
 
 
-def test_a_folder_is_refused_as_a_folder(tmp_path):
-    (tmp_path / "photos").mkdir()
-    with pytest.raises(InputError, match=f"^cannot read '{tmp_path}/photos' as an image: it is a folder$"):
-        decoded(tmp_path / "photos")
+@pytest.mark.parametrize("kind", ["folder", "pipe", "device"])
+def test_what_is_no_regular_file_is_refused_as_what_it_is(tmp_path, kind):
+    path = {"folder": tmp_path / "photos", "pipe": tmp_path / "photos", "device": "/dev/zero"}[kind]
+    if kind == "folder":
+        path.mkdir()
+    if kind == "pipe":
+        os.mkfifo(path)  # opened, it would wait for a writer forever
+    with pytest.raises(InputError, match=f"^cannot read '{path}' as an image: it is a {kind}$"):
+        decoded(path)

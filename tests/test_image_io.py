@@ -74,12 +74,16 @@ def test_lookup_order(tmp_path):
         load_image("no_such_image", str(tmp_path))
 
 
-def test_a_folder_is_named_as_a_folder(tmp_path):
+def test_a_folder_or_a_device_is_named_as_what_it_is(tmp_path):
     (tmp_path / "photos").mkdir()
     with pytest.raises(InputError, match=f"^image '{tmp_path}/photos' is a folder, not an image file$"):
         load_image(str(tmp_path / "photos"))
     with pytest.raises(InputError, match="^image '.*photos' is a folder"):
         load_image("photos", str(tmp_path))  # found as a folder in data_dir
+    with pytest.raises(InputError, match="^image '/dev/null' is a device, not an image file$"):
+        load_image("/dev/null", str(tmp_path))
+    with pytest.raises(InputError, match="^image is empty$"):
+        load_image("", str(tmp_path))  # not data_dir itself
 
 
 def test_a_file_name_that_is_not_utf8_is_printed_escaped(tmp_path):

@@ -1,5 +1,7 @@
 """recovery.observation: the image as the network sees it, and its seeded corruption."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -36,14 +38,32 @@ def test_a_noisy_image_is_taken_as_it_is(tmp_path):
     assert np.array_equal(observation.noisy, pixels.transpose(2, 0, 1) / 255.0)
 
 
-@pytest.mark.parametrize("what,message", [("missing", "not found"), ("folder", "is a folder, not an image file")])
+@pytest.mark.parametrize("what,message", [("missing", "not found"), ("folder", "is a folder, not an image file"),
+                                          ("pipe", "is a pipe, not an image file"),
+                                          ("/dev/null", "is a device, not an image file")])
 def test_a_noisy_path_that_is_no_file_is_named(tmp_path, what, message):
-    path = tmp_path / "observed"
+    path = tmp_path / "observed" if what[0] != "/" else what
     if what == "folder":
         path.mkdir()
+    if what == "pipe":
+        os.mkfifo(path)  # reading it would wait for a writer forever
     with pytest.raises(InputError) as caught:
         prepare_observation(RecoveryConfig(noisy=str(path)))
     assert str(caught.value) == f"noisy image '{path}' {message}"
+
+
+@pytest.mark.parametrize("resize,sides", [(None, (512, 512)), (96, (96, 96)), (40000, (40000, 40000))])
+def test_the_size_is_checked_before_the_image_is_made(resize, sides):
+    """A caller refuses a size before its image exists: a 40000-pixel resize would take 19 GB."""
+    asked = []
+
+    def refuse(height, width):
+        asked.append((height, width))
+        raise InputError("too large")
+
+    with pytest.raises(InputError, match="too large"):
+        prepare_observation(RecoveryConfig(image="astronaut", resize=resize), check_size=refuse)
+    assert asked == [sides]
 
 
 @pytest.mark.parametrize("kind,warned", [("PNG", None), ("JPEG", "JPEG compression"),

@@ -8,7 +8,7 @@ import os
 import stat
 import tempfile
 
-from utils.errors import InputError, OutputError
+from utils.errors import InputError, OutputError, one_line
 
 TEMPORARY_NAME_TRIES = 100  # random names tried before giving up (a clash is already unlikely)
 
@@ -24,8 +24,7 @@ def printable_path(path):
         raw = os.fsencode(path)
     except UnicodeEncodeError:  # a lone surrogate that is no escaped byte: no file name of this OS
         raw = os.fspath(path).encode("utf-8", "backslashreplace")
-    text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return one_line(raw.decode("utf-8", "backslashreplace"))
 
 
 def _create_temporary(directory, prefix, suffix):
@@ -122,20 +121,46 @@ def atomic_path(path):
 
 
 def check_writable_folder(path, flag):
-    """InputError unless ``path`` is a folder this process can write in, or does not exist yet (it
-    is made later, once all input is valid). ``flag`` names it in the message: ``--out_dir``.
+    """InputError unless ``path`` is a folder this process can write in, or one it can make: the
+    nearest existing folder above it is writable and every name to make is a valid one (it is made
+    later, once all input is valid). ``flag`` names it in the message: ``--out_dir``.
 
     Leaves nothing behind: the probe is an anonymous temporary file.
     """
-    if not os.path.exists(path):
-        return
-    if not os.path.isdir(path):
-        raise InputError(f"{flag} {printable_path(path)} exists and is not a folder")
+    shown = printable_path(path)
+    if not path:
+        raise InputError(f"{flag} is empty (the working folder is .)")
+    # The nearest entry that exists; a broken symbolic link counts, as os.makedirs stops at it too.
+    existing, missing = os.path.abspath(path), []
+    while not os.path.lexists(existing):
+        existing, name = os.path.split(existing)
+        missing.append(name)
+    if not os.path.isdir(existing):
+        inside = f": {printable_path(existing)}" if missing else ""
+        raise InputError(f"{flag} {shown}{inside} exists and is not a folder")
+    name_max = _path_limit(existing, "PC_NAME_MAX", 255)
+    if any(len(os.fsencode(name)) > name_max for name in missing):
+        raise InputError(f"{flag} {shown} has a folder name longer than {name_max} bytes")
+    # Every file in the folder must be nameable: the folder's path, a separator and a name.
+    longest = _path_limit(existing, "PC_PATH_MAX", 4096) - 1 - name_max
+    if len(os.fsencode(path)) > longest:
+        raise InputError(f"{flag} is {len(os.fsencode(path))} bytes long; at most {longest}")
     try:
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        raise InputError(f"cannot write in {flag} {printable_path(path)} ({exc.strerror})") from None
+        if not missing:
+            raise InputError(f"cannot write in {flag} {shown} ({exc.strerror})") from None
+        raise InputError(f"cannot make {flag} {shown}: cannot write in {printable_path(existing)} "
+                         f"({exc.strerror})") from None
+
+
+def _path_limit(folder, name, default):
+    """A limit of the file system holding ``folder`` (``os.pathconf``), or ``default`` where it has none."""
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError):
+        return default
 
 
 def write_json(path, obj):

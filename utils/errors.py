@@ -11,6 +11,13 @@ import sys
 _SETTING_NAME = re.compile(r"(?:(?<=^)|(?<=[\s(]))`([a-z][a-z0-9_]*)`(?=$|[\s,;:.)])")
 
 
+def one_line(text):
+    """``text`` with every character that is not printable escaped (a newline as ``\\n``, a byte
+    of a file name that is not UTF-8 as ``\\udcff``), so that a message quoting any value stays
+    one line that any terminal prints."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class NamesSettings:
     """An exception whose message marks the settings it names with backquotes
     (```width` must be at least 1``): ``str()`` gives them as the Python names (``width must be
@@ -65,7 +72,7 @@ def report_failure(prog, exc, kept):
         line, status = f"error: {exc}; {kept}", 1
     else:
         line, status = f"interrupted; {kept}", INTERRUPTED
-    sys.stderr.write(f"{prog}: {line}\n")
+    sys.stderr.write(f"{prog}: {one_line(line)}\n")
     return status
 
 
@@ -76,5 +83,6 @@ class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message):
         if isinstance(message, InputError):
             message = message.for_command_line()
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        # argparse quotes some values as they were given ("unrecognized arguments: ..."), newlines too.
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)}\n")
         sys.exit(2)

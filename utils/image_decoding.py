@@ -13,6 +13,7 @@ import io
 import itertools
 import os
 import re
+import stat
 import struct
 import warnings
 import zlib
@@ -53,10 +54,23 @@ def _damaged(shown, exc):
     return _unreadable(shown, f"the file is truncated or corrupted: {words or type(exc).__name__}")
 
 
+def not_a_regular_file(path):
+    """What ``path`` is if it exists but is no regular file (nor a link to one): ``folder``,
+    ``device``, ``pipe`` or ``socket``; else None. Reading a device or a pipe would wait forever or
+    never end (``/dev/zero``)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    kinds = ((stat.S_ISDIR, "folder"), (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device"),
+             (stat.S_ISFIFO, "pipe"), (stat.S_ISSOCK, "socket"))
+    return next((kind for test, kind in kinds if test(mode)), None)
+
+
 def _read_bytes(path, shown):
-    """The whole file as a (writable) bytearray, or InputError: a folder, empty, too large."""
-    if os.path.isdir(path):
-        raise _unreadable(shown, "it is a folder")
+    """The whole file as a (writable) bytearray, or InputError: a folder, a device, empty, too large."""
+    if (kind := not_a_regular_file(path)) is not None:
+        raise _unreadable(shown, f"it is a {kind}")
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size

@@ -15,7 +15,7 @@ from PIL import Image
 from .atomic_files import atomic_path, printable_path
 from .errors import InputError
 from .float_image import check_float_image
-from .image_decoding import decode_image_file
+from .image_decoding import decode_image_file, not_a_regular_file
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 NOT_SAMPLES = ("download_all",)  # in skimage.data.__all__, callable, but fetches every sample
@@ -40,9 +40,11 @@ def resolve_image(name, data_dir):
     sample = getattr(skimage.data, name, None)
     if sample is not None and name in skimage.data.__all__ and callable(sample) and name not in NOT_SAMPLES:
         return "sample", name
-    for folder in (name, os.path.join(data_dir, name)):
-        if os.path.isdir(folder):
-            raise InputError(f"image '{printable_path(folder)}' is a folder, not an image file")
+    if not name:  # joined to data_dir, it would name the folder itself
+        raise InputError("`image` is empty")
+    for path in (name, os.path.join(data_dir, name)):
+        if (kind := not_a_regular_file(path)) is not None:
+            raise InputError(f"image '{printable_path(path)}' is a {kind}, not an image file")
     raise InputError(
         f"image '{printable_path(name)}' not found: not a file, not in {printable_path(data_dir)}/, "
         f"and not a scikit-image sample (e.g. astronaut, coffee, chelsea)"
@@ -123,12 +125,17 @@ def load_image(name, data_dir=DEFAULT_DATA_DIR):
     return image, description, notes + conversion_notes
 
 
+def resized_shape(shape, size):
+    """The shape ``(C, H, W)`` of a ``shape`` image resized so that its shorter side is ``size``."""
+    c, h, w = shape
+    scale = size / min(h, w)
+    return c, max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def resize_shorter_side(image, size):
     """Resize a ``C x H x W`` image so that its shorter side is ``size`` pixels (anti-aliased)."""
-    c, h, w = image.shape
-    scale = size / min(h, w)
-    shape = (c, max(1, round(h * scale)), max(1, round(w * scale)))
-    out = skimage.transform.resize(image, shape, order=3, anti_aliasing=scale < 1, mode="reflect")
+    shape = resized_shape(image.shape, size)
+    out = skimage.transform.resize(image, shape, order=3, anti_aliasing=size < min(image.shape[1:]), mode="reflect")
     return np.clip(out, 0, 1).astype(np.float32)
 
 

@@ -19,7 +19,8 @@ def psnr(clean, estimate):
     ``clean`` and ``estimate``: float arrays of one shape in [0, 1] (``estimate`` is clipped to it).
     """
     _check_float_images(clean, estimate)
-    return float(skimage.metrics.peak_signal_noise_ratio(clean, np.clip(estimate, 0, 1), data_range=1))
+    with np.errstate(divide="ignore"):  # identical images: inf dB, without numpy's warning on stderr
+        return float(skimage.metrics.peak_signal_noise_ratio(clean, np.clip(estimate, 0, 1), data_range=1))
 
 
 def ssim(clean, estimate):
