@@ -13,13 +13,11 @@ import shlex
 import sys
 
 from recovery import RecoveryConfig, RunFiles, RunSpec, RunState, StepOptions, run_recovery
-from recovery.devices import refuse_unusable_gpu
-from recovery.nvidia import read_gpu_facts
+from recovery.devices import check_gpu_flag
 from recovery.settings import add_arguments, given_settings
 from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure, signal_exit_status
 
 PROG = "denoising.py"
-GPU_DEVICES = ("auto", "cuda")  # the --device values that --gpu's choice of GPU agrees with
 
 
 def build_parser():
@@ -49,19 +47,6 @@ def spec_from_args(args):
     base = RunState.load(RunFiles(spec.out_dir, spec.ckpt).checkpoint).config if args.resume else RecoveryConfig()
     return RunSpec(spec.ckpt, spec.out_dir, spec.device, config=dataclasses.replace(base, **given),
                    options=StepOptions(**given_settings(StepOptions, args)))
-
-
-def check_gpu_flag(gpu, device, facts=None):
-    """InputError unless ``--gpu`` ``gpu`` (already set as CUDA_VISIBLE_DEVICES) can be honoured
-    with ``--device`` ``device``: a device that names another (``cuda:1``: the second of the GPUs
-    that --gpu leaves visible, ``cpu``) contradicts it, and a GPU that is not there or cannot
-    compute is refused rather than the run quietly taking the CPU for hours. ``facts`` (a
-    ``GpuFacts``) stands for this machine's."""
-    if device not in GPU_DEVICES:
-        raise InputError(f"`gpu` {gpu} makes GPU {gpu} the only one CUDA sees, as cuda; it contradicts `device` "
-                         f"{device}: give `gpu` with `device` auto or cuda, or `device` alone")
-    refuse_unusable_gpu(f"`gpu` {gpu} asks for a GPU", read_gpu_facts() if facts is None else facts,
-                        "; leave `gpu` out to run on the CPU")
 
 
 def resume_command(spec, gpu=None):

@@ -15,6 +15,8 @@ from utils.errors import InputError, RunFailure
 from .cuda_graph import graph_step_unsupported
 from .nvidia import UNUSABLE, USABLE, judge_gpu, read_gpu_facts
 
+GPU_DEVICES = ("auto", "cuda")  # the `device` values that denoising.py's --gpu choice of GPU agrees with
+
 # What the out-of-memory errors that are not torch.OutOfMemoryError say, all plain RuntimeErrors:
 # MPS's allocator; CUDA's own error for allocations outside PyTorch's caching allocator (cuBLAS and
 # cuDNN handles and workspaces, a context); the CPU's allocator refusing one large allocation.
@@ -61,6 +63,19 @@ def refuse_unusable_gpu(request, facts, remedy=""):
     if verdict != USABLE:
         joint = ": " if facts.available else ", but CUDA is not available here: "
         raise InputError(f"{request}{joint}{reason}{remedy}")
+
+
+def check_gpu_flag(gpu, device, facts=None):
+    """InputError unless ``--gpu`` ``gpu`` (already set as CUDA_VISIBLE_DEVICES) can be honoured
+    with ``--device`` ``device``: a device that names another (``cuda:1``: the second of the GPUs
+    that --gpu leaves visible, ``cpu``) contradicts it, and a GPU that is not there or cannot
+    compute is refused rather than the run quietly taking the CPU for hours. ``facts`` (a
+    ``GpuFacts``) stands for this machine's."""
+    if device not in GPU_DEVICES:
+        raise InputError(f"`gpu` {gpu} makes GPU {gpu} the only one CUDA sees, as cuda; it contradicts `device` "
+                         f"{device}: give `gpu` with `device` auto or cuda, or `device` alone")
+    refuse_unusable_gpu(f"`gpu` {gpu} asks for a GPU", read_gpu_facts() if facts is None else facts,
+                        "; leave `gpu` out to run on the CPU")
 
 
 def describe_device(device):

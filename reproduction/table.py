@@ -32,7 +32,6 @@ CLASSICAL_FILTERS = (
 )
 METHOD_ORDER = ("dip", "dip-l1", "ours")
 LAST, PEAK = "last", "oracle peak"
-FINAL_ITERATE = FINAL_LABEL  # the run's own answer beside the last iterate (no clean image used)
 FIELDS = ("image", "nlevel", "method", "width", "iterate", "at_iteration", "psnr", "ssim", "iterations",
           "num_iter", "device", "seconds", "status")
 NOT_RUN = "not run"
@@ -72,11 +71,11 @@ def classical_rows(image, nlevel, observation, settings, runs_dir, device_name):
 
 
 def run_rows(run, result, clean):
-    """The rows of one learned run: its last iterate, its final answer (``FINAL_ITERATE``, at the
+    """The rows of one learned run: its last iterate, its final answer (``FINAL_LABEL``, at the
     same iteration; left out for a run that has none) and, for DIP and DIP-L1 (which need early
     stopping), also its PSNR-best logged iterate, an oracle since it is chosen with ``clean``."""
     config = run.config
-    iterates = [PEAK, LAST, FINAL_ITERATE] if config.method != "ours" else [LAST, FINAL_ITERATE]
+    iterates = [PEAK, LAST, FINAL_LABEL] if config.method != "ours" else [LAST, FINAL_LABEL]
     common = {"image": config.image, "nlevel": config.nlevel, "method": METHOD_NAMES[config.method],
               "width": config.width, "num_iter": config.num_iter}
     if result is None:
@@ -84,7 +83,7 @@ def run_rows(run, result, clean):
     common.update(iterations=result.iteration, device=", ".join(result.devices), seconds=result.seconds,
                   status="done" if result.reached(config.num_iter) else "partial")
     logged = [row for row in result.history if row["psnr"] is not None]
-    images = {PEAK: result.best, LAST: result.last, FINAL_ITERATE: result.final}
+    images = {PEAK: result.best, LAST: result.last, FINAL_LABEL: result.final}
     rows = []
     for iterate in (iterate for iterate in iterates if images[iterate] is not None):
         image = images[iterate]

@@ -3,9 +3,13 @@ main() run in this process as a shell runs the script, and the process-wide sett
 put back afterwards."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def exit_status(main, argv):
@@ -40,3 +44,20 @@ def process_settings_kept():
     kept = ProcessSettings()
     yield
     kept.restore()
+
+
+# A denoising.py run of a fraction of a second: the astronaut at 64x64, width 4, on the CPU.
+TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
+
+
+def run_cli(tmp_path, *args, cwd=None, preexec_fn=None):
+    """Run denoising.py in a process of its own (in ``cwd``, default ``tmp_path``); returns the
+    CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "denoising.py"), "--out_dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or tmp_path,
+        timeout=300,
+        preexec_fn=preexec_fn,
+    )

@@ -20,32 +20,14 @@ import torch
 from PIL import Image
 
 import recovery.run
-from cli import exit_status, process_settings_kept  # noqa: F401 (an autouse fixture)
+from cli import TINY, exit_status, process_settings_kept, run_cli  # noqa: F401 (an autouse fixture)
 from conftest import REPO
-from denoising import build_parser, check_gpu_flag, main, resume_command, spec_from_args
+from denoising import build_parser, main, resume_command, spec_from_args
 from recovery import RecoveryConfig, RunState
-from recovery.nvidia import GpuFacts
 from recovery.settings import MAX_LEARNING_RATE
 from recovery.state import HISTORY_FIELDS
 from reproduction.plan import Settings
 from utils.atomic_files import read_csv
-from utils.errors import InputError
-
-TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
-
-
-def run_cli(tmp_path, *args, cwd=None, preexec_fn=None):
-    """Run denoising.py in a process of its own (in ``cwd``, default ``tmp_path``); returns the
-    CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, os.path.join(REPO, "denoising.py"), "--out_dir", str(tmp_path), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or tmp_path,
-        timeout=300,
-        preexec_fn=preexec_fn,
-    )
-
 
 @pytest.mark.parametrize("num_iter,show_every,rows", [(7, 3, [0, 3, 6]), (8, 3, [0, 3, 6, 7])])
 def test_end_to_end_writes_every_output(tmp_path, num_iter, show_every, rows):
@@ -399,19 +381,6 @@ def test_cuda_visible_devices_is_set_only_by_gpu(tmp_path, monkeypatch):
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
     assert main(TINY + ["--out_dir", str(tmp_path), "--ckpt", "other", "--gpu", "1"]) == 2  # contradicts cpu
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"  # as the reference sets it
-
-
-@pytest.mark.parametrize("device", ["auto", "cuda"])
-def test_gpu_is_refused_where_cuda_sees_none_of_them(device):
-    hidden = GpuFacts(available=False, driver="580.65.06", gpus=(("NVIDIA L4", (8, 9)),), arch_list=("sm_89",),
-                      torch_version="2.14.1+cu130", torch_cuda="13.0", visible="3")
-    with pytest.raises(InputError) as caught:
-        check_gpu_flag("3", device, hidden)
-    assert caught.value.for_command_line() == (
-        "--gpu 3 asks for a GPU, but CUDA is not available here: found NVIDIA L4 with NVIDIA driver 580.65.06, but CUDA "
-        "sees none with CUDA_VISIBLE_DEVICES=3 (nvidia-smi lists 1, numbered from 0); leave --gpu out to run on the CPU")
-    check_gpu_flag("0", device, GpuFacts(available=True, driver="580.65.06", gpus=(("NVIDIA L4", (8, 9)),),
-                                         arch_list=("sm_89",), torch_version="2.14.1+cu130", torch_cuda="13.0"))
 
 
 @pytest.mark.parametrize("gpu,tail", [(None, []), ("1", ["--gpu", "1"])])

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from recovery import RecoveryConfig, StepOptions, resolve_device
-from recovery.devices import check_options, describe_device, out_of_memory_as_failure
+from recovery.devices import check_gpu_flag, check_options, describe_device, out_of_memory_as_failure
+from recovery.nvidia import GpuFacts
 from test_nvidia import CU126_PIP, PYPI
 from utils.errors import InputError, RunFailure
 
@@ -181,3 +182,16 @@ def test_other_errors_pass_through(error):
         with out_of_memory_as_failure(torch.device("cuda")):
             raise error
     assert caught.value is error
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_gpu_is_refused_where_cuda_sees_none_of_them(device):
+    hidden = GpuFacts(available=False, driver="580.65.06", gpus=(("NVIDIA L4", (8, 9)),), arch_list=("sm_89",),
+                      torch_version="2.14.1+cu130", torch_cuda="13.0", visible="3")
+    with pytest.raises(InputError) as caught:
+        check_gpu_flag("3", device, hidden)
+    assert caught.value.for_command_line() == (
+        "--gpu 3 asks for a GPU, but CUDA is not available here: found NVIDIA L4 with NVIDIA driver 580.65.06, but CUDA "
+        "sees none with CUDA_VISIBLE_DEVICES=3 (nvidia-smi lists 1, numbered from 0); leave --gpu out to run on the CPU")
+    check_gpu_flag("0", device, GpuFacts(available=True, driver="580.65.06", gpus=(("NVIDIA L4", (8, 9)),),
+                                         arch_list=("sm_89",), torch_version="2.14.1+cu130", torch_cuda="13.0"))

@@ -10,17 +10,17 @@ import torch
 from PIL import Image
 
 import reproduction.figures
+from cli import TINY
 from denoising import main
 from recovery import Recovery, RecoveryConfig, RunSpec, RunState, prepare_observation, run_recovery
-from recovery.evaluation import (CANDIDATES, FILL_THRESHOLD, FINAL, OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT, Evaluation,
-                                 batch_statistics_untracked)
+from recovery.evaluation import (CANDIDATES, FILL_THRESHOLD, FINAL, FINAL_LABEL, OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT,
+                                 Evaluation, batch_statistics_untracked)
 from recovery.state import HISTORY_FIELDS
 from reproduction import sweep, table
 from reproduction.plan import METHOD_NAMES
 from utils.atomic_files import read_csv
 from utils.metrics import psnr
 
-TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -193,17 +193,17 @@ def test_the_table_and_figures_carry_the_final_answer(tmp_path, monkeypatch):
     clean = prepare_observation(runs[0].config).clean
     rows = [row for run, result in zip(runs, results) for row in table.run_rows(run, result, clean)]
     ours, dip = METHOD_NAMES["ours"], METHOD_NAMES["dip"]
-    assert [(row["method"], row["iterate"]) for row in rows] == [(ours, table.LAST), (ours, table.FINAL_ITERATE),
+    assert [(row["method"], row["iterate"]) for row in rows] == [(ours, table.LAST), (ours, FINAL_LABEL),
                                                                  (dip, table.PEAK), (dip, table.LAST),
-                                                                 (dip, table.FINAL_ITERATE)]
+                                                                 (dip, FINAL_LABEL)]
     images = [results[0].last, results[0].final, results[1].best, results[1].last, results[1].final]
     for row, image in zip(rows, images, strict=True):
         assert row["psnr"] == psnr(clean, image)
     assert rows[1]["at_iteration"] == rows[0]["at_iteration"] == 3
     summary = table.results_markdown(rows, 4, []).splitlines()
-    assert f"| {ours}, {table.LAST} | {ours}, {table.FINAL_ITERATE} |" in summary[5]  # the summary: a column of its own
+    assert f"| {ours}, {table.LAST} | {ours}, {FINAL_LABEL} |" in summary[5]  # the summary: a column of its own
     not_run = table.run_rows(runs[0], None, clean)
-    assert [row["iterate"] for row in not_run] == [table.LAST, table.FINAL_ITERATE]
+    assert [row["iterate"] for row in not_run] == [table.LAST, FINAL_LABEL]
 
     drawn, real_save_grid = {}, reproduction.figures.save_grid
 

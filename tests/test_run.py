@@ -27,12 +27,13 @@ from recovery import Recovery, RecoveryConfig, RunSpec, RunState, run_recovery
 from recovery.lock import RunLock
 from recovery.state import HISTORY_FIELDS
 from reproduction import sweep
-from test_denoising import assert_same_problem_state, run_cli
+from cli import TINY as CLI_TINY, run_cli
+from test_denoising import assert_same_problem_state
 from utils.atomic_files import read_csv
 from utils.errors import InputError
 
-TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress", "--threads", "1",
-        "--checkpoint_seconds", "0"]  # a checkpoint at every logged iteration: the tests watch them
+# One thread, and a checkpoint at every logged iteration: the tests watch them.
+TINY = CLI_TINY + ["--threads", "1", "--checkpoint_seconds", "0"]
 TINY_CONFIG = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=2, show_every=1)
 
 
