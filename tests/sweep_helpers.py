@@ -14,10 +14,11 @@ TINY = ["--num_iter", "2", "--resize", str(RESIZE), "--width", "4", "--device", 
 
 def tiny_run(folder, ckpt, num_iter=6, method="ours", show_every=2, threads=None):
     """A run on a scikit-image sample, so that the sweep's logic is tested without the paper's
-    images; ``threads`` its PyTorch threads (None: this process's)."""
+    images; ``threads`` its PyTorch threads (None: this process's). It writes a checkpoint at
+    every logged iteration, since the tests watch its progress through them."""
     config = RecoveryConfig(image="astronaut", resize=RESIZE, width=4, num_iter=num_iter, show_every=show_every,
                             method=method)
-    return RunSpec(ckpt, str(folder), "cpu", config, StepOptions(threads=threads))
+    return RunSpec(ckpt, str(folder), "cpu", config, StepOptions(threads=threads, checkpoint_seconds=0))
 
 
 def forbid_runs(monkeypatch):

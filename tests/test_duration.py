@@ -108,11 +108,11 @@ def test_only_the_iterations_left_are_counted(tmp_path):
 
 
 @needs_no_gpu
-def test_reproduce_refuses_the_papers_sweep_on_this_cpu_in_one_line(tmp_path, capsys, monkeypatch, paper_data_dir):
+def test_reproduce_refuses_the_papers_sweep_on_this_cpu_in_one_line(tmp_path, capsys, monkeypatch, sample_data_dir):
     from reproduce import main  # the command line that starts sweeps
 
     forbid_runs(monkeypatch)
-    assert main(["--figure", "3", "--data_dir", paper_data_dir, "--out_dir", str(tmp_path / "out")]) == 2
+    assert main(["--figure", "3", "--data_dir", str(sample_data_dir), "--out_dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("reproduce.py: error: --device auto found no GPU, and the runs ")
     assert not (tmp_path / "out").exists()

@@ -33,7 +33,7 @@ from utils.errors import InputError
 
 SWEEP_ITERATIONS = 300  # long enough (seconds) for a signal to reach a run mid-run
 TINY = ["--figure", "3", "--num_iter", str(SWEEP_ITERATIONS), "--show_every", "10", "--resize", str(RESIZE),
-        "--width", "4", "--threads", "1", "--no_progress"]
+        "--width", "4", "--threads", "1", "--no_progress", "--checkpoint_seconds", "0"]  # progress watched in checkpoints
 ON_SLURM = ["--launcher", "slurm", "--gpus_per_task", "0"]
 JOB_WAIT_S = 120
 STATUS_LINE = re.compile(r"^  (\S+)\s+(complete|running|queued|failed|partial|not started)\b(.*)$")
