@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,14 +35,6 @@ class ProcessSettings:
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = self.cuda_visible_devices
         torch.set_num_threads(self.threads)
-
-
-@pytest.fixture(autouse=True)
-def process_settings_kept():
-    """Each test of a module that imports this fixture leaves the process settings as it found them."""
-    kept = ProcessSettings()
-    yield
-    kept.restore()
 
 
 # A denoising.py run of a fraction of a second: the astronaut at 64x64, width 4, on the CPU.

@@ -14,6 +14,8 @@ sys.path.insert(0, REPO)
 from reproduce import main as reproduce_main  # noqa: E402 (after the checkout is on the path)
 from reproduction import plan  # noqa: E402
 from sweep_helpers import RESIZE  # noqa: E402
+from cli import ProcessSettings  # noqa: E402
+from slurm_cluster import session_cluster  # noqa: E402
 
 # The paper's four test images are not ours to redistribute: the reproduction's tests run on
 # scikit-image samples written under their file names, so that they run on every machine.
@@ -67,6 +69,21 @@ def classical_results(sample_data_dir, tmp_path_factory):
 def device(request):
     """A test that should hold on every device runs once per device present."""
     return torch.device(request.param)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The tests' private Slurm cluster (tests/slurm_cluster.py), started once for the session."""
+    with session_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def process_settings_kept():
+    """The test leaves the process settings (threads, working folder, ...) as it found them."""
+    kept = ProcessSettings()
+    yield
+    kept.restore()
 
 
 @pytest.fixture

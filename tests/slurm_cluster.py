@@ -12,11 +12,11 @@ first 30 s check where the time left is at most N + 30 s. KillWait (KILL_WAIT_S)
 SIGTERM to SIGKILL when a job is ended, requeued or out of time; a requeued job may start again
 REQUEUE_DELAY_S after it ended (AuthInfo cred_expire, 120 s by default).
 
-Use it through the session fixture `slurm_cluster` (in a test module: `from slurm_cluster import
-slurm_cluster`). Where Slurm or root is missing the tests using it are skipped with the reason;
+Use it through the session fixture `slurm_cluster` (tests/conftest.py, over `session_cluster`). Where Slurm or root is missing the tests using it are skipped with the reason;
 under CI (CI=true) that is a failure instead.
 """
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -353,8 +353,8 @@ def start_cluster():
     return cluster, processes
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster():
+@contextlib.contextmanager
+def session_cluster():
     """A running private Slurm cluster (SlurmCluster) for the whole session. os.environ holds
     its SLURM_CONF meanwhile (submitit calls sbatch with this process's environment), and no
     SLURM_*, SBATCH_*, SRUN_* or SALLOC_* variable of an enclosing Slurm job, which would steer

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 import recovery.run
-from cli import TINY, exit_status, process_settings_kept, run_cli  # noqa: F401 (an autouse fixture)
+from cli import TINY, exit_status, run_cli
 from conftest import REPO
 from denoising import build_parser, main, resume_command, spec_from_args
 from recovery import RecoveryConfig, RunState
@@ -28,6 +28,9 @@ from recovery.settings import MAX_LEARNING_RATE
 from recovery.state import HISTORY_FIELDS
 from reproduction.plan import Settings
 from utils.atomic_files import read_csv
+
+# main() changes the process's threads and CUDA_VISIBLE_DEVICES: each test puts them back.
+pytestmark = pytest.mark.usefixtures("process_settings_kept")
 
 @pytest.mark.parametrize("num_iter,show_every,rows", [(7, 3, [0, 3, 6]), (8, 3, [0, 3, 6, 7])])
 def test_end_to_end_writes_every_output(tmp_path, num_iter, show_every, rows):

@@ -4,7 +4,7 @@ ends every process it started and removes its folder. What the project does on t
 tested in test_slurm_launch.py."""
 
 import pytest
-from slurm_cluster import processes_with_environ, skip_or_fail, slurm_cluster, start_cluster, wait_for  # noqa: F401
+from slurm_cluster import processes_with_environ, skip_or_fail, start_cluster, wait_for
 
 
 @pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
@@ -24,7 +24,7 @@ def _alive(pid):
 
 
 @pytest.mark.slow
-def test_a_second_cluster_runs_beside_the_first_and_stop_ends_all_of_it(slurm_cluster):  # noqa: F811
+def test_a_second_cluster_runs_beside_the_first_and_stop_ends_all_of_it(slurm_cluster):
     second, processes = start_cluster()
     marker = f"SLURM_CONF={second.conf_path}"
     try:

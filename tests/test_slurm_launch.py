@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 import torch
-from slurm_cluster import slurm_cluster, wait_for  # noqa: F401 (the fixture)
+from slurm_cluster import wait_for
 
 from recovery import RunFiles, RunState, StepOptions, describe_device
 from reproduce import main
@@ -86,7 +86,7 @@ def one_process_sweep(sample_data_dir, classical_results, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def slurm_sweep(slurm_cluster, sample_data_dir, classical_results, one_process_sweep,  # noqa: F811
+def slurm_sweep(slurm_cluster, sample_data_dir, classical_results, one_process_sweep,
                 tmp_path_factory):
     """The same sweep through the Slurm launcher, with what can happen on the way.
 
@@ -222,7 +222,7 @@ def test_a_task_requeued_or_warned_mid_run_resumes_bit_for_bit(slurm_sweep, one_
 
 
 @pytest.mark.slow
-def test_a_gpu_asked_of_a_cluster_without_is_one_line_and_exit_2(slurm_cluster, tmp_path, capsys,  # noqa: F811
+def test_a_gpu_asked_of_a_cluster_without_is_one_line_and_exit_2(slurm_cluster, tmp_path, capsys,
                                                                    sample_data_dir):
     argv = [*TINY, "--launcher", "slurm", "--out_dir", tmp_path, "--data_dir", sample_data_dir]
     assert main([str(arg) for arg in argv]) == 2
