@@ -20,9 +20,9 @@ CUDA (untested here: no GPU on the development machine): the child runs ``denois
 process (``runpy``) and then prints ``torch.cuda.max_memory_reserved`` (what the caching
 allocator took from the device: what has to fit in the free memory) and
 ``torch.cuda.max_memory_allocated`` (what the tensors asked for); the ratio is taken against the
-reserved bytes. That is the measurement that calibrates ``recovery.memory``'s CUDA terms:
-reserved against the estimate's tensor terms over the sizes gives ``CUDA_ALLOCATOR_FACTOR`` (the
-slope) and ``CUDA_WORKSPACE_BYTES`` (what is left at the smallest sizes).
+reserved bytes. That is the measurement ``recovery.memory`` lacks on CUDA: reserved against the
+estimate's tensor terms over the sizes shows what the caching allocator and cuDNN's workspaces add
+(a slope and an intercept), which the estimate leaves out today.
 
 Prints one table row per run (size, width, method, estimated, measured, ratio = estimated /
 measured, and the ``BACKWARD_BUFFERS`` that the measurement implies where that term is at least

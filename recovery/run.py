@@ -167,6 +167,10 @@ def prepare(checked, saved, files, overwrite, stop, progress=True, log=print):
     if spec.options.threads is not None:
         torch.set_num_threads(spec.options.threads)
     write_settings(files, spec, checked.device)
+    if checked.device.type == "cuda":
+        # The closing line's peak is this run's, not that of an earlier run of the process (a sweep).
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(checked.device)
     problem = Recovery(spec.config, checked.observation.noisy, checked.device, spec.options)
     if saved is not None:
         problem.load_state_dict(saved.problem)
