@@ -25,6 +25,7 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRESS_WAIT_S = 120
 
 
+@pytest.mark.slow  # real submitit jobs in real processes, stopped by a real Ctrl-C
 def test_local_jobs_take_one_run_per_device_and_stop_cleanly_on_ctrl_c(tmp_path):
     # One thread per job, as two processes on one CPU should be: "a" and "b" are short, "bad" fails
     # (its image does not exist), "c" waits for a device, then runs until a Ctrl-C (what a terminal

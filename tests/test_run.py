@@ -153,6 +153,7 @@ def file_stamp(path):
     return stat.st_ino, stat.st_mtime_ns
 
 
+@pytest.mark.slow  # the kill loop: 20 real children killed by SIGKILL
 def test_sigkill_at_random_moments_never_breaks_a_run(tmp_path):
     """Killed with SIGKILL 20 times, each at a random moment just after a checkpoint was written
     (checkpoints at every iteration, so kills land in writes too), resumed after each: every file
