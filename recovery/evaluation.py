@@ -126,16 +126,18 @@ class Evaluation:
         with torch.no_grad(), batch_statistics_untracked(network), self.problem.network_precision():
             return network(self.problem.z).float()
 
-    def outputs(self):
-        """Every candidate the problem has now, ``{name: 3 x H x W float32 tensor on the device in
-        [0, 1]}`` in ``CANDIDATES`` order (``y_minus_s`` only with a corruption term); call after
-        at least one :meth:`update`. No host synchronisation."""
-        problem = self.problem
-        images = {
-            "on_z": self.on_input(problem.network),
-            "output_ema": self.output_average.clone(),  # a copy: the next update changes the average in place
-            "weight_ema": self.on_input(self.averaged_network),
-        }
+    def outputs(self, names=CANDIDATES):
+        """The candidates of ``names`` (and ``FINAL``) that the problem has now, ``{name: 3 x H x W
+        float32 tensor on the device in [0, 1]}`` in ``CANDIDATES`` order (``y_minus_s`` only with a
+        corruption term); only what they need is computed. Call after at least one
+        :meth:`update`. No host synchronisation."""
+        problem, wanted = self.problem, set(names) | {FINAL}
+        images = {}
+        if "on_z" in wanted:
+            images["on_z"] = self.on_input(problem.network)
+        if "output_ema" in wanted:
+            images["output_ema"] = self.output_average.clone()  # a copy: the next update changes the average in place
+        images["weight_ema"] = self.on_input(self.averaged_network)  # what ``filled`` fills with
         images["filled"] = images["weight_ema"]
         if problem.corruption is not None:
             with torch.no_grad():
@@ -143,7 +145,7 @@ class Evaluation:
                 images["y_minus_s"] = (problem.y - impulses).clamp_(0.0, 1.0)
                 images["filled"] = fill_impulses(images["y_minus_s"], impulses, images["weight_ema"],
                                                  self.fill_threshold)
-        return {name: images[name][0].float() for name in CANDIDATES if name in images}
+        return {name: images[name][0].float() for name in CANDIDATES if name in images and name in wanted}
 
     def state_dict(self):
         """The averages, copied to the CPU: ``{"output_ema": 1 x 3 x H x W tensor or None,

@@ -2,8 +2,9 @@
 
 Each iteration *descends* (one gradient-descent step) and folds the step into the evaluation's
 averages. At a logged iteration it *measures* (the loss and, with a clean image, the PSNR and SSIM
-of the last iterate and of every evaluation candidate, computed on the device and brought to the
-host in one transfer), *reports* (a history row, the log line) and, every ``checkpoint_seconds``
+of the last iterate and of the final answer, and of every evaluation candidate at the last
+iteration or with ``log_candidates``, computed on the device and brought to the host in one
+transfer), *reports* (a history row, the log line) and, every ``checkpoint_seconds``
 of wall time and at the last iteration, *saves* (the checkpoint, the history, the best image).
 After the loop, :func:`finish` saves a stopped run and writes the final images.
 
@@ -19,7 +20,7 @@ import typing
 import torch
 from tqdm import tqdm
 
-from utils.metrics import metric_dtype, psnr_tensor, ssim_tensor
+from utils.metrics import psnr_tensor, ssim_tensor
 
 from .evaluation import CANDIDATES, FINAL, FINAL_LABEL, Evaluation
 from .observation import Observation
@@ -121,18 +122,22 @@ def fit(run):
 def measure(run, loss, phi):
     """The history row of the iteration just done (numbered from 0, as the reference logs), its
     output kept as the last image and the candidate ``FINAL`` as the final one, and the best
-    image updated; and whether the loss and those images are finite (the loss is that of the
-    weights before the step, the candidates come from the weights after it: the last step of a
-    run may blow up only the latter). One host transfer: the loss, the check and every metric."""
+    image updated; and whether the loss, those images and the learned values are finite (the
+    loss is that of the weights before the step, the candidates and the weights are those after
+    it: the last step of a run may blow up only the latter). One host transfer: the loss, the check and every metric.
+
+    The row holds the last iterate's and the final answer's metrics, and every candidate's at the
+    run's last iteration or with ``log_candidates``; the other candidates' columns are empty."""
     state = run.state
     last = phi[0].detach().clone()  # a copy: the CUDA-graph step overwrites phi in place
-    candidates = run.evaluation.outputs()
+    every = run.spec.options.log_candidates or state.iteration == state.config.num_iter
+    candidates = run.evaluation.outputs(CANDIDATES if every else (FINAL,))
     run.images.update(last=last, final=candidates[FINAL])
     row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": state.iteration - 1, "seconds": round(state.seconds, 3)}
-    names = [name for name in CANDIDATES if name in candidates]
+    names = list(candidates)
     images = torch.stack([last] + [candidates[name] for name in names])
-    dtype = metric_dtype(run.device)
-    values = [loss.detach().reshape(1).to(dtype), torch.isfinite(images).all().reshape(1).to(dtype)]
+    finite = torch.isfinite(images).all() & run.problem.parameters_finite()
+    values = [loss.detach().reshape(1).float(), finite.reshape(1).float()]
     if run.clean is not None:
         values += [psnr_tensor(run.clean, images), ssim_tensor(run.clean, images)]
     values = torch.cat(values).tolist()
@@ -173,7 +178,7 @@ def finish(run, diverged):
     if diverged:
         kept = "were not written" if run.saved_iteration is None else f"are from iteration {run.saved_iteration}"
         loss = state.history[-1]["loss"]
-        what = f"the loss is {loss}" if not math.isfinite(loss) else "the network's outputs are inf or nan"
+        what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights or the network's outputs are inf or nan"
         log(f"diverged: {what} at iteration {state.iteration - 1} (learning rates too large?); stopped without "
             f"writing images; the checkpoint and best image {kept}")
         return None

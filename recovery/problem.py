@@ -123,6 +123,13 @@ class Recovery:
         graph captures the tensors as they are."""
         return CudaGraphStep(self) if self.options.step == "graph" else self.step
 
+    def parameters_finite(self):
+        """Whether every learned value (the network's parameters, g and h) is finite: a 0-dim bool
+        tensor on the device, without host synchronisation. A step can blow up the weights while
+        BatchNorm keeps the outputs made from them, or from their average, finite."""
+        learned = list(self.network.parameters()) + ([] if self.corruption is None else list(self.corruption.parameters()))
+        return torch.stack([torch.isfinite(value).all() for value in learned]).all()
+
     def impulses(self):
         """The estimated sparse corruption s = g*g - h*h, ``3 x H x W`` float32 numpy, or None."""
         if self.corruption is None:

@@ -46,7 +46,7 @@ def test_metrics_answer_the_same_for_any_memory_layout(metric, layout):
     assert metric(clean, in_layout(estimate, layout)) == expected
 
 
-@pytest.mark.parametrize("height,width,count", [(7, 7, 1), (64, 96, 3), (128, 128, 6)])
+@pytest.mark.parametrize("height,width,count", [(7, 7, 1), (64, 96, 3), (128, 128, 6), (512, 512, 2)])
 def test_the_tensor_metrics_are_scikit_images_numbers(device, height, width, count):
     rng = np.random.default_rng(height + count)
     clean = rng.random((3, height, width), dtype=np.float32)
@@ -65,4 +65,4 @@ def test_the_tensor_metrics_are_scikit_images_numbers(device, height, width, cou
 def test_identical_images_have_infinite_psnr_and_unit_ssim(device):
     image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1)).to(device)
     assert psnr_tensor(image, image[None]).item() == float("inf")
-    assert ssim_tensor(image, image[None]).item() == pytest.approx(1.0, abs=1e-12)
+    assert ssim_tensor(image, image[None]).item() == pytest.approx(1.0, abs=1e-6)

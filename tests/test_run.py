@@ -29,7 +29,7 @@ from recovery.state import HISTORY_FIELDS
 from reproduction import sweep
 from reproduction.states import State
 from cli import TINY as CLI_TINY, run_cli
-from test_denoising import assert_same_problem_state
+from same_run import assert_same_problem_state
 from utils.atomic_files import read_csv
 from utils.errors import InputError
 

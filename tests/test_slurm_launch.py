@@ -28,7 +28,7 @@ from reproduction.launch_settings import DEFAULT_TASK_CPUS, LaunchSettings
 from reproduction.slurm_launch import WARNING_S, slurm_task_run
 from reproduction.slurm_status import SlurmSweep, job_record, queued_tasks
 from sweep_helpers import RESIZE, tiny_run
-from test_denoising import assert_same_problem_state
+from same_run import assert_same_problem_state
 from utils.errors import InputError
 
 SWEEP_ITERATIONS = 300  # long enough (seconds) for a signal to reach a run mid-run

@@ -18,7 +18,7 @@ from reproduction.plan import Settings
 from reproduction.states import State
 from utils.errors import InputError, OutputError
 from sweep_helpers import TINY, forbid_runs, tiny_run
-from test_denoising import assert_same_problem_state
+from same_run import assert_same_problem_state
 
 
 def spy_on_runs(monkeypatch):
