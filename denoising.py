@@ -42,8 +42,9 @@ def spec_from_args(args):
     given = given_settings(RecoveryConfig, args)
     if "noisy" in given and "image" in given:
         raise InputError("give either `image` or `noisy`, not both")
-    if "noisy" in given and "nlevel" in given:
-        raise InputError("`nlevel` adds noise, and `noisy` images have theirs already: give one of them")
+    for added in ("nlevel", "noise"):
+        if "noisy" in given and added in given:
+            raise InputError(f"`{added}` adds noise, and `noisy` images have theirs already: give one of them")
     base = RunState.load(RunFiles(spec.out_dir, spec.ckpt).checkpoint).config if args.resume else RecoveryConfig()
     return RunSpec(spec.ckpt, spec.out_dir, spec.device, config=dataclasses.replace(base, **given),
                    options=StepOptions(**given_settings(StepOptions, args)))

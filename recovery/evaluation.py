@@ -30,6 +30,7 @@ scikit-image's samples, never on the paper's images (docs/evaluation.md).
 import contextlib
 import copy
 
+import numpy as np
 import torch
 
 # The weight each average keeps per iteration (its window is about 1 / (1 - weight) iterations):
@@ -56,6 +57,25 @@ def fill_impulses(observed_less_s, impulses, estimate, threshold):
     """``observed_less_s`` (clipped y - s) where ``|impulses|`` (s) is at most ``threshold``, else
     ``estimate``; all tensors of one shape, e.g. ``1 x 3 x H x W`` float32 in [0, 1] (s in [-1, 1])."""
     return torch.where(impulses.abs() > threshold, estimate, observed_less_s)
+
+
+def impulse_mask(impulses, threshold=FILL_THRESHOLD):
+    """Where the run found an impulse: ``|s| > threshold``, the detector of ``filled``. ``impulses``
+    (s) is ``C x H x W`` float numpy; returns a bool array of its shape."""
+    return np.abs(impulses) > threshold
+
+
+def describe_detection(found, corrupted=None):
+    """The line saying how much of the image the run took for impulses (``found``, a bool array):
+    a blind estimate of the density; and, where the truly corrupted elements are known
+    (``corrupted``, bool, the same shape), the detection's precision and recall against them."""
+    line = f"impulses found: {found.mean():.1%} of the elements"
+    if corrupted is not None:
+        hits = np.count_nonzero(found & corrupted)
+        precision = hits / max(np.count_nonzero(found), 1)
+        recall = hits / max(np.count_nonzero(corrupted), 1)
+        line += f" (truly corrupted: {corrupted.mean():.1%}; precision {precision:.3f}, recall {recall:.3f})"
+    return line
 
 
 def history_fields():

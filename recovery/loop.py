@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from utils.metrics import psnr_tensor, ssim_tensor
 
-from .evaluation import CANDIDATES, FINAL, FINAL_LABEL, Evaluation
+from .evaluation import CANDIDATES, FINAL, FINAL_LABEL, Evaluation, describe_detection, impulse_mask
 from .observation import Observation
 from .outputs import RunFiles, write_best, write_final_images, write_history
 from .problem import Recovery
@@ -199,4 +199,8 @@ def finish(run, diverged):
                 summary += f", {FINAL_LABEL} {final:.2f} dB"
             summary += f", best (oracle) {state.best_psnr:.2f} dB"
         log(summary)
+        if impulses is not None:
+            observation = run.observation
+            corrupted = None if clean is None else observation.noisy != clean  # an impulse that hit the true value is none
+            log(describe_detection(impulse_mask(impulses), corrupted))
     return impulses

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from utils.atomic_files import printable_path
-from utils.corruption import corrupt_salt_pepper
+from utils.corruption import corrupt
 from utils.errors import InputError, RunFailure
 from utils.image_decoding import not_a_regular_file
 from utils.image_io import ALPHA_NOTE, crop_to_multiple, is_jpeg, load_image, resize_shorter_side, resized_shape
@@ -38,7 +38,7 @@ class Observation:
 
 def prepare_observation(config, check_size=None):
     """Load, resize and crop the image of ``config`` (a RecoveryConfig) and, unless it is already
-    noisy, corrupt it with the seeded salt-and-pepper noise of ``config.nlevel``.
+    noisy, corrupt it with the seeded impulses of ``config.noise`` at ``config.nlevel``.
 
     ``check_size(height, width)``, if given, is called with the sides the run's images will have
     before an image of that size is made (resizing makes it), so that a caller can refuse there a
@@ -66,7 +66,7 @@ def prepare_observation(config, check_size=None):
     if config.noisy is not None:
         notes += _impulse_notes(config.noisy, notes)
         return Observation(noisy=image, clean=None, description=description, notes=notes)
-    noisy = corrupt_salt_pepper(image, config.nlevel, config.seed)
+    noisy = corrupt(image, config.noise, config.nlevel, config.seed)
     return Observation(noisy=noisy, clean=image, description=description, notes=notes)
 
 
@@ -83,11 +83,12 @@ def _network_sides(shape):
 
 
 def _impulse_notes(path, notes):
-    """The model takes every impulse to be an exact 0 or 1: say where the file cannot hold them."""
+    """The model needs the corruption sparse (any values, any sign): say where the file makes it
+    dense, or makes clean pixels look like salt."""
     extra = []
     if ALPHA_NOTE in notes:
         extra.append("white is the salt value: transparent pixels will be taken for impulses")
     if is_jpeg(path):
-        extra.append("JPEG compression has blurred the impulses into their neighbours, so they are not exact "
-                     "0s and 1s as the model assumes; a lossless file (PNG) keeps them")
+        extra.append("JPEG compression has spread the impulses into their neighbours, so the corruption is no "
+                     "longer sparse as the model needs; a lossless file (PNG) keeps it sparse")
     return extra

@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import os
 
+import numpy as np
 import torch
 
 from utils.atomic_files import remove_temporaries, write_csv, write_json
@@ -11,7 +12,7 @@ from utils.image_io import save_png
 from utils.metrics import psnr
 from utils.plotting import save_panel
 
-from .evaluation import FINAL_LABEL
+from .evaluation import FINAL_LABEL, impulse_mask
 from .state import HISTORY_FIELDS
 
 
@@ -56,6 +57,11 @@ class RunFiles:
         return self._path("impulses.png")
 
     @property
+    def mask(self):
+        """Where the run found impulses (``ours``): white elements, black elsewhere."""
+        return self._path("mask.png")
+
+    @property
     def panel(self):
         """Noisy / recovered (last, final) / clean side by side."""
         return self._path("panel.png")
@@ -74,7 +80,7 @@ class RunFiles:
 
     def all(self):
         """Every file of the run."""
-        return [self.last, self.final, self.best, self.noisy, self.clean, self.impulses, self.panel, self.history,
+        return [self.last, self.final, self.best, self.noisy, self.clean, self.impulses, self.mask, self.panel, self.history,
                 self.args, self.checkpoint]
 
     def remove_temporaries(self):
@@ -117,7 +123,7 @@ def write_best(files, state):
 
 def write_final_images(files, observation, state, impulses):
     """``_last.png``, ``_final.png`` (``state.final``, when the run has one), ``_impulses.png``
-    (``impulses`` is s, ``3 x H x W`` in about [-1, 1], or None) and the panel: noisy, recovered
+    and ``_mask.png`` (``impulses`` is s, ``3 x H x W`` in about [-1, 1], or None) and the panel: noisy, recovered
     (last, then final) and clean, or the impulses when there is no clean image."""
     save_png(files.last, state.last)
     recovered = [(state.last, "recovered (last)")]
@@ -133,6 +139,7 @@ def write_final_images(files, observation, state, impulses):
         tiles = [(observation.noisy, "noisy")] + recovered
     if impulses is not None:
         save_png(files.impulses, (impulses + 1) / 2)
+        save_png(files.mask, impulse_mask(impulses).astype(np.float32))
         if clean is None:
             tiles.append(((impulses + 1) / 2, "impulses s"))
     save_panel(files.panel, tiles)

@@ -23,7 +23,7 @@ from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
 from .outputs import RunFiles, write_observation, write_settings
 from .problem import Recovery
-from .settings import RunSpec
+from .settings import RecoveryConfig, RunSpec
 from .state import RunState
 from .stopping import StopRequest
 
@@ -198,7 +198,8 @@ def _log_header(run):
     if (note := cpu_fallback_note(run.spec, h, w, config.num_iter - run.state.iteration, run.device)) is not None:
         log(note)
     if observation.clean is not None:
-        log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}")
+        log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}"
+            + ("" if config.noise == RecoveryConfig.noise else f", {config.noise}"))
     if run.state.iteration:
         log(f"resuming at iteration {run.state.iteration} of {config.num_iter}")
         if run.state.evaluation is None:

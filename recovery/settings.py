@@ -17,6 +17,7 @@ import typing
 import numpy as np
 
 from utils.atomic_files import printable_path
+from utils.corruption import NOISE_MODELS
 from utils.errors import InputError
 from utils.image_io import DEFAULT_DATA_DIR
 
@@ -109,7 +110,10 @@ class RecoveryConfig:
 
     image: str = setting("F16", "image name in --data_dir (with or without .png), path to an image file, "
                          "or a scikit-image sample name such as astronaut")
-    nlevel: float = setting(0.5, "fraction of corrupted elements, in [0, 1)")
+    nlevel: float = setting(0.5, "fraction of corrupted elements (of pixels for salt_pepper_pixel), in [0, 1)")
+    noise: str = setting("salt_pepper", "the impulses added: salt_pepper (the paper's: each element 0 or 1); "
+                         "salt_pepper_pixel (whole pixels 0 or 1: dead and hot pixels); random_valued (each "
+                         "element a value uniform in [0, 1])", NOISE_MODELS)
     alg: str = setting("sgd", "optimiser for both parameter groups", ALGORITHMS)
     l1: bool = setting(False, "L1 loss (default L2)")
     lr: float = setting(1.0, "learning rate of the network parameters theta")
@@ -164,8 +168,9 @@ class RecoveryConfig:
         # As the command line refuses them: a run's command (to_argv) must make the run.
         if self.noisy is not None and self.image != RecoveryConfig.image:
             raise InputError("give either `image` or `noisy`, not both")
-        if self.noisy is not None and self.nlevel != RecoveryConfig.nlevel:
-            raise InputError("`nlevel` adds noise, and `noisy` images have theirs already: give one of them")
+        for added in ("nlevel", "noise"):
+            if self.noisy is not None and getattr(self, added) != getattr(RecoveryConfig, added):
+                raise InputError(f"`{added}` adds noise, and `noisy` images have theirs already: give one of them")
         if self.noisy is not None and self.resize is not None:
             raise InputError("`resize` cannot be used with `noisy`: resizing would smear the impulses into their "
                              "neighbours")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from layouts import LAYOUTS, in_layout
 
-from utils.corruption import corrupt_salt_pepper
+from utils.corruption import NOISE_MODELS, corrupt, corrupt_salt_pepper
 from utils.errors import InputError
 
 
@@ -57,3 +57,51 @@ def test_what_would_be_changed_silently_is_refused(image, nlevel, named):
 def test_the_corruption_is_the_same_for_any_memory_layout(layout):
     clean = np.random.default_rng(2).random((3, 12, 10)).astype(np.float32)
     assert np.array_equal(corrupt_salt_pepper(in_layout(clean, layout), 0.5, 7), corrupt_salt_pepper(clean, 0.5, 7))
+
+
+def test_the_paper_s_model_is_the_default_one_unchanged():
+    clean = np.random.default_rng(5).random((3, 20, 24)).astype(np.float32)
+    assert np.array_equal(corrupt(clean, "salt_pepper", 0.5, 9), corrupt_salt_pepper(clean, 0.5, 9))
+
+
+@pytest.mark.parametrize("nlevel", [0.1, 0.5])
+def test_whole_pixels_are_set_to_0_or_1_in_every_channel(nlevel):
+    clean = np.full((3, 128, 128), 0.5, dtype=np.float32)
+    noisy = corrupt(clean, "salt_pepper_pixel", nlevel, seed=1)
+    assert noisy.dtype == np.float32 and noisy.shape == clean.shape
+    changed = noisy != clean
+    assert (changed == changed[0]).all()  # all channels of a pixel, or none
+    assert (noisy[:, changed[0]] == noisy[0, changed[0]]).all()  # one value in all of them
+    assert set(np.unique(noisy[changed])) == {0.0, 1.0}
+    assert abs(changed[0].mean() - nlevel) < 0.01 and abs((noisy[0][changed[0]] == 1).mean() - 0.5) < 0.03
+
+
+@pytest.mark.parametrize("nlevel", [0.1, 0.5])
+def test_random_valued_impulses_are_uniform_in_0_1_per_element(nlevel):
+    clean = np.full((3, 128, 128), 2.0, dtype=np.float32) / 3  # no draw equals it
+    noisy = corrupt(clean, "random_valued", nlevel, seed=2)
+    changed = noisy != clean
+    assert abs(changed.mean() - nlevel) < 0.01
+    assert abs((changed[0] & changed[1]).mean() - nlevel**2) < 0.01  # channels independently
+    values = noisy[changed]
+    assert values.min() >= 0 and values.max() < 1
+    assert np.histogram(values, bins=4, range=(0, 1))[0] / values.size == pytest.approx([0.25] * 4, abs=0.02)
+
+
+@pytest.mark.parametrize("noise", NOISE_MODELS)
+def test_every_model_is_seeded_and_the_same_for_any_memory_layout(noise):
+    clean = np.random.default_rng(2).random((3, 12, 10)).astype(np.float32)
+    once = corrupt(clean, noise, 0.5, 7)
+    assert np.array_equal(once, corrupt(clean, noise, 0.5, 7)) and not np.array_equal(once, corrupt(clean, noise, 0.5, 8))
+    for layout in LAYOUTS:
+        assert np.array_equal(corrupt(in_layout(clean, layout), noise, 0.5, 7), once)
+    assert np.array_equal(corrupt(clean, noise, 0.0, 7), clean)
+
+
+@pytest.mark.parametrize("noise,nlevel,named", [
+    ("gaussian", 0.5, "noise must be one of salt_pepper, salt_pepper_pixel, random_valued, got 'gaussian'"),
+    ("random_valued", 1.0, "nlevel must be in [0, 1), got 1.0"),
+])
+def test_an_unknown_model_or_density_is_refused(noise, nlevel, named):
+    with pytest.raises(InputError, match=re.escape(named)):
+        corrupt(np.full((3, 8, 8), 0.5, dtype=np.float32), noise, nlevel, seed=0)

@@ -316,6 +316,8 @@ needs = lambda folder: pytest.mark.skipif(not os.path.isdir(folder), reason=f"no
         (["--image", "astronaut", "--seed", str(2**64)], f"--seed must be in [0, 2**63 - 1], got {2**64}"),
         (["--noisy", "small.png", "--nlevel", "0.3"], "--nlevel adds noise, and --noisy images have theirs "
                                                       "already: give one of them"),
+        (["--noisy", "small.png", "--noise", "random_valued"], "--noise adds noise, and --noisy images have theirs "),
+        (["--image", "astronaut", "--noise", "gaussian"], "argument --noise: invalid choice: 'gaussian'"),
         (["--noisy", "small.png", "--image", "astronaut"], "give either --image or --noisy, not both"),
         (["--image", "astronaut", "--ckpt", "x" * 300], "--ckpt is 300 bytes long; at most 200"),
         (["--image", "astronaut", "--ckpt", "é" * 150], "--ckpt is 300 bytes long; at most 200"),

@@ -14,6 +14,7 @@ from cli import TINY
 from denoising import main
 from recovery import Recovery, RecoveryConfig, RunSpec, RunState, prepare_observation, run_recovery
 from recovery.evaluation import (CANDIDATES, FILL_THRESHOLD, FINAL, FINAL_LABEL, OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT,
+                                 describe_detection, impulse_mask,
                                  Evaluation, batch_statistics_untracked)
 from recovery.state import HISTORY_FIELDS
 from reproduction import sweep, table
@@ -234,3 +235,26 @@ def test_the_table_and_figures_carry_the_final_answer(tmp_path, monkeypatch):
     assert missing is None and why == "not run"
     assert (tmp_path / "figure3.pdf").read_bytes().startswith(b"%PDF") and (tmp_path / "figure3.png").is_file()
 
+
+
+def test_the_detection_is_the_fill_threshold_and_its_precision_and_recall_are_counted():
+    impulses = np.array([[[0.0, FILL_THRESHOLD, -0.5, 0.9]]], dtype=np.float32)  # 1 x 1 x 4
+    found = impulse_mask(impulses)
+    assert found.tolist() == [[[False, False, True, True]]]  # above the threshold, either sign
+    corrupted = np.array([[[True, False, True, False]]])
+    assert describe_detection(found) == "impulses found: 50.0% of the elements"
+    assert describe_detection(found, corrupted) == ("impulses found: 50.0% of the elements (truly corrupted: 50.0%; "
+                                                    "precision 0.500, recall 0.500)")
+
+
+@pytest.mark.parametrize("noise", ["salt_pepper_pixel", "random_valued"])
+def test_a_run_writes_its_impulse_map_and_says_what_it_found(tmp_path, noise):
+    config = tiny_config(noise=noise)
+    lines = []
+    report = run_recovery(RunSpec("run", str(tmp_path), "cpu", config), progress=False, log=lines.append)
+    found = impulse_mask(report.impulses)
+    mask = np.asarray(Image.open(tmp_path / "run_mask.png"))
+    assert np.array_equal(mask, np.where(found, 255, 0).astype(np.uint8).transpose(1, 2, 0))
+    observation = prepare_observation(config)
+    assert lines[-1] == describe_detection(found, observation.noisy != observation.clean)
+    assert f"at nlevel {config.nlevel}, {noise}" in "\n".join(lines)

@@ -106,6 +106,10 @@ def test_given_settings_are_those_on_the_command_line():
     (RecoveryConfig(noisy="x.png", image="astronaut"), "give either image or noisy, not both"),
     (RecoveryConfig(noisy="x.png", nlevel=0.3), "nlevel adds noise, and noisy images have theirs already: give one "
                                                 "of them"),
+    (RecoveryConfig(noisy="x.png", noise="random_valued"), "noise adds noise, and noisy images have theirs already: "
+                                                           "give one of them"),
+    (RecoveryConfig(noise="gaussian"), "noise must be one of salt_pepper, salt_pepper_pixel, random_valued, got "
+                                       "'gaussian'"),
     (RecoveryConfig(show_every=0), "show_every must be at least 1, got 0"),
     (StepOptions(step="fused"), "step must be one of eager, graph, got 'fused'"),
     (StepOptions(threads=0), "threads must be at least 1, got 0"),
