@@ -15,8 +15,10 @@ estimate of the same image, computed from the run alone:
 - ``filled``: detect and fill with the run's own detector: ``y_minus_s`` where |s| is at most
   ``FILL_THRESHOLD`` (an element the run takes for uncorrupted keeps its observed value, to within
   the threshold), the ``weight_ema`` output wherever |s| is larger (an impulse the run found,
-  filled by the averaged network). Without a corruption term no element is known to be clean, and
-  it is ``weight_ema``.
+  filled by the averaged network). With ``remove`` salt or pepper (``RecoveryConfig.remove``) only
+  the impulses of that sign are filled, and those of the other sign keep their observed value (hot
+  or dead pixels alone). Without a corruption term no element is known to be clean, and it is
+  ``weight_ema``.
 
 BatchNorm stays in training mode in every pass, as in training (batch statistics of z itself),
 and no pass touches the training state: the running statistics are not updated, the noise
@@ -30,7 +32,6 @@ scikit-image's samples, never on the paper's images (docs/evaluation.md).
 import contextlib
 import copy
 
-import numpy as np
 import torch
 
 # The weight each average keeps per iteration (its window is about 1 / (1 - weight) iterations):
@@ -53,34 +54,59 @@ DESCRIPTIONS = {  # short, for the table's iterate column, the figures' rows and
 FINAL_LABEL = f"final ({DESCRIPTIONS[FINAL]})"  # how every output names the final answer
 
 
-def fill_impulses(observed_less_s, impulses, estimate, threshold):
-    """``observed_less_s`` (clipped y - s) where ``|impulses|`` (s) is at most ``threshold``, else
-    ``estimate``; all tensors of one shape, e.g. ``1 x 3 x H x W`` float32 in [0, 1] (s in [-1, 1])."""
-    return torch.where(impulses.abs() > threshold, estimate, observed_less_s)
+def fill_impulses(observed, observed_less_s, impulses, estimate, threshold, remove="both"):
+    """The final answer ``filled``: ``estimate`` where impulses of the sign ``remove`` were found,
+    ``observed`` (y) where impulses of the other sign were found (kept as observed), and
+    ``observed_less_s`` (clipped y - s, the observed value to within ``threshold``) elsewhere. All
+    tensors of one shape, e.g. ``1 x 3 x H x W`` float32 in [0, 1] (s, ``impulses``, in [-1, 1])."""
+    kept = observed_less_s
+    if remove != "both":
+        kept = torch.where(impulse_mask(impulses, threshold), observed, observed_less_s)
+    return torch.where(impulse_mask(impulses, threshold, remove), estimate, kept)
 
 
-def impulse_mask(impulses, threshold=FILL_THRESHOLD):
-    """Where the run found an impulse: ``|s| > threshold``, the detector of ``filled``. ``impulses``
-    (s) is ``C x H x W`` float numpy; returns a bool array of its shape."""
-    return np.abs(impulses) > threshold
+# The history's columns of the detection: the fraction of elements the run takes for impulses (a
+# blind estimate of the density), and, where the truly corrupted elements are known, the
+# detection's precision and recall against them.
+DETECTION_FIELDS = ("impulses_found", "precision", "recall")
 
 
-def describe_detection(found, corrupted=None):
-    """The line saying how much of the image the run took for impulses (``found``, a bool array):
-    a blind estimate of the density; and, where the truly corrupted elements are known
-    (``corrupted``, bool, the same shape), the detection's precision and recall against them."""
-    line = f"impulses found: {found.mean():.1%} of the elements"
+def impulse_mask(impulses, threshold=FILL_THRESHOLD, sign="both"):
+    """Where the run found an impulse: ``|s| > threshold``, the detector of ``filled``; of one sign
+    only with ``sign`` ``salt`` (s > threshold: brighter than the image) or ``pepper`` (s <
+    -threshold). ``impulses`` (s) is a float tensor or numpy array; returns a bool one of its shape."""
+    if sign == "salt":
+        return impulses > threshold
+    if sign == "pepper":
+        return impulses < -threshold
+    return abs(impulses) > threshold
+
+
+def detection(found, corrupted=None):
+    """``[impulses_found]``, or with ``corrupted`` (the truly corrupted elements)
+    ``[impulses_found, precision, recall]``: float32 tensors on the device of ``found`` (bool
+    tensors of one shape), without host synchronisation. Nothing found is a precision of 1."""
+    found_count = found.sum(dtype=torch.float32)
+    values = [found_count / found.numel()]
     if corrupted is not None:
-        hits = np.count_nonzero(found & corrupted)
-        precision = hits / max(np.count_nonzero(found), 1)
-        recall = hits / max(np.count_nonzero(corrupted), 1)
-        line += f" (truly corrupted: {corrupted.mean():.1%}; precision {precision:.3f}, recall {recall:.3f})"
+        hits = (found & corrupted).sum(dtype=torch.float32)
+        values += [torch.where(found_count > 0, hits / found_count.clamp(min=1), 1.0),
+                   hits / corrupted.sum(dtype=torch.float32).clamp(min=1)]
+    return values
+
+
+def describe_detection(row):
+    """The closing line of a history ``row`` with the detection's columns."""
+    line = f"impulses found: {row['impulses_found']:.1%} of the elements"
+    if row["precision"] is not None:
+        line += f"; against the truly corrupted: precision {row['precision']:.3f}, recall {row['recall']:.3f}"
     return line
 
 
 def history_fields():
-    """The history columns of the candidates: PSNR and SSIM of each, in ``CANDIDATES`` order."""
-    return tuple(f"{metric}_{name}" for name in CANDIDATES for metric in ("psnr", "ssim"))
+    """The history columns of the evaluation: PSNR and SSIM of each candidate, in ``CANDIDATES``
+    order, then ``DETECTION_FIELDS``."""
+    return tuple(f"{metric}_{name}" for name in CANDIDATES for metric in ("psnr", "ssim")) + DETECTION_FIELDS
 
 
 @contextlib.contextmanager
@@ -163,8 +189,8 @@ class Evaluation:
             with torch.no_grad():
                 impulses = problem.corruption()
                 images["y_minus_s"] = (problem.y - impulses).clamp_(0.0, 1.0)
-                images["filled"] = fill_impulses(images["y_minus_s"], impulses, images["weight_ema"],
-                                                 self.fill_threshold)
+                images["filled"] = fill_impulses(problem.y, images["y_minus_s"], impulses, images["weight_ema"],
+                                                 self.fill_threshold, problem.config.remove)
         return {name: images[name][0].float() for name in CANDIDATES if name in images and name in wanted}
 
     def state_dict(self):

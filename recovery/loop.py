@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from utils.metrics import psnr_tensor, ssim_tensor
 
-from .evaluation import CANDIDATES, FINAL, FINAL_LABEL, Evaluation, describe_detection, impulse_mask
+from .evaluation import (CANDIDATES, DETECTION_FIELDS, FINAL, FINAL_LABEL, Evaluation, describe_detection, detection,
+                         impulse_mask)
 from .observation import Observation
 from .outputs import RunFiles, write_best, write_final_images, write_history
 from .problem import Recovery
@@ -37,7 +38,8 @@ class RunContext:
 
     ``images`` holds the device tensors of the logged images (``last``, ``final``, ``best``, each
     ``3 x H x W float32`` in [0, 1]) until :meth:`keep_images` copies them into ``state``;
-    ``clean`` is the clean image on the device (None without one); ``saved_at`` the
+    ``clean`` is the clean image on the device and ``corrupted`` the elements the corruption
+    changed (bool; both None without a clean image); ``saved_at`` the
     ``time.perf_counter()`` of the last checkpoint of this session (none yet: the first logged
     iteration saves, so that a run's first minutes are kept and an unwritable checkpoint shows at
     once) and ``saved_iteration`` the logged iteration of the newest checkpoint (None: none).
@@ -54,6 +56,7 @@ class RunContext:
     log: typing.Callable = print
     progress: bool = True
     clean: torch.Tensor = None
+    corrupted: torch.Tensor = None
     images: dict = dataclasses.field(default_factory=dict)
     best_changed: bool = False
     saved_at: float = -math.inf
@@ -62,6 +65,8 @@ class RunContext:
     def __post_init__(self):
         if self.observation.clean is not None:
             self.clean = torch.from_numpy(self.observation.clean).to(self.device)
+            # The truly corrupted elements: an impulse that drew the true value is none.
+            self.corrupted = torch.from_numpy(self.observation.noisy != self.observation.clean).to(self.device)
 
     def keep_images(self):
         """Copy the logged images from the device into ``state`` (numpy), as a checkpoint and the
@@ -127,7 +132,8 @@ def measure(run, loss, phi):
     it: the last step of a run may blow up only the latter). One host transfer: the loss, the check and every metric.
 
     The row holds the last iterate's and the final answer's metrics, and every candidate's at the
-    run's last iteration or with ``log_candidates``; the other candidates' columns are empty."""
+    run's last iteration or with ``log_candidates``; the other candidates' columns are empty. With
+    a corruption term it holds the detection's columns too (``DETECTION_FIELDS``)."""
     state = run.state
     last = phi[0].detach().clone()  # a copy: the CUDA-graph step overwrites phi in place
     every = run.spec.options.log_candidates or state.iteration == state.config.num_iter
@@ -138,14 +144,20 @@ def measure(run, loss, phi):
     images = torch.stack([last] + [candidates[name] for name in names])
     finite = torch.isfinite(images).all() & run.problem.parameters_finite()
     values = [loss.detach().reshape(1).float(), finite.reshape(1).float()]
+    found = []
+    if run.problem.corruption is not None:
+        with torch.no_grad():
+            found = detection(impulse_mask(run.problem.corruption()[0]), run.corrupted)
+    values += [value.reshape(1) for value in found]
     if run.clean is not None:
         values += [psnr_tensor(run.clean, images), ssim_tensor(run.clean, images)]
     values = torch.cat(values).tolist()
     row["loss"] = values[0]
     finite = math.isfinite(row["loss"]) and values[1] == 1
+    row.update(zip(DETECTION_FIELDS, values[2:2 + len(found)]))
     if run.clean is not None and finite:
-        count = len(names) + 1
-        psnrs, ssims = values[2:2 + count], values[2 + count:]
+        count, start = len(names) + 1, 2 + len(found)
+        psnrs, ssims = values[start:start + count], values[start + count:]
         row["psnr"], row["ssim"] = psnrs[0], ssims[0]
         for name, psnr_value, ssim_value in zip(names, psnrs[1:], ssims[1:]):
             row[f"psnr_{name}"], row[f"ssim_{name}"] = psnr_value, ssim_value
@@ -200,7 +212,5 @@ def finish(run, diverged):
             summary += f", best (oracle) {state.best_psnr:.2f} dB"
         log(summary)
         if impulses is not None:
-            observation = run.observation
-            corrupted = None if clean is None else observation.noisy != clean  # an impulse that hit the true value is none
-            log(describe_detection(impulse_mask(impulses), corrupted))
+            log(describe_detection(state.history[-1]))
     return impulses

@@ -23,6 +23,7 @@ from utils.image_io import DEFAULT_DATA_DIR
 
 METHODS = ("ours", "dip", "dip-l1")
 ALGORITHMS = ("sgd", "adam")
+REMOVALS = ("both", "salt", "pepper")
 # fp32: strict float32 everywhere; tf32: TF32 convolutions on CUDA (PyTorch's and the reference's
 # default); bf16: the network in bfloat16 autocast, s and the loss in float32.
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -114,6 +115,9 @@ class RecoveryConfig:
     noise: str = setting("salt_pepper", "the impulses added: salt_pepper (the paper's: each element 0 or 1); "
                          "salt_pepper_pixel (whole pixels 0 or 1: dead and hot pixels); random_valued (each "
                          "element a value uniform in [0, 1])", NOISE_MODELS)
+    remove: str = setting("both", "the impulses the final answer replaces: both; salt (brighter than the image: "
+                          "hot pixels) or pepper (darker: dead pixels) only, those of the other sign kept as "
+                          "observed", REMOVALS)
     alg: str = setting("sgd", "optimiser for both parameter groups", ALGORITHMS)
     l1: bool = setting(False, "L1 loss (default L2)")
     lr: float = setting(1.0, "learning rate of the network parameters theta")
@@ -174,6 +178,8 @@ class RecoveryConfig:
         if self.noisy is not None and self.resize is not None:
             raise InputError("`resize` cannot be used with `noisy`: resizing would smear the impulses into their "
                              "neighbours")
+        if self.remove != RecoveryConfig.remove and not self.has_corruption_term:
+            raise InputError(f"`remove` {self.remove} needs the impulses s of method ours; {self.method} has none")
         if self.resize is not None:
             check_at_least(self, MIN_SIDE, "resize")
             check_at_most(self, MAX_SIDE, "resize")

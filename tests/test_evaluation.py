@@ -14,13 +14,14 @@ from cli import TINY
 from denoising import main
 from recovery import Recovery, RecoveryConfig, RunSpec, RunState, prepare_observation, run_recovery
 from recovery.evaluation import (CANDIDATES, FILL_THRESHOLD, FINAL, FINAL_LABEL, OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT,
-                                 describe_detection, impulse_mask,
+                                 DETECTION_FIELDS, describe_detection, detection, fill_impulses, impulse_mask,
                                  Evaluation, batch_statistics_untracked)
 from recovery.state import HISTORY_FIELDS
 from reproduction import sweep, table
 from reproduction.plan import METHOD_NAMES
 from same_run import comparable_history
 from utils.atomic_files import read_csv
+from utils.errors import InputError
 from utils.metrics import psnr
 
 
@@ -193,8 +194,10 @@ def test_without_a_clean_image_the_candidate_columns_are_empty_and_final_is_writ
             "--no_progress", "--out_dir", str(tmp_path), "--ckpt", "run"]
     assert main(argv) == 0
     history = read_csv(tmp_path / "run_history.csv")
-    assert all(row[field] is None for row in history for field in HISTORY_FIELDS[5:])
-    assert (tmp_path / "run_final.png").is_file()
+    # The metrics and the detection's precision and recall need the clean image; the fraction found does not.
+    assert all(row[field] is None for row in history for field in HISTORY_FIELDS[5:] if field != "impulses_found")
+    assert all(0 <= row["impulses_found"] <= 1 for row in history)
+    assert (tmp_path / "run_final.png").is_file() and (tmp_path / "run_mask.png").is_file()
 
 
 def tiny_run(folder, ckpt, method):
@@ -237,24 +240,69 @@ def test_the_table_and_figures_carry_the_final_answer(tmp_path, monkeypatch):
 
 
 
-def test_the_detection_is_the_fill_threshold_and_its_precision_and_recall_are_counted():
-    impulses = np.array([[[0.0, FILL_THRESHOLD, -0.5, 0.9]]], dtype=np.float32)  # 1 x 1 x 4
-    found = impulse_mask(impulses)
-    assert found.tolist() == [[[False, False, True, True]]]  # above the threshold, either sign
-    corrupted = np.array([[[True, False, True, False]]])
-    assert describe_detection(found) == "impulses found: 50.0% of the elements"
-    assert describe_detection(found, corrupted) == ("impulses found: 50.0% of the elements (truly corrupted: 50.0%; "
-                                                    "precision 0.500, recall 0.500)")
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_the_detection_is_the_fill_threshold_either_sign(kind):
+    impulses = np.array([0.0, FILL_THRESHOLD, -0.5, 0.9, -FILL_THRESHOLD], dtype=np.float32)
+    found = impulse_mask(impulses if kind == "numpy" else torch.from_numpy(impulses))
+    assert found.tolist() == [False, False, True, True, False]
+
+
+@pytest.mark.parametrize("found,corrupted,expected", [
+    ([1, 1, 0, 0], [1, 0, 1, 0], [0.5, 0.5, 0.5]),
+    ([1, 1, 1, 0], [1, 1, 0, 0], [0.75, 2 / 3, 1.0]),
+    ([0, 0, 0, 0], [1, 0, 0, 0], [0.0, 1.0, 0.0]),  # nothing found: nothing wrongly found
+    ([1, 0, 0, 0], [0, 0, 0, 0], [0.25, 0.0, 0.0]),
+])
+def test_the_detection_s_fraction_precision_and_recall(found, corrupted, expected):
+    found, corrupted = (torch.tensor(values, dtype=torch.bool) for values in (found, corrupted))
+    assert [value.item() for value in detection(found, corrupted)] == pytest.approx(expected)
+    assert [value.item() for value in detection(found)] == pytest.approx(expected[:1])
 
 
 @pytest.mark.parametrize("noise", ["salt_pepper_pixel", "random_valued"])
-def test_a_run_writes_its_impulse_map_and_says_what_it_found(tmp_path, noise):
-    config = tiny_config(noise=noise)
+def test_a_run_logs_its_detection_and_writes_its_impulse_map(tmp_path, noise):
+    config = tiny_config(noise=noise, num_iter=100, show_every=50)  # s has grown where it is large
     lines = []
     report = run_recovery(RunSpec("run", str(tmp_path), "cpu", config), progress=False, log=lines.append)
     found = impulse_mask(report.impulses)
     mask = np.asarray(Image.open(tmp_path / "run_mask.png"))
     assert np.array_equal(mask, np.where(found, 255, 0).astype(np.uint8).transpose(1, 2, 0))
     observation = prepare_observation(config)
-    assert lines[-1] == describe_detection(found, observation.noisy != observation.clean)
+    corrupted = observation.noisy != observation.clean
+    row = read_csv(tmp_path / "run_history.csv")[-1]
+    hits = (found & corrupted).sum()
+    assert 0 < hits < found.sum()
+    assert [row[name] for name in DETECTION_FIELDS] == pytest.approx(
+        [found.mean(), hits / found.sum(), hits / corrupted.sum()], abs=1e-6)
+    assert lines[-1] == describe_detection(row) and lines[-1].startswith("impulses found: ")
     assert f"at nlevel {config.nlevel}, {noise}" in "\n".join(lines)
+
+
+def test_dip_has_no_detection_and_no_impulse_map(tmp_path):
+    run_recovery(RunSpec("run", str(tmp_path), "cpu", tiny_config(method="dip")), progress=False, log=lambda m: None)
+    assert all(row[name] is None for row in read_csv(tmp_path / "run_history.csv") for name in DETECTION_FIELDS)
+    assert not (tmp_path / "run_mask.png").exists()
+
+
+@pytest.mark.parametrize("remove", ["both", "salt", "pepper"])
+def test_remove_fills_the_impulses_of_its_sign_and_keeps_the_others_as_observed(remove):
+    observed = torch.tensor([1.0, 0.0, 0.5, 0.3])
+    impulses = torch.tensor([0.6, -0.4, 0.001, 0.0])  # salt found, pepper found, none, none
+    estimate = torch.full((4,), 0.45)
+    observed_less_s = (observed - impulses).clamp(0, 1)
+    filled = fill_impulses(observed, observed_less_s, impulses, estimate, FILL_THRESHOLD, remove)
+    salt = 0.45 if remove in ("both", "salt") else 1.0
+    pepper = 0.45 if remove in ("both", "pepper") else 0.0
+    assert filled.tolist() == pytest.approx([salt, pepper, 0.499, 0.3])
+
+
+def test_remove_is_refused_without_impulses_to_remove():
+    with pytest.raises(InputError, match="remove salt needs the impulses s of method ours; dip has none"):
+        tiny_config(method="dip", remove="salt").validate()
+
+
+def test_a_salt_only_run_keeps_the_pepper_it_found(tmp_path):
+    config = tiny_config(remove="salt", num_iter=100, show_every=50)
+    report = run_recovery(RunSpec("run", str(tmp_path), "cpu", config), progress=False, log=lambda m: None)
+    pepper = impulse_mask(report.impulses, sign="pepper")
+    assert pepper.any() and np.array_equal(report.state.final[pepper], prepare_observation(config).noisy[pepper])
