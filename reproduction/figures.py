@@ -6,6 +6,7 @@ None for a run not made yet, drawn as an empty tile or a missing curve) and the 
 """
 
 from recovery.evaluation import FINAL_LABEL
+from utils.corruption import NOISE_NAMES
 from utils.metrics import psnr
 from utils.plotting import save_curves, save_grid
 
@@ -84,7 +85,7 @@ def draw_figure5(stem, figure3_runs, figure3_results, figure4_runs, figure4_resu
     right = [psnr_series(f"{run.config.nlevel:.0%}", result) for run, result in zip(figure4_runs, figure4_results) if result]
     width = figure3_runs[0].config.width
     panels = [
-        (f"Figure 3 runs: {FIGURE3_NLEVEL:.0%} salt-and-pepper, ours (w={width})", left),
+        (f"Figure 3 runs: {FIGURE3_NLEVEL:.0%} {NOISE_NAMES[figure3_runs[0].config.noise]}, ours (w={width})", left),
         (f"Figure 4 runs: {figure4_runs[0].config.image}, ours (w={width})", right),
     ]
     save_curves(figure_paths(stem), panels, "iteration", "PSNR (dB)")
@@ -105,7 +106,7 @@ def draw_teaser(stem, runs, results, at_paper_scale):
                            "linestyle": "none", "marker": "o", "markerfacecolor": "none",
                            "label": f"{method_label(run.config)}, reference's figure"})
     config = runs[0].config
-    title = f"{config.image}, {config.nlevel:.0%} salt-and-pepper"
+    title = f"{config.image}, {config.nlevel:.0%} {NOISE_NAMES[config.noise]}"
     save_curves(figure_paths(stem), [(title, series)], "iteration", "PSNR (dB)")
 
 

@@ -7,6 +7,7 @@ import torch
 from recovery import describe_device, prepare_observation, resolve_device
 from recovery.devices import check_options
 from utils.atomic_files import check_writable_folder
+from utils.corruption import NOISE_NAMES
 from utils.errors import INTERRUPTED, InputError
 from utils.image_io import resolve_image
 
@@ -69,8 +70,8 @@ def table_description(settings, directory):
             else f"images resized so that the shorter side is {settings.resize} px")
     return [
         f"Made by `reproduce.py` from the runs in `{directory}/`: {size}, centre-cropped to multiples of 32, "
-        f"salt-and-pepper corruption seeded with {settings.seed}, so every method on an image at a noise level "
-        f"sees the very same corrupted image.",
+        f"{NOISE_NAMES[settings.noise]} corruption seeded with {settings.seed}, so every method on an image at a "
+        f"noise level sees the very same corrupted image.",
         "PSNR in dB (data range 1) and SSIM (scikit-image, 7x7 window, over the colour channels), both against "
         "the clean image.",
         "*last*: the last iterate, what the reference reports. *final*: the run's own answer at the same "

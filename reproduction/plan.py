@@ -3,7 +3,8 @@
 A run is named as in the reference README, ``<image>_<nlevel digits>_<width>`` (``F16_05_128``),
 with the method appended for the baselines (``F16_05_192_dip-l1``). Runs at different image sizes
 live in different folders (``runs/full``, ``runs/resize64``), so a quick look never meets a
-full-size run of the same name.
+full-size run of the same name; runs of another noise than the paper's salt-and-pepper live in
+folders of their own too (``runs/resize64-random_valued``).
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ import typing
 
 from recovery import RecoveryConfig, RunSpec, StepOptions
 from recovery.settings import PRECISIONS, check_at_least, setting
+from utils.corruption import NOISE_MODELS
 from utils.image_io import DEFAULT_DATA_DIR
 
 TARGETS = ("3", "4", "5", "teaser", "table")
@@ -50,6 +52,8 @@ class Settings:
     data_dir: str = setting(DEFAULT_DATA_DIR, "where the paper's images are (default: data/denoising in this "
                             "checkout)")
     seed: int = setting(0, "seeds every run and the corruption, the same for every method")
+    noise: str = setting("salt_pepper", "the impulses of every run and filter, as denoising.py's --noise (runs of "
+                         "another noise than the paper's live in runs/<size>-<noise>)", NOISE_MODELS)
     precision: str = setting("tf32", "as denoising.py's --precision, for every run", PRECISIONS)
     out_dir: str = setting("figures", "where figures, table and runs/ go")
     device: str = setting("auto", "auto (every visible GPU, else CPU), cpu, cuda, cuda:N or mps")
@@ -71,9 +75,12 @@ def run_name(image, nlevel, width, method):
 
 
 def runs_dir(settings):
-    """Where the runs at ``settings``' image size live: ``<out_dir>/runs/full`` or ``.../resize<N>``."""
-    size = "full" if settings.resize is None else f"resize{settings.resize}"
-    return os.path.join(settings.out_dir, "runs", size)
+    """Where the runs at ``settings``' image size and noise live: ``<out_dir>/runs/full`` or
+    ``.../resize<N>`` for the paper's salt-and-pepper, ``.../full-random_valued`` for another."""
+    folder = "full" if settings.resize is None else f"resize{settings.resize}"
+    if settings.noise != Settings.noise:
+        folder += f"-{settings.noise}"
+    return os.path.join(settings.out_dir, "runs", folder)
 
 
 def scaled_width(paper_width, settings):
@@ -91,7 +98,7 @@ def show_every_for(num_iter, settings):
 def cell_config(image, nlevel, settings):
     """The settings that fix the observation of ``image`` at ``nlevel`` (image, size, corruption
     and its seed): every run and every classical filter of that cell sees the same corrupted image."""
-    return RecoveryConfig(image=image, nlevel=nlevel, seed=settings.seed, resize=settings.resize,
+    return RecoveryConfig(image=image, nlevel=nlevel, noise=settings.noise, seed=settings.seed, resize=settings.resize,
                           data_dir=settings.data_dir)
 
 

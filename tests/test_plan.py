@@ -43,3 +43,13 @@ def test_every_run_once_and_overrides_reach_every_run():
 def test_different_image_sizes_use_different_run_folders():
     full, small = plan.runs_dir(Settings()), plan.runs_dir(Settings(resize=64))
     assert full != small and os.path.dirname(full) == os.path.dirname(small) == os.path.join("figures", "runs")
+
+
+@pytest.mark.parametrize("noise", ["salt_pepper_pixel", "random_valued"])
+def test_another_noise_reaches_every_run_and_lives_in_its_own_folder(noise):
+    settings = Settings(resize=64, noise=noise)
+    assert plan.runs_dir(settings) == os.path.join("figures", "runs", f"resize64-{noise}")
+    assert plan.runs_dir(Settings(resize=64)) == os.path.join("figures", "runs", "resize64")  # the paper's, as before
+    runs = plan.figure3_runs(settings) + plan.figure4_runs(settings) + plan.teaser_runs(settings) + plan.table_runs(settings)
+    assert runs and all(run.config.noise == noise and run.out_dir == plan.runs_dir(settings) for run in runs)
+    assert all(plan.cell_config(*cell, settings).noise == noise for cell in plan.table_cells())

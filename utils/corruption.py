@@ -21,6 +21,8 @@ from .float_image import check_float_image
 
 
 NOISE_MODELS = ("salt_pepper", "salt_pepper_pixel", "random_valued")
+NOISE_NAMES = {"salt_pepper": "salt-and-pepper", "salt_pepper_pixel": "whole-pixel salt-and-pepper",
+               "random_valued": "random-valued impulse"}  # for titles and captions
 
 
 def corrupt(image, noise, nlevel, seed):
