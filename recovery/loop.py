@@ -129,7 +129,8 @@ def measure(run, loss, phi):
     output kept as the last image and the candidate ``FINAL`` as the final one, and the best
     image updated; and whether the loss, those images and the learned values are finite (the
     loss is that of the weights before the step, the candidates and the weights are those after
-    it: the last step of a run may blow up only the latter). One host transfer: the loss, the check and every metric.
+    it: the last step of a run may blow up only the latter). One host transfer: the loss, the
+    check and every metric.
 
     The row holds the last iterate's and the final answer's metrics, and every candidate's at the
     run's last iteration or with ``log_candidates``; the other candidates' columns are empty. With
@@ -211,6 +212,6 @@ def finish(run, diverged):
                 summary += f", {FINAL_LABEL} {final:.2f} dB"
             summary += f", best (oracle) {state.best_psnr:.2f} dB"
         log(summary)
-        if impulses is not None:
+        if state.history[-1].get("impulses_found") is not None:  # none in a checkpoint older than the detection
             log(describe_detection(state.history[-1]))
     return impulses
