@@ -172,10 +172,11 @@ class Evaluation:
         with torch.no_grad(), batch_statistics_untracked(network), self.problem.network_precision():
             return network(self.problem.z).float()
 
-    def outputs(self, names=CANDIDATES):
+    def outputs(self, names=CANDIDATES, impulses=None):
         """The candidates of ``names`` (and ``FINAL``) that the problem has now, ``{name: 3 x H x W
         float32 tensor on the device in [0, 1]}`` in ``CANDIDATES`` order (``y_minus_s`` only with a
-        corruption term); only what they need is computed. Call after at least one
+        corruption term); only what they need is computed. ``impulses``: the problem's s now
+        (``1 x 3 x H x W``), where the caller has it already. Call after at least one
         :meth:`update`. No host synchronisation."""
         problem, wanted = self.problem, set(names) | {FINAL}
         images = {}
@@ -187,7 +188,7 @@ class Evaluation:
         images["filled"] = images["weight_ema"]
         if problem.corruption is not None:
             with torch.no_grad():
-                impulses = problem.corruption()
+                impulses = problem.corruption() if impulses is None else impulses
                 images["y_minus_s"] = (problem.y - impulses).clamp_(0.0, 1.0)
                 images["filled"] = fill_impulses(problem.y, images["y_minus_s"], impulses, images["weight_ema"],
                                                  self.fill_threshold, problem.config.remove)

@@ -39,7 +39,8 @@ class RunContext:
     ``images`` holds the device tensors of the logged images (``last``, ``final``, ``best``, each
     ``3 x H x W float32`` in [0, 1]) until :meth:`keep_images` copies them into ``state``;
     ``clean`` is the clean image on the device and ``corrupted`` the elements the corruption
-    changed (bool; both None without a clean image); ``saved_at`` the
+    changed (bool; both None without a clean image, ``corrupted`` too without a corruption term);
+    ``saved_at`` the
     ``time.perf_counter()`` of the last checkpoint of this session (none yet: the first logged
     iteration saves, so that a run's first minutes are kept and an unwritable checkpoint shows at
     once) and ``saved_iteration`` the logged iteration of the newest checkpoint (None: none).
@@ -65,7 +66,8 @@ class RunContext:
     def __post_init__(self):
         if self.observation.clean is not None:
             self.clean = torch.from_numpy(self.observation.clean).to(self.device)
-            # The truly corrupted elements: an impulse that drew the true value is none.
+        if self.observation.clean is not None and self.problem.corruption is not None:
+            # The truly corrupted elements, for the detection: an impulse that drew the true value is none.
             self.corrupted = torch.from_numpy(self.observation.noisy != self.observation.clean).to(self.device)
 
     def keep_images(self):
@@ -138,17 +140,16 @@ def measure(run, loss, phi):
     state = run.state
     last = phi[0].detach().clone()  # a copy: the CUDA-graph step overwrites phi in place
     every = run.spec.options.log_candidates or state.iteration == state.config.num_iter
-    candidates = run.evaluation.outputs(CANDIDATES if every else (FINAL,))
+    with torch.no_grad():
+        impulses = None if run.problem.corruption is None else run.problem.corruption()  # s, for both below
+    candidates = run.evaluation.outputs(CANDIDATES if every else (FINAL,), impulses)
     run.images.update(last=last, final=candidates[FINAL])
     row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": state.iteration - 1, "seconds": round(state.seconds, 3)}
     names = list(candidates)
     images = torch.stack([last] + [candidates[name] for name in names])
     finite = torch.isfinite(images).all() & run.problem.parameters_finite()
     values = [loss.detach().reshape(1).float(), finite.reshape(1).float()]
-    found = []
-    if run.problem.corruption is not None:
-        with torch.no_grad():
-            found = detection(impulse_mask(run.problem.corruption()[0]), run.corrupted)
+    found = [] if impulses is None else detection(impulse_mask(impulses[0]), run.corrupted)
     values += [value.reshape(1) for value in found]
     if run.clean is not None:
         values += [psnr_tensor(run.clean, images), ssim_tensor(run.clean, images)]
