@@ -113,7 +113,8 @@ def draw_outputs(targets, settings, observations, log=print):
     rows = []
     for image, nlevel in plan.table_cells():
         observation = observations[(image, nlevel)]
-        classical = table.classical_rows(image, nlevel, observation, settings, directory, cpu)
+        cache = os.path.join(directory, f"{plan.cell_name(image, nlevel)}_classical.json")
+        classical = table.classical_rows(image, nlevel, observation, settings, cache, cpu)
         cell_runs = [run for run in all_runs if (run.config.image, run.config.nlevel) == (image, nlevel)]
         rows += table.cell_rows(image, nlevel, classical, cell_runs, results_of(cell_runs), observation.clean,
                                 settings.width)

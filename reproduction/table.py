@@ -15,6 +15,7 @@ from utils.atomic_files import atomic_path, write_csv, write_json
 from utils.baselines import (BM3D_SIGMA_PER_DENSITY, TV_L1_WEIGHT, adaptive_median_filter, adaptive_median_then_bm3d,
                              median_filter, tv_l1_restoration)
 from utils.metrics import psnr, ssim
+from utils.road import ROAD_BM3D_SIGMA_PER_DENSITY, ROAD_THRESHOLD, road_fill, road_fill_then_bm3d
 
 from .plan import METHOD_NAMES, cell_name
 from .sweep import describe_progress
@@ -30,6 +31,12 @@ CLASSICAL_FILTERS = (
     (f"adaptive median + BM3D (sigma {BM3D_SIGMA_PER_DENSITY * 255:g}/255 x density)",
      lambda noisy: adaptive_median_then_bm3d(noisy, max_window=19)),
 )
+# Made for impulses of any value (docs/impulse_noise.md): in the table of every other noise than the
+# paper's salt-and-pepper, whose table is left as it was.
+RANDOM_VALUED_FILTERS = (
+    (f"ROAD + inpainting (threshold {ROAD_THRESHOLD:g})", road_fill),
+    (f"ROAD + inpainting + BM3D (sigma {ROAD_BM3D_SIGMA_PER_DENSITY * 255:g}/255 x detected)", road_fill_then_bm3d),
+)
 METHOD_ORDER = ("dip", "dip-l1", "ours")
 LAST, PEAK = "last", "oracle peak"
 FIELDS = ("image", "nlevel", "method", "width", "iterate", "at_iteration", "psnr", "ssim", "iterations",
@@ -39,24 +46,33 @@ FORMATS = (".md", ".csv")
 DIGITS = {"psnr": 4, "ssim": 5, "seconds": 4}  # decimals kept in the CSV
 
 
-def classical_rows(image, nlevel, observation, settings, runs_dir, device_name):
-    """One row per classical filter on the cell's observation, computed once and then cached.
+def classical_filters(noise):
+    """``(name, function)`` of every classical filter in the table of the impulse model ``noise``."""
+    return CLASSICAL_FILTERS if noise == "salt_pepper" else CLASSICAL_FILTERS + RANDOM_VALUED_FILTERS
+
+
+def classical_rows(image, nlevel, observation, settings, path, device_name):
+    """One row per classical filter on the cell's observation, computed once and then cached in
+    the JSON file ``path``.
 
     :param observation: the cell's ``recovery.Observation`` (``3 x H x W`` clean and noisy).
+    :param settings: what made the observation (``seed``, ``resize``, ``data_dir``, ``noise``).
     :param str device_name: how to describe where the filters run (they run on the CPU).
     """
-    path = os.path.join(runs_dir, f"{cell_name(image, nlevel)}_classical.json")
+    filters = classical_filters(settings.noise)
     # The filters' names are part of the key: a file cached before a filter was added (or renamed)
     # lacks its row, so the cell is computed again.
     key = {"image": image, "nlevel": nlevel, "seed": settings.seed, "resize": settings.resize,
-           "data_dir": os.path.realpath(settings.data_dir), "filters": [method for method, _ in CLASSICAL_FILTERS]}
+           "data_dir": os.path.realpath(settings.data_dir), "filters": [method for method, _ in filters]}
+    if settings.noise != "salt_pepper":  # a cache of the paper's noise stays valid
+        key["noise"] = settings.noise
     if os.path.exists(path):
         with open(path) as f:
             cached = json.load(f)
         if cached["key"] == key:
             return cached["rows"]
     rows = []
-    for method, apply in CLASSICAL_FILTERS:
+    for method, apply in filters:
         start = time.perf_counter()
         estimate = apply(observation.noisy)
         seconds = time.perf_counter() - start
@@ -65,7 +81,7 @@ def classical_rows(image, nlevel, observation, settings, runs_dir, device_name):
         if estimate is not observation.noisy:  # the noisy input itself took no computing
             row.update(device=device_name, seconds=seconds)
         rows.append(row)
-    os.makedirs(runs_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     write_json(path, {"key": key, "rows": rows})
     return rows
 

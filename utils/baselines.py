@@ -145,21 +145,32 @@ def adaptive_median_then_bm3d(noisy, sigma=None, max_window=19):
     :param int max_window: the adaptive median filter's largest odd window side.
     :return: ``3 x H x W`` array of ``noisy``'s dtype, in [0, 1] (BM3D's slight overshoot clipped).
     """
+    check_bm3d_input(noisy)
+    if sigma is None:
+        # A noisy image with no impulse at all would give sigma 0, which BM3D cannot take.
+        sigma = max(BM3D_SIGMA_PER_DENSITY * impulse_density(noisy), 1 / 255)
+    return bm3d_colour(adaptive_median_filter(noisy, max_window), sigma)
+
+
+def check_bm3d_input(noisy):
+    """InputError unless ``noisy`` is a ``3 x H x W`` float image in [0, 1] that BM3D can take."""
     check_float_image(noisy, layout="C x H x W")
     if noisy.shape[0] != 3 or min(noisy.shape[1:]) < BM3D_MIN_SIDE:
         raise InputError(f"BM3D here takes a 3 x H x W colour image, H and W at least {BM3D_MIN_SIDE}; "
                          f"got {noisy.shape}")
-    if sigma is None:
-        # A noisy image with no impulse at all would give sigma 0, which BM3D cannot take.
-        sigma = max(BM3D_SIGMA_PER_DENSITY * impulse_density(noisy), 1 / 255)
+
+
+def bm3d_colour(image, sigma):
+    """Colour BM3D (the ``bm3d`` package's ``bm3d_rgb``) of a ``3 x H x W`` image in [0, 1] taken to
+    carry white noise of standard deviation ``sigma`` (data range 1, positive); the result in the
+    image's dtype, BM3D's slight overshoot clipped to [0, 1]."""
     if not (isinstance(sigma, numbers.Real) and math.isfinite(sigma) and sigma > 0):
         raise InputError(f"BM3D sigma must be a positive number, got {sigma}")
     # Imported here: the import takes over a second, and nothing else needs the package.
     import bm3d
 
-    filtered = adaptive_median_filter(noisy, max_window)
     profile = bm3d.BM3DProfile()
     profile.num_threads = 1  # the package warns that several threads may change the result run to run
-    denoised = bm3d.bm3d_rgb(filtered.transpose(1, 2, 0), sigma_psd=float(sigma), profile=profile)
-    return np.clip(denoised.transpose(2, 0, 1), 0, 1).astype(noisy.dtype)
+    denoised = bm3d.bm3d_rgb(image.transpose(1, 2, 0), sigma_psd=float(sigma), profile=profile)
+    return np.clip(denoised.transpose(2, 0, 1), 0, 1).astype(image.dtype)
 
