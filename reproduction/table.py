@@ -17,7 +17,7 @@ from utils.baselines import (BM3D_SIGMA_PER_DENSITY, TV_L1_WEIGHT, adaptive_medi
 from utils.metrics import psnr, ssim
 from utils.road import ROAD_BM3D_SIGMA_PER_DENSITY, ROAD_THRESHOLD, road_fill, road_fill_then_bm3d
 
-from .plan import METHOD_NAMES, cell_name
+from .plan import METHOD_NAMES
 from .sweep import describe_progress
 
 CLASSICAL_FILTERS = (

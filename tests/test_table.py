@@ -4,7 +4,6 @@ results.md, and the classical filters are reported on every cell all the same (t
 
 import json
 
-import numpy as np
 from sweep_helpers import TINY, read_rows
 from test_baselines import smooth_image
 
