@@ -1,10 +1,13 @@
 """Recover an image from salt-and-pepper noise by double over-parameterization.
 
     python denoising.py --gpu 0 --ckpt F16_05_128 --image F16 --nlevel 0.5 --width 128
+    python denoising.py --noisy my_images/ --out_dir recovered --num_iter 20000   # every image of a folder
 
 The reference's flags keep their meaning and defaults. This file only turns the command line into
 one ``recovery.RunSpec`` and calls ``recovery.run_recovery``; every setting, its default and its
-help live in ``recovery/settings.py``. Outputs land in ``--out_dir`` as ``<ckpt>_*``.
+help live in ``recovery/settings.py``. Outputs land in ``--out_dir`` as ``<ckpt>_*``. A folder given as
+``--image`` or ``--noisy`` is a run per image file (``reproduction/folder.py``), with reproduce.py's
+launcher flags.
 """
 
 import dataclasses
@@ -15,6 +18,8 @@ import sys
 from recovery import RecoveryConfig, RunFiles, RunSpec, RunState, StepOptions, run_recovery
 from recovery.devices import check_gpu_flag
 from recovery.settings import add_arguments, given_settings
+from reproduction.folder import folder_field, recover_folder
+from reproduction.launch_settings import add_launch_arguments, launch_from_args
 from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure, signal_exit_status
 
 PROG = "denoising.py"
@@ -32,6 +37,8 @@ def build_parser():
     p.add_argument("--no_progress", action="store_true", help="no progress bar; log lines only")
     p.add_argument("--no_memory_check", action="store_true", help="start even if the run's estimated peak "
                    "memory exceeds what the device has available")
+    launch = p.add_argument_group("a folder of images (--image DIR or --noisy DIR): where its runs compute")
+    add_launch_arguments(launch)
     return p
 
 
@@ -56,14 +63,32 @@ def resume_command(spec, gpu=None):
     return RunSpec(spec.ckpt, spec.out_dir, spec.device).to_argv(resume=True) + (["--gpu", gpu] if gpu else [])
 
 
+def refuse_single_run_flags(args):
+    """InputError for a flag of one run given with a folder of images."""
+    for flag in ("ckpt", "resume", "overwrite", "no_memory_check"):
+        if getattr(args, flag, None) not in (None, False):
+            raise InputError(f"`{flag}` is for one image: the runs of a folder are named after their files, and "
+                             f"the same command skips complete ones and resumes the others")
+
+
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # torch reads it when CUDA is first used
     try:
+        launch, launching = launch_from_args(args)
+        field = folder_field(RecoveryConfig(**given_settings(RecoveryConfig, args)))
+        if field is not None:
+            refuse_single_run_flags(args)
         spec = spec_from_args(args)
         if args.gpu is not None:
             check_gpu_flag(args.gpu, spec.device)
+        if field is not None:
+            spec.options.validate()
+            launch.validate(spec)
+            return recover_folder(spec, field, launch, progress=not args.no_progress)
+        if launching:
+            raise InputError(f"`{launching[0]}` is for a folder of images (`image` DIR or `noisy` DIR)")
         report = run_recovery(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                               check_memory=not args.no_memory_check)
     # Ctrl-C lands here only outside the loop's own clean stop (start-up, or a second Ctrl-C).

@@ -12,16 +12,15 @@ docs/reproducing.md.
 """
 
 import argparse
-import dataclasses
 import sys
 
 from recovery import StepOptions
 from recovery.duration import refuse_long_cpu_sweep
 from recovery.settings import add_arguments, given_settings
-from reproduction.launch_settings import LaunchSettings
+from reproduction.launch_settings import add_launch_arguments, launch_from_args
 from reproduction.pipeline import reproduce
 from reproduction.plan import TARGETS, Settings, runs_for
-from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure
+from utils.errors import EXPECTED_FAILURES, OneLineErrorParser, report_failure
 
 PROG = "reproduce.py"
 
@@ -34,10 +33,7 @@ def build_parser():
                    "DIP-L1), table (adds the DIP and DIP-L1 runs of the table), or all; several may be given")
     add_arguments(p, Settings)
     add_arguments(p, StepOptions)  # as denoising.py's: passed to every run
-    add_arguments(p, LaunchSettings, exclude=("sbatch",))
-    sbatch = next(field for field in dataclasses.fields(LaunchSettings) if field.name == "sbatch")
-    p.add_argument("--sbatch", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
-                   help=sbatch.metadata["help"])
+    add_launch_arguments(p)
     p.add_argument("--status", action="store_true", help="with --launcher slurm: show where every run stands "
                    "(queued, running, iterations done, complete, failed and why); submit and draw nothing")
     p.add_argument("--dry_run", action="store_true", help="list the runs, their state and commands; run nothing")
@@ -51,11 +47,8 @@ def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     targets = TARGETS if "all" in args.figure else tuple(args.figure)
     settings = Settings(**given_settings(Settings, args), options=StepOptions(**given_settings(StepOptions, args)))
-    launching = given_settings(LaunchSettings, args)
-    launch = LaunchSettings(**{**launching, "sbatch": tuple(launching.get("sbatch", ()))})
     try:
-        if launch.launcher == "local" and (slurm_flags := sorted(set(launching) - {"launcher"})):
-            raise InputError(f"`{slurm_flags[0]}` is for `launcher` slurm only")
+        launch, _ = launch_from_args(args)
         if launch.launcher == "local" and not (args.dry_run or args.no_run or args.status):  # runs start here
             refuse_long_cpu_sweep(settings.device, runs_for(targets, settings), settings.options.threads)
         return reproduce(targets, settings, dry_run=args.dry_run, start_runs=not args.no_run,

@@ -1,10 +1,11 @@
 """Where the runs of a sweep compute (``reproduce.py --launcher``), and the Slurm options of its
 tasks, each checked before anything is submitted."""
 
+import argparse
 import dataclasses
 import typing
 
-from recovery.settings import check_at_least, check_choices, setting
+from recovery.settings import add_arguments, check_at_least, check_choices, given_settings, setting
 from utils.errors import InputError
 
 LAUNCHERS = ("local", "slurm")
@@ -111,3 +112,21 @@ class LaunchSettings:
                 raise InputError(f"`sbatch` '{entry}': {key} takes a value ({key}=VALUE)")
             options[key] = value if has_value else True
         return options
+
+
+def add_launch_arguments(parser):
+    """The command-line flags of every ``LaunchSettings`` field (``--sbatch`` repeatable)."""
+    add_arguments(parser, LaunchSettings, exclude=("sbatch",))
+    sbatch = next(field for field in dataclasses.fields(LaunchSettings) if field.name == "sbatch")
+    parser.add_argument("--sbatch", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
+                        help=sbatch.metadata["help"])
+
+
+def launch_from_args(args):
+    """``(LaunchSettings, names of the flags given)`` from arguments parsed with
+    :func:`add_launch_arguments`; InputError for a Slurm flag given with the local launcher."""
+    given = given_settings(LaunchSettings, args)
+    launch = LaunchSettings(**{**given, "sbatch": tuple(given.get("sbatch", ()))})
+    if launch.launcher == "local" and (slurm_flags := sorted(set(given) - {"launcher"})):
+        raise InputError(f"`{slurm_flags[0]}` is for `launcher` slurm only")
+    return launch, sorted(given)

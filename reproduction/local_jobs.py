@@ -91,6 +91,15 @@ def _local_outcome(job, stopped):
     return Outcome.failed(f"the job ended without a result (log: {job.paths.stderr})")
 
 
+def execute_locally(runs, device, progress=True, log=print):
+    """Bring every run to completion on this machine: in this process on ``device``, or one local
+    job per GPU where ``device`` means several (:func:`local_job_devices`); a ``sweep.SweepOutcome``."""
+    devices = local_job_devices(device)
+    if len(devices) > 1:
+        return execute_in_local_jobs(runs, devices, progress, log)
+    return sweep.execute_runs(runs, progress, log)
+
+
 def execute_in_local_jobs(runs, devices, progress=True, log=print):
     """Bring every run to completion as local jobs (submitit's LocalExecutor), at most one per
     device of ``devices`` (``cuda:K``, or ``cpu`` for a CPU standing in for a GPU) at a time;

@@ -13,7 +13,7 @@ from utils.image_io import resolve_image
 
 from . import figures, plan, sweep, table
 from .launch_settings import LaunchSettings
-from .local_jobs import execute_in_local_jobs, local_job_devices
+from .local_jobs import execute_locally, local_job_devices
 from .slurm_launch import run_on_slurm
 from .slurm_status import SlurmSweep
 from .states import State
@@ -162,11 +162,7 @@ def reproduce(targets, settings, dry_run=False, start_runs=True, progress=True, 
     observations = {cell: prepare_observation(plan.cell_config(*cell, settings)) for cell in plan.table_cells()}
     failures = []
     if start_runs and not on_slurm:
-        devices = local_job_devices(settings.device)
-        if len(devices) > 1:
-            outcome = execute_in_local_jobs(runs, devices, progress, log)
-        else:
-            outcome = sweep.execute_runs(runs, progress, log)
+        outcome = execute_locally(runs, settings.device, progress, log)
         if outcome.interrupted:
             log("interrupted: the runs' checkpoints are saved; the same command resumes them")
             return INTERRUPTED
