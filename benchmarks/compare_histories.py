@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from utils.atomic_files import read_csv  # noqa: E402
 from utils.errors import InputError, OneLineErrorParser  # noqa: E402
-from utils.image_io import read_image_file, to_rgb_float  # noqa: E402
+from utils.image_io import read_image_file, to_float_image  # noqa: E402
 from utils.metrics import psnr  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def psnr_differences(history_a, history_b):
 def image_difference(path_a, path_b):
     """How far apart two images are: ``identical``, or the PSNR of one against the other and the
     largest difference of a value, in 8-bit levels."""
-    a, b = (to_rgb_float(read_image_file(path))[0] for path in (path_a, path_b))
+    a, b = (to_float_image(read_image_file(path))[0] for path in (path_a, path_b))
     if a.shape != b.shape:
         return f"of different sizes, {a.shape} and {b.shape}"
     if (a == b).all():

@@ -1,8 +1,9 @@
 """Robust image recovery by double over-parameterization: the engine.
 
-The observation y (``1 x 3 x H x W``) is explained as ``phi(theta; z + noise) + g*g - h*h``, fitted
-by plain gradient descent with learning rate ``lr`` for theta and ``lr_c`` for g and h
-(docs/method.md has every detail). The modules, in the order the data goes through them:
+The observation y (``1 x C x H x W``, C 1 for a grayscale image, 3 for colour) is explained as
+``phi(theta; z + noise) + g*g - h*h``, fitted by plain gradient descent with learning rate ``lr``
+for theta and ``lr_c`` for g and h (docs/method.md has every detail). The modules, in the order the
+data goes through them:
 
 - ``settings``: every setting (``RecoveryConfig``, ``StepOptions``, ``RunSpec``), its check, its flag;
 - ``observation``: the image, cropped and corrupted (``prepare_observation``);

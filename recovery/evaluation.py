@@ -58,7 +58,7 @@ def fill_impulses(observed, observed_less_s, impulses, estimate, threshold, remo
     """The final answer ``filled``: ``estimate`` where impulses of the sign ``remove`` were found,
     ``observed`` (y) where impulses of the other sign were found (kept as observed), and
     ``observed_less_s`` (clipped y - s, the observed value to within ``threshold``) elsewhere. All
-    tensors of one shape, e.g. ``1 x 3 x H x W`` float32 in [0, 1] (s, ``impulses``, in [-1, 1])."""
+    tensors of one shape, e.g. ``1 x C x H x W`` float32 in [0, 1] (s, ``impulses``, in [-1, 1])."""
     kept = observed_less_s
     if remove != "both":
         kept = torch.where(impulse_mask(impulses, threshold), observed, observed_less_s)
@@ -156,7 +156,7 @@ class Evaluation:
             self.load_state_dict(saved)
 
     def update(self, phi):
-        """Fold one iteration in: ``phi`` is its training output, ``1 x 3 x H x W`` float32 on the
+        """Fold one iteration in: ``phi`` is its training output, ``1 x C x H x W`` float32 on the
         device; the network's weights are those after the iteration's update. No host
         synchronisation."""
         with torch.no_grad():
@@ -167,16 +167,16 @@ class Evaluation:
             torch._foreach_lerp_(self.averaged, self.parameters, 1.0 - self.weights_weight)
 
     def on_input(self, network):
-        """``network`` (the problem's or its average) on the unperturbed z: ``1 x 3 x H x W``
+        """``network`` (the problem's or its average) on the unperturbed z: ``1 x C x H x W``
         float32 on the device, in [0, 1]. In the training pass's precision."""
         with torch.no_grad(), batch_statistics_untracked(network), self.problem.network_precision():
             return network(self.problem.z).float()
 
     def outputs(self, names=CANDIDATES, impulses=None):
-        """The candidates of ``names`` (and ``FINAL``) that the problem has now, ``{name: 3 x H x W
+        """The candidates of ``names`` (and ``FINAL``) that the problem has now, ``{name: C x H x W
         float32 tensor on the device in [0, 1]}`` in ``CANDIDATES`` order (``y_minus_s`` only with a
         corruption term); only what they need is computed. ``impulses``: the problem's s now
-        (``1 x 3 x H x W``), where the caller has it already. Call after at least one
+        (``1 x C x H x W``), where the caller has it already. Call after at least one
         :meth:`update`. No host synchronisation."""
         problem, wanted = self.problem, set(names) | {FINAL}
         images = {}
@@ -195,7 +195,7 @@ class Evaluation:
         return {name: images[name][0].float() for name in CANDIDATES if name in images and name in wanted}
 
     def state_dict(self):
-        """The averages, copied to the CPU: ``{"output_ema": 1 x 3 x H x W tensor or None,
+        """The averages, copied to the CPU: ``{"output_ema": 1 x C x H x W tensor or None,
         "weight_ema": [tensor per network parameter]}``."""
         copied = lambda tensor: tensor.detach().to("cpu", copy=True)  # noqa: E731 (not the live tensors)
         output = None if self.output_average is None else copied(self.output_average)

@@ -37,7 +37,7 @@ class RunContext:
     """What one run works with, from its first iteration to its outputs.
 
     ``images`` holds the device tensors of the logged images (``last``, ``final``, ``best``, each
-    ``3 x H x W float32`` in [0, 1]) until :meth:`keep_images` copies them into ``state``;
+    ``C x H x W float32`` in [0, 1]) until :meth:`keep_images` copies them into ``state``;
     ``clean`` is the clean image on the device and ``corrupted`` the elements the corruption
     changed (bool; both None without a clean image, ``corrupted`` too without a corruption term);
     ``saved_at`` the
@@ -86,7 +86,7 @@ class RunContext:
         self.state.save(self.files.checkpoint)
         write_history(self.files, self.state)
         if self.best_changed:
-            write_best(self.files, self.state)
+            write_best(self.files, self.state, self.observation.bit_depth)
             self.best_changed = False
         self.saved_at, self.saved_iteration = time.perf_counter(), self.state.last_iteration
 
@@ -184,7 +184,7 @@ def report(run, row, bar):
 
 def finish(run, diverged):
     """After the loop: the checkpoint of a stopped run, the final images, and the closing line.
-    Returns the estimated sparse corruption s (``3 x H x W float32`` numpy), or None for the DIP
+    Returns the estimated sparse corruption s (``C x H x W float32`` numpy), or None for the DIP
     methods or a diverged run."""
     state, clean, log = run.state, run.observation.clean, run.log
     if run.device.type == "cuda":

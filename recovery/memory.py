@@ -21,10 +21,10 @@ at the peak of one iteration, which is the start of the backward pass:
 ``input``
     the fixed code z and the iteration's perturbation of it (``1 x 32 x H x W`` float32 each).
 ``observation``
-    y and the evaluation's average of the outputs (``1 x 3 x H x W`` float32 each) and, on the
+    y and the evaluation's average of the outputs (``1 x C x H x W`` float32 each) and, on the
     CPU, the images the run keeps on the host beside them (clean, last, final, best).
 ``corruption`` (method ``ours`` only)
-    g, h and their gradients (``1 x 3 x H x W`` float32 each); with Adam, their four moments.
+    g, h and their gradients (``1 x C x H x W`` float32 each); with Adam, their four moments.
 ``process``
     on the CPU, the peak resident size of a run too small for any of the above to matter: the
     interpreter, torch and the program's other imports, and what a run and its exit touch
@@ -110,8 +110,9 @@ def saved_activation_bytes(height, width, network_width, method="ours", precisio
 
     Upsampling and concatenation save nothing (their backward needs only shapes), and the
     coarsest scale's deeper output is not saved (only upsampled). Then the head: its 1x1
-    convolution's input ``n H W`` and the sigmoid's output ``3 H W``; the loss keeps the
-    prediction (``ours``: phi + s, a new tensor) or, for an L1 loss, the residual: ``3 H W``
+    convolution's input ``n H W`` and the sigmoid's output ``C H W`` (``channels``, the image's: 1
+    or 3); the loss keeps the prediction (``ours``: phi + s, a new tensor) or, for an L1 loss, the
+    residual: ``C H W``
     (none for ``dip``'s L2 loss in fp32, where the prediction is the sigmoid's output).
 
     Values are float32, or bfloat16 under ``bf16`` autocast except the pads' inputs: the CPU's
@@ -159,7 +160,7 @@ def estimate_terms(height, width, network_width, method="ours", alg="sgd", devic
     :param str device_type: ``cpu``, ``cuda`` or ``mps`` (``torch.device.type``).
     :param str precision: ``fp32``, ``tf32`` (float32 storage) or ``bf16`` (autocast).
     :param bool l1: an L1 loss (implied by ``dip-l1``).
-    :param int channels: image channels (3: the program reads every image as RGB).
+    :param int channels: image channels (1 for a grayscale image, 3 for colour).
     :param str step: ``eager`` or ``graph`` (``--step``: on CUDA the iteration replayed as a graph).
     :return: dict of term name to bytes, in the order of the module docstring.
     """
@@ -168,7 +169,7 @@ def estimate_terms(height, width, network_width, method="ours", alg="sgd", devic
     skip = net.body.skip[0].out_channels
     bf16 = precision == "bf16"
     pixels = height * width
-    image = channels * pixels * FLOAT32_BYTES  # one 3 x H x W float32 tensor
+    image = channels * pixels * FLOAT32_BYTES  # one C x H x W float32 tensor
     adam = alg == "adam"
     parameters = sum(p.numel() for p in net.parameters())
     terms = {

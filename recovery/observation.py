@@ -22,13 +22,16 @@ SIDE_MULTIPLE = 32
 @dataclasses.dataclass
 class Observation:
     """What a run sees: ``noisy``, the observation y, and ``clean``, the image it should recover
-    (None when only a corrupted image is known, ``noisy=``), both ``3 x H x W float32`` in
-    [0, 1]; a description of the source and notes on what was converted."""
+    (None when only a corrupted image is known, ``noisy=``), both ``C x H x W float32`` in
+    [0, 1] (C 1 for a grayscale image, 3 for colour); a description of the source, notes on what
+    was converted, and ``bit_depth``, that of the source file (8 or 16, see
+    :func:`utils.image_io.bit_depth`) and of the PNG files written from the run's images."""
 
     noisy: np.ndarray
     clean: np.ndarray
     description: str
     notes: list
+    bit_depth: int = 8
 
     @functools.cached_property
     def noisy_psnr(self):
@@ -40,7 +43,7 @@ def prepare_observation(config, check_size=None):
     """Load, resize and crop the image of ``config`` (a RecoveryConfig) and, unless it is already
     noisy, corrupt it with the seeded impulses of ``config.noise`` at ``config.nlevel``.
 
-    ``check_size(height, width)``, if given, is called with the sides the run's images will have
+    ``check_size(channels, height, width)``, if given, is called with the shape the run's images will have
     before an image of that size is made (resizing makes it), so that a caller can refuse there a
     size that would not fit in memory: an InputError it raises comes out of this call.
     """
@@ -48,11 +51,11 @@ def prepare_observation(config, check_size=None):
         kind = not_a_regular_file(config.noisy)
         problem = "not found" if kind is None else f"is a {kind}, not an image file"
         raise InputError(f"`noisy` image '{printable_path(config.noisy)}' {problem}")
-    image, description, notes = load_image(config.noisy or config.image, config.data_dir)
+    image, description, notes, depth = load_image(config.noisy or config.image, config.data_dir)
     shape = image.shape if config.resize is None else resized_shape(image.shape, config.resize)
     height, width = _network_sides(shape)
     if check_size is not None:
-        check_size(height, width)
+        check_size(shape[0], height, width)
     if config.resize is not None:
         try:
             image = resize_shorter_side(image, config.resize)
@@ -65,9 +68,9 @@ def prepare_observation(config, check_size=None):
     image = crop_to_multiple(image, SIDE_MULTIPLE)
     if config.noisy is not None:
         notes += _impulse_notes(config.noisy, notes)
-        return Observation(noisy=image, clean=None, description=description, notes=notes)
+        return Observation(noisy=image, clean=None, description=description, notes=notes, bit_depth=depth)
     noisy = corrupt(image, config.noise, config.nlevel, config.seed)
-    return Observation(noisy=noisy, clean=image, description=description, notes=notes)
+    return Observation(noisy=noisy, clean=image, description=description, notes=notes, bit_depth=depth)
 
 
 def _network_sides(shape):

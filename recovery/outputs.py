@@ -107,28 +107,34 @@ def write_settings(files, spec, device):
 
 
 def write_observation(files, observation):
-    save_png(files.noisy, observation.noisy)
+    """``_noisy.png`` and ``_clean.png`` (when there is a clean image), at the observation's bit depth."""
+    save_png(files.noisy, observation.noisy, observation.bit_depth)
     if observation.clean is not None:
-        save_png(files.clean, observation.clean)
+        save_png(files.clean, observation.clean, observation.bit_depth)
 
 
 def write_history(files, state):
     write_csv(files.history, HISTORY_FIELDS, state.history)
 
 
-def write_best(files, state):
-    """``_best.png``: ``state.best``, written as soon as a logged iterate beats the earlier ones."""
-    save_png(files.best, state.best)
+def write_best(files, state, depth):
+    """``_best.png``: ``state.best``, written (a PNG of ``depth`` bits, the observation's) as soon as
+    a logged iterate beats the earlier ones."""
+    save_png(files.best, state.best, depth)
 
 
 def write_final_images(files, observation, state, impulses):
     """``_last.png``, ``_final.png`` (``state.final``, when the run has one), ``_impulses.png``
-    and ``_mask.png`` (``impulses`` is s, ``3 x H x W`` in about [-1, 1], or None) and the panel: noisy, recovered
-    (last, then final) and clean, or the impulses when there is no clean image."""
-    save_png(files.last, state.last)
+    and ``_mask.png`` (``impulses`` is s, ``C x H x W`` in about [-1, 1], or None) and the panel: noisy, recovered
+    (last, then final) and clean, or the impulses when there is no clean image.
+
+    The images are PNGs of the observation's bit depth, grayscale for one channel; the mask, black
+    and white, is 8-bit always, and the panel (a figure for people) too."""
+    depth = observation.bit_depth
+    save_png(files.last, state.last, depth)
     recovered = [(state.last, "recovered (last)")]
     if state.final is not None:
-        save_png(files.final, state.final)
+        save_png(files.final, state.final, depth)
         recovered.append((state.final, FINAL_LABEL))
     clean = observation.clean
     if clean is not None:
@@ -138,7 +144,7 @@ def write_final_images(files, observation, state, impulses):
     else:
         tiles = [(observation.noisy, "noisy")] + recovered
     if impulses is not None:
-        save_png(files.impulses, (impulses + 1) / 2)
+        save_png(files.impulses, (impulses + 1) / 2, depth)
         save_png(files.mask, impulse_mask(impulses).astype(np.float32))
         if clean is None:
             tiles.append(((impulses + 1) / 2, "impulses s"))

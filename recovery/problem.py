@@ -22,7 +22,9 @@ class Recovery:
     """One recovery problem's state (network, corruption, input, optimisers, noise generator).
 
     :param RecoveryConfig config: the problem's settings.
-    :param numpy.ndarray noisy: the observation y, ``3 x H x W float32`` in [0, 1].
+    :param numpy.ndarray noisy: the observation y, ``C x H x W float32`` in [0, 1]: C is 1 for a
+        grayscale image, 3 for colour, and the network's output, g and h have its C channels (z
+        has ``INPUT_CHANNELS`` whatever C is, as in the reference).
     :param device: where to compute (a ``torch.device`` or its name).
     :param StepOptions options: how to compute each iteration (layout, compilation, CUDA graph).
 
@@ -77,7 +79,7 @@ class Recovery:
 
     def forward(self, noise):
         """The forward pass on ``z + noise``: returns ``(loss, phi)``, phi being the network output
-        ``1 x 3 x H x W`` float32 in [0, 1] (the recovered image, without s). Under ``bf16`` only
+        ``1 x C x H x W`` float32 in [0, 1] (the recovered image, without s). Under ``bf16`` only
         the network runs in bfloat16; s, the residual and the loss stay float32."""
         with self.network_precision():
             phi = self.run_network(self.z + noise)
@@ -131,7 +133,7 @@ class Recovery:
         return torch.stack([torch.isfinite(value).all() for value in learned]).all()
 
     def impulses(self):
-        """The estimated sparse corruption s = g*g - h*h, ``3 x H x W`` float32 numpy, or None."""
+        """The estimated sparse corruption s = g*g - h*h, ``C x H x W`` float32 numpy, or None."""
         if self.corruption is None:
             return None
         with torch.no_grad():

@@ -33,7 +33,7 @@ class RunReport:
     """What a call of :func:`run_recovery` did.
 
     ``state`` is the run's :class:`RunState` as it ended (history, last, final and best images,
-    iterations done, wall time); ``impulses`` the estimated s = g*g - h*h (``3 x H x W float32``,
+    iterations done, wall time); ``impulses`` the estimated s = g*g - h*h (``C x H x W float32``,
     about noisy - clean, so within about [-1, 1]; None for the DIP methods or a diverged run).
     ``stop_signal`` is the signal that stopped the run early (its checkpoint saved), else None;
     ``diverged`` says it stopped at a logged iteration whose loss or output is inf or nan (no images written
@@ -54,7 +54,7 @@ class RunReport:
 
     @property
     def last(self):
-        """The recovered image, last iterate: ``3 x H x W float32`` in [0, 1], or None."""
+        """The recovered image, last iterate: ``C x H x W float32`` in [0, 1] (C 1 or 3), or None."""
         return self.state.last
 
 
@@ -122,14 +122,18 @@ def check_run(spec, resume, overwrite, check_memory=True):
         raise InputError(f"{files.checkpoint} exists: pass `resume` to continue that run, `overwrite` to start "
                          f"it again, or another `ckpt`")
     # Checked before the image is resized: a large resize would fill the memory on its own.
-    check_size = ((lambda height, width: _check_memory(spec.config, device, height, width, spec.options.step))
+    check_size = ((lambda channels, height, width: _check_memory(spec.config, device, channels, height, width,
+                                                                 spec.options.step))
                   if check_memory else None)
-    return _Checked(spec, device, saved, prepare_observation(spec.config, check_size))
+    observation = prepare_observation(spec.config, check_size)
+    if saved is not None:
+        _check_same_observation_shape(saved, observation)
+    return _Checked(spec, device, saved, observation)
 
 
-def _check_memory(config, device, height, width, step):
+def _check_memory(config, device, channels, height, width, step):
     need = estimate_peak_bytes(height, width, config.width, config.method, config.alg, device.type,
-                               config.precision, config.uses_l1, step=step)
+                               config.precision, config.uses_l1, channels=channels, step=step)
     shortfall = memory_shortfall(need, available_bytes(device))
     if shortfall is not None:
         raise InputError(f"the run {shortfall} (`no_memory_check` starts it anyway)")
@@ -142,6 +146,21 @@ def _check_resumable_state(saved, config, device):
     if saved.problem["generator_device"] != device.type:
         kind = saved.problem["generator_device"]
         raise InputError(f"the run was made on a {kind} device; resume it on one (`device` {kind})")
+
+
+def _describe_shape(shape):
+    channels, height, width = shape
+    return f"{'grayscale' if channels == 1 else f'{channels}-channel'} {width}x{height}"
+
+
+def _check_same_observation_shape(saved, observation):
+    """The network, g and h of a checkpoint fit images of its shape only: InputError when the image
+    gives another (the file was replaced, by one of other channels or size)."""
+    made = tuple(saved.problem["y"].shape[1:])
+    if made != observation.noisy.shape:
+        raise InputError(f"the run was made on a {_describe_shape(made)} image, and the image is now "
+                         f"{_describe_shape(observation.noisy.shape)} after cropping: resume it with the image it "
+                         f"was made with, or start it again (`overwrite`)")
 
 
 def _saved_state_under_lock(checked, files, resume, overwrite):

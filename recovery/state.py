@@ -35,7 +35,7 @@ class RunState:
     then ``psnr_<candidate>`` and ``ssim_<candidate>`` for each of ``evaluation.CANDIDATES``.
     ``last`` is the network output at the last logged iteration, ``final`` the candidate
     ``evaluation.FINAL`` there, and ``best`` the logged output with the highest PSNR (an oracle:
-    it uses the clean image), each ``3 x H x W float32`` in [0, 1] or None.
+    it uses the clean image), each ``C x H x W float32`` in [0, 1] or None.
     ``seconds`` is the loop's wall time over all sessions; ``devices`` names every device the run
     has computed on.
     """

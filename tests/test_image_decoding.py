@@ -61,7 +61,7 @@ def test_16bit_colour_png_keeps_its_full_precision(tmp_path, channels, colour, i
         pixels[1, 1, 3] = 0x8001  # one pixel partly transparent
     (tmp_path / "deep.png").write_bytes(png_bytes(13, 11, 16, colour, png_rows(pixels, interlace), interlace))
     assert np.array_equal(decoded(tmp_path / "deep.png"), pixels)
-    img, _, notes = load_image(str(tmp_path / "deep.png"))
+    img, _, notes, _ = load_image(str(tmp_path / "deep.png"))
     expected = pixels.astype(np.float32) / np.float32(65535)
     if channels == 4:
         expected = expected[..., :3] * expected[..., 3:] + (1 - expected[..., 3:])
@@ -74,9 +74,9 @@ def test_16bit_colour_png_keeps_its_full_precision(tmp_path, channels, colour, i
 def test_16bit_grayscale_png_keeps_precision(tmp_path):
     values = np.array([[0, 1, 65535]], dtype=np.uint16).repeat(2, 0)
     Image.fromarray(values).save(tmp_path / "deep.png")
-    img, _, notes = load_image(str(tmp_path / "deep.png"))
-    assert img.shape == (3, 2, 3)
-    assert img[2, 0, 1] == np.float32(1) / np.float32(65535)
+    img, _, notes, _ = load_image(str(tmp_path / "deep.png"))
+    assert img.shape == (1, 2, 3)
+    assert img[0, 0, 1] == np.float32(1) / np.float32(65535)
     assert any("16-bit" in n for n in notes) and any("grayscale" in n for n in notes)
     Image.new("RGB", (2, 2)).save(tmp_path / "shallow.png")
     assert not any("16-bit" in n for n in load_image(str(tmp_path / "shallow.png"))[2])
@@ -100,9 +100,9 @@ def test_jpeg_is_decoded_as_pillow_decodes_it(tmp_path, mode):
     Image.fromarray(rgb_pixels(shape=(24, 16, 3))).convert(mode).save(tmp_path / "x.jpg", quality=80)
     with Image.open(tmp_path / "x.jpg") as image:
         expected = np.array(image.convert("L" if mode == "L" else "RGB"))
-    img, _, notes = load_image(str(tmp_path / "x.jpg"))
+    img, _, notes, _ = load_image(str(tmp_path / "x.jpg"))
     assert np.array_equal(decoded(tmp_path / "x.jpg").squeeze(), expected)
-    assert img.shape == (3, 24, 16) and not any("alpha" in n for n in notes)
+    assert img.shape == (1 if mode == "L" else 3, 24, 16) and not any("alpha" in n for n in notes)
 
 
 def test_palette_png_with_transparency_is_composited_onto_white(tmp_path):
@@ -110,11 +110,11 @@ def test_palette_png_with_transparency_is_composited_onto_white(tmp_path):
     image.putpalette([200, 10, 20, 30, 40, 50])
     image.putpixel((1, 0), 1)
     image.save(tmp_path / "palette.png", transparency=bytes([255, 0]))  # colour 1 fully transparent
-    img, _, notes = load_image(str(tmp_path / "palette.png"))
+    img, _, notes, _ = load_image(str(tmp_path / "palette.png"))
     np.testing.assert_allclose(img[:, 0, :], np.array([[200, 255, 200], [10, 255, 10], [20, 255, 20]]) / 255, atol=1e-6)
     assert ALPHA_NOTE in notes
     image.save(tmp_path / "opaque.png")
-    img, _, notes = load_image(str(tmp_path / "opaque.png"))
+    img, _, notes, _ = load_image(str(tmp_path / "opaque.png"))
     np.testing.assert_allclose(img[:, 0, 1], np.array([30, 40, 50]) / 255, atol=1e-6)
     assert not any("alpha" in n for n in notes)
 
@@ -123,7 +123,7 @@ def test_palette_png_with_transparency_is_composited_onto_white(tmp_path):
 def test_an_animation_is_read_as_its_first_frame_and_says_so(tmp_path, extension):
     frames = [Image.new("RGB", (8, 8), colour) for colour in [(255, 0, 0), (0, 0, 255)]]
     frames[0].save(tmp_path / f"moving.{extension}", save_all=True, append_images=frames[1:], lossless=True)
-    img, _, notes = load_image(str(tmp_path / f"moving.{extension}"))
+    img, _, notes, _ = load_image(str(tmp_path / f"moving.{extension}"))
     np.testing.assert_allclose(img[:, 4, 4], [1, 0, 0], atol=1 / 255)
     assert "first of 2 frames read" in notes
 

@@ -13,15 +13,15 @@ from utils.errors import InputError
 IMAGE_BYTES = 3 * 4  # one float32 value per channel of a 3-channel image, per pixel
 
 
-def autograd_saved_bytes(height, width, network_width, method, precision):
+def autograd_saved_bytes(height, width, network_width, method, precision, channels=3):
     """Bytes of the activations that autograd really keeps for one forward pass of the problem:
-    the distinct storages of every 4-D batch-of-one tensor saved in the graph, less the
+    the distinct storages of every 4-D batch-of-one image-sized tensor saved in the graph, less the
     observation y and the parameters g and h (counted by other terms)."""
     torch.manual_seed(0)
-    net = SkipEncoderDecoder(INPUT_CHANNELS, 3, network_width).train()
+    net = SkipEncoderDecoder(INPUT_CHANNELS, channels, network_width).train()
     z = torch.rand(1, INPUT_CHANNELS, height, width) * 0.1
-    y = torch.rand(1, 3, height, width)
-    corruption = SparseCorruption((1, 3, height, width), 1e-5) if method == "ours" else None
+    y = torch.rand(1, channels, height, width)
+    corruption = SparseCorruption((1, channels, height, width), 1e-5) if method == "ours" else None
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False):
         phi = net(z + torch.randn(z.shape) / 30)
     phi = phi.float()
@@ -38,7 +38,9 @@ def autograd_saved_bytes(height, width, network_width, method, precision):
         visited.add(node)
         for name in dir(node):
             saved = getattr(node, name) if name.startswith("_saved_") else None
-            if isinstance(saved, torch.Tensor) and saved.dim() == 4 and saved.shape[0] == 1:
+            # Not a 1x1 convolution's weight: a one-channel head's is 1 x n x 1 x 1.
+            image_sized = isinstance(saved, torch.Tensor) and saved.dim() == 4 and saved.shape[2:] != (1, 1)
+            if image_sized and saved.shape[0] == 1:
                 storage = saved.untyped_storage()
                 if storage.data_ptr() not in counted_elsewhere:
                     storages[storage.data_ptr()] = storage.nbytes()
@@ -53,6 +55,14 @@ def autograd_saved_bytes(height, width, network_width, method, precision):
 def test_saved_activations_are_what_autograd_saves(height, width, network_width, method, precision):
     expected = autograd_saved_bytes(height, width, network_width, method, precision)
     assert saved_activation_bytes(height, width, network_width, method, precision) == expected
+
+
+@pytest.mark.parametrize("method", ["ours", "dip", "dip-l1"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_grayscale_image_saves_what_autograd_saves_for_one_channel(method, precision):
+    expected = autograd_saved_bytes(64, 96, 8, method, precision, channels=1)
+    assert saved_activation_bytes(64, 96, 8, method, precision, channels=1) == expected
+    assert expected < autograd_saved_bytes(64, 96, 8, method, precision)
 
 
 @pytest.mark.parametrize("network_width", [16, 128])

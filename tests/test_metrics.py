@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import skimage.metrics
 import torch
 from layouts import LAYOUTS, in_layout
 
@@ -60,6 +61,24 @@ def test_the_tensor_metrics_are_scikit_images_numbers(device, height, width, cou
         got_ssim = ssim_tensor(on_device, torch.from_numpy(estimates).to(device)).cpu()
         assert got_psnr.tolist() == pytest.approx([psnr(clean, e) for e in estimates], abs=1e-4)
         assert got_ssim.tolist() == pytest.approx([ssim(clean, e) for e in estimates], abs=1e-5)
+
+
+@pytest.mark.parametrize("height,width,count", [(7, 7, 1), (64, 96, 3)])
+def test_one_channel_metrics_are_those_of_the_plane(device, height, width, count):
+    """A grayscale image, ``1 x H x W``: its PSNR and SSIM are scikit-image's of the 2-D plane, on
+    the host and on the device."""
+    rng = np.random.default_rng(height + count)
+    clean = rng.random((1, height, width), dtype=np.float32)
+    estimates = np.clip(clean + rng.normal(0, 0.2, (count, 1, height, width)), -0.1, 1.1).astype(np.float32)
+    for estimate in estimates:
+        plane = np.clip(estimate[0], 0, 1)
+        assert ssim(clean, estimate) == pytest.approx(
+            skimage.metrics.structural_similarity(clean[0], plane, data_range=1), abs=1e-7)
+        assert psnr(clean, estimate) == pytest.approx(
+            skimage.metrics.peak_signal_noise_ratio(clean[0], plane, data_range=1))
+    on_device = torch.from_numpy(clean).to(device), torch.from_numpy(estimates).to(device)
+    assert psnr_tensor(*on_device).cpu().tolist() == pytest.approx([psnr(clean, e) for e in estimates], abs=1e-4)
+    assert ssim_tensor(*on_device).cpu().tolist() == pytest.approx([ssim(clean, e) for e in estimates], abs=1e-5)
 
 
 def test_identical_images_have_infinite_psnr_and_unit_ssim(device):

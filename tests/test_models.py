@@ -21,6 +21,18 @@ def test_parameter_count_matches_reference(width, count):
     assert sum(p.numel() for p in net.parameters()) == count
 
 
+@pytest.mark.parametrize("width,count", sorted(REFERENCE_PARAMETER_COUNTS.items()))
+def test_one_output_channel_drops_two_head_channels(width, count):
+    net = SkipEncoderDecoder(out_channels=1, width=width)
+    assert sum(p.numel() for p in net.parameters()) == count - 2 * (width + 1)
+
+
+def test_one_channel_parameter_count_at_the_paper_width():
+    """A grayscale image's network: the head's 1x1 convolution has two output channels fewer, each
+    of width weights and a bias (docs/method.md)."""
+    assert sum(p.numel() for p in SkipEncoderDecoder(out_channels=1, width=128).parameters()) == 2_217_573
+
+
 def test_structure_per_scale():
     net = SkipEncoderDecoder(width=16)
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]

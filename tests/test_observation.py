@@ -57,13 +57,13 @@ def test_the_size_is_checked_before_the_image_is_made(resize, sides):
     """A caller refuses a size before its image exists: a 40000-pixel resize would take 19 GB."""
     asked = []
 
-    def refuse(height, width):
-        asked.append((height, width))
+    def refuse(channels, height, width):
+        asked.append((channels, height, width))
         raise InputError("too large")
 
     with pytest.raises(InputError, match="too large"):
         prepare_observation(RecoveryConfig(image="astronaut", resize=resize), check_size=refuse)
-    assert asked == [sides]
+    assert asked == [(3, *sides)]
 
 
 @pytest.mark.parametrize("kind,warned", [("PNG", None), ("JPEG", "JPEG compression"),

@@ -70,6 +70,17 @@ def test_grid_draws_every_tile_and_an_empty_frame_for_a_missing_run(tmp_path):
     assert (below_blue.sum(axis=0) > 0.8 * len(blue_rows)).sum() >= 2  # the two sides of its frame
 
 
+@pytest.mark.parametrize("level", [0.25, 0.5, 1.0])
+def test_a_grid_draws_a_grayscale_tile_in_gray_at_its_own_levels(tmp_path, level):
+    flat = np.full((1, 64, 64), level, np.float32)  # one level: a colormap stretched to its range would lose it
+    ramp = np.broadcast_to(np.linspace(0, 1, 64, dtype=np.float32), (1, 64, 64))
+    save_grid([str(tmp_path / "grid.png")], [[(flat, "flat"), (ramp, "ramp")]], ["row"], ["a", "b"])
+    saved = np.asarray(Image.open(tmp_path / "grid.png").convert("RGB")).astype(int)
+    expected = round(level * 255)
+    assert (np.abs(saved - expected).max(axis=2) <= 1).sum() >= 60 * 60  # the flat tile, in gray
+    assert ((saved.max(axis=2) - saved.min(axis=2)) <= 1).all()  # no colour anywhere: the ramp too is in gray
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_panels_and_grids_are_the_same_for_any_memory_layout(tmp_path, layout):
     panel_tiles = tiles(16, 12, 2) + [(np.full((1, 16, 12), 0.5, np.float32), "grey")]
@@ -77,7 +88,8 @@ def test_panels_and_grids_are_the_same_for_any_memory_layout(tmp_path, layout):
     (pixels, zoom, centres), viewed = panel_layout(panel_tiles), panel_layout(viewed_tiles)
     assert np.array_equal(viewed[0], pixels) and viewed[1:] == (zoom, centres)
     for name, grid_tiles in [("contiguous", panel_tiles), ("viewed", viewed_tiles)]:
-        save_grid([str(tmp_path / f"{name}.png")], [grid_tiles[:2]], ["row"], ["a", "b"], tile_inches=1)
+        save_grid([str(tmp_path / f"{name}.png")], [[grid_tiles[0], grid_tiles[-1]]], ["row"], ["a", "b"],
+                  tile_inches=1)
     assert (tmp_path / "viewed.png").read_bytes() == (tmp_path / "contiguous.png").read_bytes()
 
 

@@ -40,6 +40,18 @@ def test_initial_state(device):
         assert abs(p.std().item() - 1e-5) < 0.05e-5
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_network_g_and_h_have_the_image_channels_and_z_has_32(channels):
+    clean = np.random.default_rng(channels).random((channels, 64, 96)).astype(np.float32)
+    rec = Recovery(RecoveryConfig(width=8), corrupt_salt_pepper(clean, 0.3, 0), "cpu")
+    assert rec.z.shape == (1, 32, 64, 96)
+    assert rec.corruption.g.shape == rec.corruption.h.shape == (1, channels, 64, 96)
+    loss, phi = rec.step()
+    assert phi.shape == (1, channels, 64, 96) and rec.impulses().shape == (channels, 64, 96)
+    assert rec.num_parameters == 13_071 - 2 * 9 * (channels == 1)  # width 8: the head's 1x1 convolution
+    assert torch.isfinite(loss)
+
+
 def test_initialisation_is_the_same_on_every_device(device):
     """Drawn on the CPU, then moved: a seed gives one problem wherever it computes."""
     here, cpu = make_recovery(device, seed=3), make_recovery("cpu", seed=3)

@@ -3,10 +3,16 @@
 Where an image comes from (``--image NAME``: a file, a name in the data folder, a scikit-image
 sample) and how it becomes the project's array; the decoding of a file's bytes, and the refusal of
 a damaged file, are utils/image_decoding.py's.
+
+C is 1 for a grayscale image (as the file or sample stores it: a 2-D array, one channel, or one
+with alpha) and 3 for colour; an RGB file whose three channels are equal stays colour. The bit
+depth of an image (8, or 16 for a 16-bit or floating-point file) is that of the PNG files written
+from it.
 """
 
 import os
 
+import cv2
 import numpy as np
 import skimage.data
 import skimage.transform
@@ -20,6 +26,8 @@ from .image_decoding import decode_image_file, not_a_regular_file
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 NOT_SAMPLES = ("download_all",)  # in skimage.data.__all__, callable, but fetches every sample
 ALPHA_NOTE = "transparent pixels composited onto white"
+GRAYSCALE_NOTE = "grayscale image recovered as one channel"
+BIT_DEPTHS = (8, 16)  # of the PNG files written
 # Where ``--image NAME`` is looked up unless told otherwise: this checkout's data/denoising, so that
 # the scripts (and the modules, imported from elsewhere) find it from any working folder.
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "denoising")
@@ -51,9 +59,10 @@ def resolve_image(name, data_dir):
     )
 
 
-def to_rgb_float(array):
+def to_float_image(array):
     """Convert an image array as read (``H x W``, ``H x W x 1|2|3|4``; uint8, uint16 or float) to
-    ``3 x H x W float32`` in [0, 1]. Returns the array and a list of notes on what was converted."""
+    ``C x H x W float32`` in [0, 1], C 1 (grayscale, with or without alpha) or 3 (colour, with or
+    without alpha). Returns the array and a list of notes on what was converted."""
     notes = []
     array = np.asarray(array)
     if array.dtype == np.uint8:
@@ -78,9 +87,14 @@ def to_rgb_float(array):
         img = img[:, :, :-1] * alpha + (1.0 - alpha)
         notes.append(ALPHA_NOTE if (alpha < 1).any() else "opaque alpha channel dropped")
     if img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-        notes.append("grayscale image replicated to 3 channels")
+        notes.append(GRAYSCALE_NOTE)
     return np.ascontiguousarray(img.transpose(2, 0, 1)), notes
+
+
+def bit_depth(array):
+    """The bit depth (8 or 16) of the files written from an image array as read: 16 for uint16
+    and for floating-point pixels (finer than 8 bits), 8 for uint8 and bool."""
+    return 16 if array.dtype == np.uint16 or np.issubdtype(array.dtype, np.floating) else 8
 
 
 def read_image_file(path):
@@ -109,10 +123,12 @@ def load_sample(name):
 
 
 def load_image(name, data_dir=DEFAULT_DATA_DIR):
-    """Load ``--image NAME`` (see :func:`resolve_image`) as ``3 x H x W float32`` in [0, 1].
+    """Load ``--image NAME`` (see :func:`resolve_image`) as ``C x H x W float32`` in [0, 1], C 1
+    or 3 (see :func:`to_float_image`).
 
-    Returns ``(image, description, notes)``; the description names the file in printable form
-    (see :func:`utils.atomic_files.printable_path`).
+    Returns ``(image, description, notes, bit_depth)``; the description names the file in printable
+    form (see :func:`utils.atomic_files.printable_path`), ``bit_depth`` is :func:`bit_depth`'s
+    (scikit-image's samples are 8-bit).
     """
     kind, where = resolve_image(name, data_dir)
     if kind == "sample":
@@ -121,8 +137,8 @@ def load_image(name, data_dir=DEFAULT_DATA_DIR):
     else:
         array, notes = decode_image_file(where)
         description = printable_path(where)
-    image, conversion_notes = to_rgb_float(array)
-    return image, description, notes + conversion_notes
+    image, conversion_notes = to_float_image(array)
+    return image, description, notes + conversion_notes, bit_depth(array)
 
 
 def resized_shape(shape, size):
@@ -152,7 +168,28 @@ def to_uint8(image):
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
 
 
-def save_png(path, image):
-    """Write a ``C x H x W`` float image in [0, 1] as an 8-bit PNG, atomically, pixel for pixel."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
+def to_uint16(image):
+    """``C x H x W`` float in [0, 1] -> ``H x W x C`` uint16 (rounded, clipped)."""
+    return np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16).transpose(1, 2, 0)
+
+
+def save_png(path, image, depth=8):
+    """Write a ``C x H x W`` float image in [0, 1] (C 1 or 3) as a PNG of ``depth`` bits (8 or 16),
+    grayscale for one channel, atomically, pixel for pixel."""
+    if depth not in BIT_DEPTHS or np.shape(image)[0] not in (1, 3):
+        raise ValueError(f"a PNG is written from a 1- or 3-channel image at 8 or 16 bits, not {np.shape(image)} "
+                         f"at {depth}")
+    pixels = to_uint8(image) if depth == 8 else to_uint16(image)
+    pixels = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+    if depth == 8:
+        picture = Image.fromarray(pixels)
+        with atomic_path(path) as tmp:
+            picture.save(tmp, format="PNG")
+        return
+    # Pillow writes no 16-bit colour PNG: OpenCV writes both kinds, colour in BGR order.
+    pixels = np.ascontiguousarray(pixels[:, :, ::-1] if pixels.ndim == 3 else pixels)
+    ok, encoded = cv2.imencode(".png", pixels)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {pixels.shape} 16-bit PNG")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(encoded.tobytes())

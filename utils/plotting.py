@@ -87,7 +87,8 @@ def save_grid(paths, rows, row_labels, column_titles, tile_inches=2.5):
 
     :param list paths: output files (.png, .pdf, ...), all of the same figure.
     :param list rows: one list per row of ``(image, caption)`` pairs, image ``C x H x W`` float in
-        [0, 1], or None for an empty tile (e.g. a run not made yet), drawn as an empty frame.
+        [0, 1] (C 1, drawn in gray, or 3), or None for an empty tile (e.g. a run not made yet),
+        drawn as an empty frame.
     :param list row_labels: one label per row; :param list column_titles: one title per column.
 
     Columns may hold images of different sizes (one axes per tile, each image fitted in it). The
@@ -102,7 +103,7 @@ def save_grid(paths, rows, row_labels, column_titles, tile_inches=2.5):
         for c, (image, caption) in enumerate(row):
             ax = axes[r, c]
             if image is not None:
-                ax.imshow(np.clip(image, 0, 1).transpose(1, 2, 0), interpolation="nearest")
+                _draw_image(ax, image)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlabel(caption, fontsize=10)
@@ -113,6 +114,16 @@ def save_grid(paths, rows, row_labels, column_titles, tile_inches=2.5):
         axes[0, c].set_title(title, fontsize=11)
     fig.tight_layout()
     save_figure(fig, *paths)
+
+
+def _draw_image(ax, image):
+    """Draw a ``C x H x W`` float image in [0, 1] (C 1 or 3) in ``ax``, pixel for pixel: one
+    channel in a gray colormap from black at 0 to white at 1 (not stretched to its own range)."""
+    pixels = np.clip(image, 0, 1).transpose(1, 2, 0)
+    if pixels.shape[2] == 1:
+        ax.imshow(pixels[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(pixels, interpolation="nearest")
 
 
 def save_curves(paths, panels, xlabel, ylabel, panel_inches=(5.0, 3.6)):
