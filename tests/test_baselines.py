@@ -199,10 +199,18 @@ def test_adaptive_median_then_bm3d_refuses_a_bad_sigma(sigma):
         adaptive_median_then_bm3d(np.full((3, 16, 16), 0.5, np.float32), sigma)
 
 
-@pytest.mark.parametrize("shape", [(1, 32, 32), (4, 32, 32), (3, 8, 8), (3, 15, 40)])
+@pytest.mark.parametrize("shape", [(2, 32, 32), (4, 32, 32), (3, 8, 8), (3, 15, 40), (1, 15, 40)])
 def test_adaptive_median_then_bm3d_refuses_what_bm3d_cannot_take(shape):
     with pytest.raises(InputError, match="colour image"):
         adaptive_median_then_bm3d(np.full(shape, 0.5, np.float32))
+
+
+def test_adaptive_median_then_bm3d_takes_a_grayscale_image_as_one_channel():
+    clean = smooth_image((1, 48, 48))
+    noisy = corrupt_salt_pepper(clean, 0.5, 1)
+    restored = adaptive_median_then_bm3d(noisy)
+    assert restored.shape == (1, 48, 48) and restored.dtype == noisy.dtype
+    assert psnr(clean, restored) > psnr(clean, noisy) + 25
 
 
 FILTERS = [lambda noisy: median_filter(noisy, 3), adaptive_median_filter, tv_l1_restoration, impulse_density,

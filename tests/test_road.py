@@ -83,6 +83,14 @@ def test_road_fill_then_bm3d_improves_on_the_fill(road_bm3d_cell):
     assert psnr(clean, restored) > psnr(clean, road_fill(noisy))
 
 
+def test_a_grayscale_image_is_filled_and_denoised_as_one_channel():
+    clean = smooth_image((1, 48, 48))
+    noisy = corrupt(clean, "random_valued", 0.3, 0)
+    restored = road_fill_then_bm3d(noisy)
+    assert restored.shape == (1, 48, 48)
+    assert psnr(clean, restored) > psnr(clean, road_fill(noisy)) > psnr(clean, noisy) + 9
+
+
 def test_road_fill_then_bm3d_takes_sigma_from_the_fraction_detected(road_bm3d_cell):
     _, noisy, restored = road_bm3d_cell
     sigma = ROAD_BM3D_SIGMA_PER_DENSITY * float(road_detect(noisy).mean())
@@ -109,7 +117,7 @@ def test_road_refuses_what_it_cannot_filter(image):
         road_fill(image)
 
 
-@pytest.mark.parametrize("shape", [(1, 32, 32), (3, 12, 32)])
+@pytest.mark.parametrize("shape", [(2, 32, 32), (3, 12, 32)])
 def test_road_fill_then_bm3d_refuses_what_bm3d_cannot_take(shape):
     with pytest.raises(InputError, match="BM3D"):
         road_fill_then_bm3d(np.full(shape, 0.5, np.float32))

@@ -131,39 +131,40 @@ def impulse_density(noisy):
 
 
 def adaptive_median_then_bm3d(noisy, sigma=None, max_window=19):
-    """Detect and fill, then denoise: the adaptive median filter, then colour BM3D on its output.
+    """Detect and fill, then denoise: the adaptive median filter, then BM3D on its output.
 
     The adaptive median filter replaces the impulses it detects by window medians; what it leaves
-    is a small error spread over the image, which BM3D (the ``bm3d`` package's ``bm3d_rgb``:
-    opponent colour transform, block matching on the luminance) removes as if it were white
+    is a small error spread over the image, which BM3D (:func:`bm3d_denoise`; for colour the
+    ``bm3d`` package's ``bm3d_rgb``: opponent colour transform, block matching on the luminance) removes as if it were white
     Gaussian noise of standard deviation ``sigma``. Unless given, ``sigma`` is
     ``BM3D_SIGMA_PER_DENSITY * impulse_density(noisy)``: the filter's error grows with the density
     of impulses, and the density is read from the noisy image itself.
 
-    :param numpy.ndarray noisy: ``3 x H x W`` float in [0, 1], H and W at least ``BM3D_MIN_SIDE``.
+    :param numpy.ndarray noisy: ``C x H x W`` float in [0, 1], C 1 or 3, H and W at least ``BM3D_MIN_SIDE``.
     :param float sigma: residual noise standard deviation (data range 1), positive; None: the rule.
     :param int max_window: the adaptive median filter's largest odd window side.
-    :return: ``3 x H x W`` array of ``noisy``'s dtype, in [0, 1] (BM3D's slight overshoot clipped).
+    :return: ``C x H x W`` array of ``noisy``'s dtype, in [0, 1] (BM3D's slight overshoot clipped).
     """
     check_bm3d_input(noisy)
     if sigma is None:
         # A noisy image with no impulse at all would give sigma 0, which BM3D cannot take.
         sigma = max(BM3D_SIGMA_PER_DENSITY * impulse_density(noisy), 1 / 255)
-    return bm3d_colour(adaptive_median_filter(noisy, max_window), sigma)
+    return bm3d_denoise(adaptive_median_filter(noisy, max_window), sigma)
 
 
 def check_bm3d_input(noisy):
-    """InputError unless ``noisy`` is a ``3 x H x W`` float image in [0, 1] that BM3D can take."""
+    """InputError unless ``noisy`` is a ``C x H x W`` float image in [0, 1], C 1 or 3, that BM3D can
+    take."""
     check_float_image(noisy, layout="C x H x W")
-    if noisy.shape[0] != 3 or min(noisy.shape[1:]) < BM3D_MIN_SIDE:
-        raise InputError(f"BM3D here takes a 3 x H x W colour image, H and W at least {BM3D_MIN_SIDE}; "
-                         f"got {noisy.shape}")
+    if noisy.shape[0] not in (1, 3) or min(noisy.shape[1:]) < BM3D_MIN_SIDE:
+        raise InputError(f"BM3D here takes a 1 x H x W grayscale or 3 x H x W colour image, H and W at least "
+                         f"{BM3D_MIN_SIDE}; got {noisy.shape}")
 
 
-def bm3d_colour(image, sigma):
-    """Colour BM3D (the ``bm3d`` package's ``bm3d_rgb``) of a ``3 x H x W`` image in [0, 1] taken to
-    carry white noise of standard deviation ``sigma`` (data range 1, positive); the result in the
-    image's dtype, BM3D's slight overshoot clipped to [0, 1]."""
+def bm3d_denoise(image, sigma):
+    """BM3D of a ``C x H x W`` image in [0, 1] (C 3: the ``bm3d`` package's colour ``bm3d_rgb``;
+    C 1: its ``bm3d``) taken to carry white noise of standard deviation ``sigma`` (data range 1,
+    positive); the result in the image's dtype, BM3D's slight overshoot clipped to [0, 1]."""
     if not (isinstance(sigma, numbers.Real) and math.isfinite(sigma) and sigma > 0):
         raise InputError(f"BM3D sigma must be a positive number, got {sigma}")
     # Imported here: the import takes over a second, and nothing else needs the package.
@@ -171,6 +172,9 @@ def bm3d_colour(image, sigma):
 
     profile = bm3d.BM3DProfile()
     profile.num_threads = 1  # the package warns that several threads may change the result run to run
-    denoised = bm3d.bm3d_rgb(image.transpose(1, 2, 0), sigma_psd=float(sigma), profile=profile)
-    return np.clip(denoised.transpose(2, 0, 1), 0, 1).astype(image.dtype)
-
+    if image.shape[0] == 1:
+        denoised = bm3d.bm3d(image[0], sigma_psd=float(sigma), profile=profile)[None]
+    else:
+        denoised = bm3d.bm3d_rgb(image.transpose(1, 2, 0), sigma_psd=float(sigma), profile=profile)
+        denoised = denoised.transpose(2, 0, 1)
+    return np.clip(denoised, 0, 1).astype(image.dtype)

@@ -6,7 +6,7 @@ differences, IEEE TIP 14, 2005): for each element, the sum of its ``ROAD_NEIGHBO
 absolute differences to its eight neighbours in the same channel. An element of a smooth region,
 an edge or a line has at least four neighbours close to it; an impulse has none. Elements whose
 ROAD exceeds ``ROAD_THRESHOLD`` are taken as impulses, filled by scikit-image's biharmonic
-inpainting from the elements kept, and the result is denoised by colour BM3D (what the fill and
+inpainting from the elements kept, and the result is denoised by BM3D (what the fill and
 the impulses the detector missed leave behind). Each channel is detected and filled on its own, as
 the impulses of ``random_valued`` and ``salt_pepper`` fall on each element independently.
 
@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 import skimage.restoration
 
-from .baselines import bm3d_colour, check_bm3d_input
+from .baselines import bm3d_denoise, check_bm3d_input
 from .errors import InputError
 from .float_image import check_float_image
 
@@ -73,18 +73,18 @@ def road_fill(noisy, threshold=ROAD_THRESHOLD):
 
 
 def road_fill_then_bm3d(noisy, threshold=ROAD_THRESHOLD, sigma=None):
-    """:func:`road_fill`, then colour BM3D with ``sigma`` (data range 1); unless given,
+    """:func:`road_fill`, then BM3D (colour or grayscale) with ``sigma`` (data range 1); unless given,
     ``ROAD_BM3D_SIGMA_PER_DENSITY`` times the fraction of elements ROAD detects, read from the
     noisy image itself (at least 1/255).
 
-    :param numpy.ndarray noisy: ``3 x H x W`` float in [0, 1], H and W at least ``BM3D_MIN_SIDE``.
-    :return: ``3 x H x W`` array of ``noisy``'s dtype, in [0, 1].
+    :param numpy.ndarray noisy: ``C x H x W`` float in [0, 1], C 1 or 3, H and W at least ``BM3D_MIN_SIDE``.
+    :return: ``C x H x W`` array of ``noisy``'s dtype, in [0, 1].
     """
     check_bm3d_input(noisy)
     detected = road_detect(noisy, threshold)
     if sigma is None:
         sigma = max(ROAD_BM3D_SIGMA_PER_DENSITY * float(detected.mean()), 1 / 255)
-    return bm3d_colour(_inpaint(noisy, detected), sigma)
+    return bm3d_denoise(_inpaint(noisy, detected), sigma)
 
 
 def _inpaint(noisy, detected):
