@@ -23,6 +23,7 @@ sys.path.insert(0, REPO)
 import torch  # noqa: E402
 
 from recovery import RunSpec, StepOptions, describe_device, prepare_observation  # noqa: E402
+from recovery.evaluation import DETECTION_FIELDS  # noqa: E402
 from reproduction import plan, sweep, table  # noqa: E402
 from reproduction.states import State  # noqa: E402
 from utils.atomic_files import atomic_path, write_csv  # noqa: E402
@@ -82,7 +83,7 @@ def cell_rows(args, image, noise, nlevel, seed, cpu):
     rows = []
     result = sweep.load_result(run)
     if result is not None:
-        detection = {field: result.history[-1].get(field) for field in ("impulses_found", "precision", "recall")}
+        detection = {field: result.history[-1].get(field) for field in DETECTION_FIELDS}
         for method, estimate in ((LAST, result.last), (FINAL, result.final)):
             rows.append({**common, **detection, "method": method, "psnr": psnr(observation.clean, estimate),
                          "ssim": ssim(observation.clean, estimate), "iterations": result.iteration,

@@ -82,7 +82,7 @@ def summary_row(path, run, failures):
     """The summary's row of one file's run, from its checkpoint."""
     row = {"file": os.path.basename(path), "run": run.ckpt, "outputs": os.path.join(run.out_dir, run.ckpt) + "_*"}
     if run.ckpt in failures:
-        return {**row, "status": f"failed: {failures[run.ckpt]}"}
+        return {**row, "status": failures[run.ckpt]}  # "failed: why", as the sweep says it
     result = sweep.load_result(run)
     if result is None:
         return {**row, "status": sweep.run_state(run)[0].value}
@@ -127,7 +127,9 @@ def recover_folder(spec, field, launch, progress=True, log=print):
         if outcome.interrupted:
             log("interrupted: the runs' checkpoints are saved; the same command resumes them")
             return INTERRUPTED
-        failures = dict(failure.split(": ", 1) for failure in outcome.failures)
+        # The sweep reports a failure as "<ckpt>: failed: why"; a file's name may hold ": " itself.
+        failures = {run.ckpt: failure[len(run.ckpt) + 2:] for run in runs for failure in outcome.failures
+                    if failure.startswith(f"{run.ckpt}: ")}
     rows = [summary_row(path, run, failures) for path, run in readable]
     rows += [{"file": os.path.basename(path), "status": f"{UNREADABLE}: {why}"} for path, why in unreadable.items()]
     stem = write_summary(spec.out_dir, rows)

@@ -157,3 +157,12 @@ def test_a_folder_as_a_slurm_job_array(slurm_cluster, tmp_path):
     assert [rows[f"{name}.png"]["status"] for name in IMAGES] == ["complete"] * 3
     assert rows["damaged.png"]["status"].startswith("unreadable")
     assert os.path.isdir(out_dir / "slurm")
+
+
+def test_a_run_that_fails_is_in_the_summary_with_its_reason(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(skimage.data.coffee()).resize((80, 64)).save(folder / "cup: coffee.png")  # ": " in its name
+    assert main(["--image", str(folder), "--out_dir", str(tmp_path / "out"), *TINY, "--lr", "1e12"]) == 1
+    row = summary(tmp_path / "out")["cup: coffee.png"]
+    assert row["run"] == "cup: coffee" and row["status"] == "failed: diverged (the loss became inf or nan)"

@@ -135,8 +135,8 @@ def adaptive_median_then_bm3d(noisy, sigma=None, max_window=19):
 
     The adaptive median filter replaces the impulses it detects by window medians; what it leaves
     is a small error spread over the image, which BM3D (:func:`bm3d_denoise`; for colour the
-    ``bm3d`` package's ``bm3d_rgb``: opponent colour transform, block matching on the luminance) removes as if it were white
-    Gaussian noise of standard deviation ``sigma``. Unless given, ``sigma`` is
+    ``bm3d`` package's ``bm3d_rgb``: opponent colour transform, block matching on the luminance)
+    removes as if it were white Gaussian noise of standard deviation ``sigma``. Unless given, ``sigma`` is
     ``BM3D_SIGMA_PER_DENSITY * impulse_density(noisy)``: the filter's error grows with the density
     of impulses, and the density is read from the noisy image itself.
 
