@@ -17,14 +17,18 @@
 # So the call ends within the sum, 445 s, plus 5 s and the packing of the logs:
 #
 #   stage                                                                   limit
-#   a  environment: GPU, driver, PyTorch and its CUDA, arch list, compiler     30
-#   b  the CUDA tests (pytest -k cuda over tests/), compiled ones last          70
-#   c  the command line at 128x128, width 16: eager, graph, graph + resume,    95
+#   a  pre-flight (benchmarks/preflight.py): Python, PyTorch against           25
+#      constraints.txt, GPU, driver, kernels, compilers, the optional
+#      packages missing, the entry points' imports; if the project cannot
+#      run there, the call stops here and says why in one line
+#   b  the CUDA tests (pytest -k cuda over tests/), compiled ones last          60
+#   c  the command line at 128x128, width 16: eager, graph, graph + resume,    85
 #      bf16, the memory refusal, a forced out-of-memory, compile
-#   d  step time at SIZE, WIDTH: the fast step against eager tf32 and fp32     70
-#   e  logging overhead at SIZE, width 8: logged every 10 against every 200    60
-#   f  fidelity: the fast step against the default eager step, one after      85
-#      the other, FIDELITY_ITERS iterations each
+#   d  step time at SIZE, WIDTH: the fast step against eager tf32 and fp32     60
+#   e  logging overhead at SIZE, width 8: logged every 10 against every 200    45
+#   f  fidelity: the default eager step twice (how far two runs of one step   135
+#      differ: the floor) and the fast step, as many iterations each as d's
+#      measured times allow within the stage, at most FIDELITY_ITERS
 #   g  CUDA memory: measured peaks against recovery/memory.py's estimate       35
 #                                                                     total   445
 #
@@ -34,12 +38,15 @@
 # needs CUDA (the CUDA tests, graphs, compiling, a device running out of memory) says "skipped:
 # needs CUDA", and leaves its time to the stages after it.
 #
+# Every status comes from the program's exit status and its output: a Python traceback is "failed",
+# with its last line. A stage that could not measure all it should says "partial" and why.
+#
 # Settings, from the environment: OUT (gpu_out), DEVICE (cuda; cuda:N, or cpu to rehearse),
 # SIZE (512), WIDTH (128), DATA_DIR (data/denoising: the fidelity's F16.png, else the astronaut),
 # FAST_FLAGS (--step graph --channels_last; off CUDA --channels_last), FIDELITY_ITERS (3000 at
 # SIZE 512; below, (SIZE / 512)^2 as many, at least 200).
-# Exit status 0 once every stage has had its turn, whatever it found (summary.md says); 2 for
-# a bad setting.
+# Exit status 0 once every stage has had its turn, whatever it found (summary.md says); 1 when the
+# pre-flight stops the call; 2 for a bad setting.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 PROG=gpu_session.sh
@@ -65,7 +72,7 @@ read -r -a FAST <<< "${FAST_FLAGS:-$FAST_DEFAULT}"
 command -v python3 > /dev/null || refuse "python3 is not on PATH"
 mkdir -p "$OUT" 2> /dev/null && [ -w "$OUT" ] || refuse "OUT $OUT cannot be written"
 
-declare -A LIMIT=([a]=30 [b]=70 [c]=95 [d]=70 [e]=60 [f]=85 [g]=35)  # the header's table
+declare -A LIMIT=([a]=25 [b]=60 [c]=85 [d]=60 [e]=45 [f]=135 [g]=35)  # the header's table
 GRACE=5  # seconds between a program's SIGINT and its SIGKILL
 SCALE=$(( SIZE >= 512 ? 100 : (SIZE * 100 / 512 > 40 ? SIZE * 100 / 512 : 40) ))  # percent
 PLANNED=$SECONDS  # where the stages so far should have ended
@@ -113,6 +120,17 @@ describe_status() {  # describe_status STATUS [WHAT_1_MEANS]
     *) echo "failed (exit $1)" ;;
     esac
 }
+error_line() {  # error_line NAME: the last line of a Python traceback in NAME's output, if it holds one
+    grep -qs '^Traceback (most recent call last)' "$LOGS/$1.out" "$LOGS/$1.err" || return 0
+    local last
+    last=$(grep -hv '^[[:space:]]*$' "$LOGS/$1.err" | tail -n 1)
+    [ "$last" = KeyboardInterrupt ] || echo "${last:-a traceback}"  # a cut by SIGINT is not a failure
+}
+status_of() {  # status_of NAME STATUS [WHAT_1_MEANS]: a program's status, from its exit status and output
+    local line
+    line=$(error_line "$1")
+    if [ -n "$line" ]; then echo "failed (exit $2): $line"; else describe_status "$2" "${3:-}"; fi
+}
 cuda_missing() {  # the reason a CUDA stage cannot run, or nothing
     [ "$ON_CUDA" = yes ] || { echo "skipped: needs CUDA"; return; }
     [ "$CUDA_OK" = yes ] || echo "skipped: CUDA is not available (section a)"
@@ -123,48 +141,30 @@ say "# GPU session" "" \
     "limits at $SCALE% of the script's table, $TOTAL s in all; started $(date -u '+%Y-%m-%d %H:%M:%S') UTC;" \
     "checkout $(git rev-parse --short HEAD 2> /dev/null || echo '(not a git checkout)')."
 
-# a. The environment: what ran, and whether torch.compile can build its kernels here.
-begin_stage a "Environment"
+# a. Pre-flight: what runs here, and whether the project can; if not, the call stops.
+begin_stage a "Pre-flight"
 {
     if command -v nvidia-smi > /dev/null; then
         nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | sed 's/^/nvidia-smi: /'
     else
         echo "nvidia-smi: not found"
     fi
-    limited a_python 0 python3 - "$DEVICE" <<'EOF'
-import os, sys, sysconfig
-import torch
-print("python", sys.version.split()[0], "at", sys.executable)
-print("torch", torch.__version__, "built for CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())
-print("cuda available:", torch.cuda.is_available())
-if torch.cuda.is_available():
-    device = torch.device(sys.argv[1] if sys.argv[1].startswith("cuda") else "cuda")
-    properties = torch.cuda.get_device_properties(device)
-    print(f"gpu: {properties.name}, capability {torch.cuda.get_device_capability(device)}, "
-          f"{properties.total_memory / 2**30:.1f} GiB, {torch.cuda.device_count()} visible")
-    print("arch list:", " ".join(torch.cuda.get_arch_list()))
-try:
-    import triton
-    print("triton", triton.__version__)
-except ImportError:
-    print("triton: not installed (torch.compile on CUDA needs it)")
-include = sysconfig.get_paths()["include"]
-found = os.path.exists(os.path.join(include, "Python.h"))
-print("python headers:", include, "(Python.h found)" if found else "(Python.h MISSING: torch.compile needs it)")
-EOF
-    python_status=$?
-    cat "$LOGS/a_python.out" "$LOGS/a_python.err"
-    compiler=$(command -v cc gcc clang 2> /dev/null | head -n 1)
-    echo "c compiler: ${compiler:-none found (torch.compile needs one)} $([ -n "$compiler" ] && "$compiler" --version 2>&1 | head -n 1)"
-    echo "cpus: $(getconf _NPROCESSORS_ONLN); memory: $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 2^20}' /proc/meminfo)"
-    # Settings that other branches add; the stages below use them only where they exist.
-    limited a_help 0 python3 denoising.py --help
-    grep -q -- --checkpoint_seconds "$LOGS/a_help.out" && echo "denoising.py --checkpoint_seconds: yes" \
-        || echo "denoising.py --checkpoint_seconds: no (a checkpoint at every logged iteration)"
-} > "$LOGS/a_environment.txt" 2>&1
-status=$python_status
-CUDA_OK=no; grep -q '^cuda available: True' "$LOGS/a_environment.txt" && CUDA_OK=yes
-end_stage "$(describe_status $status)"
+    echo "memory: $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 2^20}' /proc/meminfo)"
+} > "$LOGS/a_machine.txt" 2>&1
+limited a_preflight 0 python3 benchmarks/preflight.py --device "$DEVICE"
+status=$?
+cat "$LOGS/a_machine.txt" "$LOGS/a_preflight.out" "$LOGS/a_preflight.err" > "$LOGS/a_environment.txt"
+CUDA_OK=no; grep -q 'cuda available: True' "$LOGS/a_preflight.out" && CUDA_OK=yes
+if [ $status -eq 2 ] && [ -z "$(error_line a_preflight)" ]; then  # the project cannot run here: said in one line
+    why=$(tail -n 1 "$LOGS/a_preflight.out")
+    end_stage "stopped: $why"
+    codeblock "$LOGS/a_environment.txt"
+    say "" "## Done" "" "Stopped after the pre-flight in $SECONDS s: $why"
+    pack_logs
+    echo "$PROG: $why" >&2
+    exit 1
+fi
+end_stage "$(status_of a_preflight $status)"
 codeblock "$LOGS/a_environment.txt"
 pack_logs
 
@@ -173,10 +173,22 @@ begin_stage b "CUDA tests"
 if reason=$(cuda_missing) && [ -n "$reason" ]; then
     end_stage "$reason"
 else
-    pytest=(python3 -m pytest -v -rfEs -p no:cacheprovider -m "slow or not slow" tests)
+    # A test module that cannot be collected is an error of its own, not the end of the others.
+    pytest=(python3 -m pytest -v -rfEs -p no:cacheprovider --continue-on-collection-errors -m "slow or not slow" tests)
     limited b_cuda_tests 0 "${pytest[@]}" -k "cuda and not compiled"; first=$?
     limited b_cuda_tests_compiled 0 "${pytest[@]}" -k "cuda and compiled"; second=$?
-    end_stage "$(describe_status $first "a test failed"); compiled ones: $(describe_status $second "a test failed")"
+    tests_status() {  # tests_status NAME STATUS: ok, or pytest's closing line
+        local closing
+        closing=$(grep -hE '^=+ .*(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' "$LOGS/$1.out" \
+            | tail -n 1 | sed -E 's/^=+ //; s/ =+$//')
+        case $2 in
+        0) echo "ok (${closing:-no closing line})" ;;
+        5) echo "failed: no CUDA test was collected" ;;
+        124 | 137 | 125) describe_status "$2" | sed 's/ (what.*//' ;;
+        *) echo "failed (exit $2): ${closing:-$(status_of "$1" "$2")}" ;;
+        esac
+    }
+    end_stage "$(tests_status b_cuda_tests $first); compiled ones: $(tests_status b_cuda_tests_compiled $second)"
     for part in b_cuda_tests b_cuda_tests_compiled; do
         grep -hE ' (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)|^(FAILED|ERROR|SKIPPED) |^=+ .*(passed|failed|error|skipped)' \
             "$LOGS/$part.out" > "$LOGS/$part.key"
@@ -194,6 +206,7 @@ SMALL=(--image astronaut --resize "$CLI_SIZE" --width "$CLI_WIDTH" --show_every 
 HUGE=(--image astronaut --resize 2048 --width 1024 --num_iter 300)  # 2048x2048 at width 1024: about 290 GiB
 RESUME_STEP=(--step graph); [ "$ON_CUDA" = yes ] || RESUME_STEP=()  # off CUDA the eager step resumes
 ROWS=$LOGS/c_rows.md FAILED=0
+declare -A WALL=()  # each run's wall time, s: the eager one's, less its loop, is a run's start-up (stage f)
 : > "$ROWS"
 row() {  # row RUN FLAGS RESULT PRINTED: a row of the table, its cells' | escaped
     local result=${3//|/\\|} printed=${4//|/\\|}
@@ -201,7 +214,7 @@ row() {  # row RUN FLAGS RESULT PRINTED: a row of the table, its cells' | escape
     [[ $3 == ok* || $3 == skipped* ]] || FAILED=$((FAILED + 1))
 }
 finished() {  # finished NAME STATUS: "ok" if the run ended with its done line, else why not
-    if [ "$2" -eq 0 ] && grep -q '^done: ' "$LOGS/$1.out"; then echo ok; else describe_status "$2" | sed 's/ (what.*//'; fi
+    if [ "$2" -eq 0 ] && grep -q '^done: ' "$LOGS/$1.out"; then echo ok; else status_of "$1" "$2" | sed 's/ (what.*//'; fi
 }
 outcome() {  # outcome NAME: its done (or error) line and its peak GPU memory line
     grep -hE '^(done|peak GPU memory|stopped by)' "$LOGS/$1.out" | tr '\n' ' '
@@ -223,8 +236,10 @@ cli_run() {  # cli_run NAME CAP NEEDS_CUDA FLAGS...: a run of 300 iterations, a 
     local name=$1 cap=$2 needs=$3
     shift 3
     if [ "$needs" = cuda ] && reason=$(cuda_missing) && [ -n "$reason" ]; then row "$name" "$*" "$reason" ""; return; fi
+    local start=$SECONDS
     limited "c_$name" "$cap" "${CLI[@]}" "${SMALL[@]}" --num_iter 300 --ckpt "$name" "$@"
     local status=$?
+    WALL[$name]=$(( SECONDS - start ))
     row "$name" "$*" "$(finished "c_$name" $status)" "$(outcome "c_$name")"
 }
 cli_run eager 30 any
@@ -271,7 +286,8 @@ begin_stage d "Step time"
 limited d_step_time 0 python3 benchmarks/step_time.py --device "$DEVICE" --size "$SIZE" --width "$WIDTH" --iters 200 \
     --json "$OUT/step_time.json"
 status=$?
-end_stage "$(describe_status $status "a speed-up unknown (exit 1)")"
+unmeasured=$(grep -hE ': (FAILED|not measured)' "$LOGS/d_step_time.out" | sed 's/ (.*//' | paste -sd ',' - | sed 's/,/, /g')
+end_stage "$(status_of d_step_time $status "partial: a speed-up unknown (${unmeasured:-a variant failed} not measured)")"
 codeblock "$LOGS/d_step_time.out" "$LOGS/d_step_time.err"
 pack_logs
 
@@ -280,56 +296,104 @@ begin_stage e "Logging overhead"
 limited e_logging 0 python3 benchmarks/logging_overhead.py --device "$DEVICE" --size "$SIZE" \
     --width $(( WIDTH < 8 ? WIDTH : 8 )) --rounds 2 --json "$OUT/logging_overhead.json"
 status=$?
-end_stage "$(describe_status $status)"
+end_stage "$(status_of e_logging $status)"
 codeblock "$LOGS/e_logging.out" "$LOGS/e_logging.err"
 pack_logs
 
-# f. Fidelity: the default eager step, then the fast step as long, on the same seed; then the
-# trajectories against the 0.2 dB bar and the final images against each other.
+# f. Fidelity: the default eager step twice, then the fast step, on the same seed and as many
+# iterations each as stage d's times allow; the fast step's gap to eager is read against the gap
+# between the two eager runs (on a GPU, two runs of one step differ: nondeterministic kernels).
 begin_stage f "Fidelity of the fast step against the default eager step"
 IMAGE=F16; [ -f "$DATA_DIR/F16.png" ] || IMAGE=astronaut
 RESIZE=(); [ "$SIZE" -eq 512 ] || RESIZE=(--resize "$SIZE")  # F16 is 512x512: the paper's run is not resized
-EVERY=$(( FIDELITY_ITERS / 30 > 10 ? FIDELITY_ITERS / 30 : 10 ))
 FIDELITY=(python3 denoising.py --image "$IMAGE" --data_dir "$DATA_DIR" --nlevel 0.5 --width "$WIDTH" --seed 0
-          --device "$DEVICE" --out_dir "$RUNS/fidelity" --show_every "$EVERY" --no_progress "${RESIZE[@]}")
-# The eager run gets 60% of the stage; the fast one, as many iterations as the eager one logged.
-limited f_eager $(( STAGE_LIMIT * 60 / 100 )) "${FIDELITY[@]}" --ckpt eager --num_iter "$FIDELITY_ITERS"
+          --device "$DEVICE" --out_dir "$RUNS/fidelity" --no_progress "${RESIZE[@]}")
+COMPARE_S=15  # kept for the comparisons at the end of the stage
+# A run's start-up: stage c's eager run, less its loop's own seconds (15 s where unknown).
+STARTUP=$(awk -F, -v wall="${WALL[eager]:-0}" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "seconds") col = i }
+    NR > 1 && col { seconds = $col } END { s = wall - seconds; print (wall > 0 && s > 0) ? int(s + 0.5) : 15 }' \
+    "$RUNS/cli/eager_history.csv" 2> /dev/null || echo 15)
+# ITERS, and each eager run's time limit, from stage d's ms per iteration (FIDELITY_ITERS where unknown).
+read -r ITERS EAGER_CAP SIZING < <(python3 - "$OUT/step_time.json" "$STAGE_LIMIT" "$STARTUP" "$COMPARE_S" \
+    "$FIDELITY_ITERS" <<'EOF'
+import json, sys
+path, left, startup, compare, most = sys.argv[1], *map(int, sys.argv[2:])
+try:
+    variants = json.load(open(path))["variants"]
+    eager = next(v["ms"] for v in variants if not v["flags"] and v["precision"] in ("tf32", "fp32"))
+    fast = next(v["ms"] for v in variants if v["label"].startswith("fast"))
+    assert eager and fast
+except Exception:  # no timing: the most asked for, each eager run a third of the stage
+    print(most, max(3, (left - compare) // 3), "unsized (stage d measured no step time)")
+    sys.exit()
+# Three start-ups and the comparisons first; 80% of the rest for the steps (logging, checkpoints).
+budget = 0.8 * (left - compare - 3 * 1.5 * startup)
+iters = max(2, min(most, int(budget * 1000 / (2 * eager + fast))))
+cap = int(1.5 * startup + 1.25 * iters * eager / 1000) + 5
+print(iters, cap, f"{iters} iterations from stage d's {eager:.2f} ms (eager) and {fast:.2f} ms (fast) per "
+      f"iteration and a start-up of {startup} s")
+EOF
+)
+EVERY=$(( ITERS / 30 > 10 ? ITERS / 30 : 10 ))
+limited f_eager "$EAGER_CAP" "${FIDELITY[@]}" --ckpt eager --num_iter "$ITERS" --show_every "$EVERY"
 eager_status=$?
-ITERS=$(awk -F, 'NR > 1 { last = $1 } END { print last + 1 }' "$RUNS/fidelity/eager_history.csv" 2> /dev/null)
-[ "${ITERS:-1}" -ge 2 ] || ITERS=$FIDELITY_ITERS
-limited f_fast -15 "${FIDELITY[@]}" --ckpt fast --num_iter "$ITERS" "${FAST[@]}"  # 15 s left to compare
+limited f_floor "$EAGER_CAP" "${FIDELITY[@]}" --ckpt floor --num_iter "$ITERS" --show_every "$EVERY"
+floor_status=$?
+limited f_fast -"$COMPARE_S" "${FIDELITY[@]}" --ckpt fast --num_iter "$ITERS" --show_every "$EVERY" "${FAST[@]}"
 fast_status=$?
-for name in eager_history.csv fast_history.csv eager_last.png fast_last.png; do
-    cp "$RUNS/fidelity/$name" "$LOGS/f_$name" 2> /dev/null
+reached() {  # reached RUN: the iterations its history holds (its last logged one, plus one)
+    awk -F, 'NR > 1 { last = $1 } END { print (NR > 1) ? last + 1 : 0 }' "$RUNS/fidelity/$1_history.csv" 2> /dev/null || echo 0
+}
+short=() failed=()
+for run in eager floor fast; do
+    for name in history.csv last.png; do cp "$RUNS/fidelity/${run}_$name" "$LOGS/f_${run}_$name" 2> /dev/null; done
+    status_var=${run}_status
+    [ "$(reached $run)" -ge "$ITERS" ] || short+=("$run reached $(reached $run) of $ITERS")
+    result=$(status_of "f_$run" "${!status_var}")
+    [[ $result == failed* ]] && failed+=("$run run $result")
 done
+compare_runs() {  # compare_runs NAME A B: max |dPSNR| of runs A and B, or why not
+    if [ ! -f "$LOGS/f_$2_history.csv" ] || [ ! -f "$LOGS/f_$3_history.csv" ]; then echo "not compared (a run left no history)"; return; fi
+    local images=()
+    [ -f "$LOGS/f_$2_last.png" ] && [ -f "$LOGS/f_$3_last.png" ] && images=(--images "$LOGS/f_$2_last.png" "$LOGS/f_$3_last.png")
+    limited "f_compare_$1" 0 python3 benchmarks/compare_histories.py "$LOGS/f_$2_history.csv" "$LOGS/f_$3_history.csv" "${images[@]}"
+    local found
+    found=$(grep -h '^max |dPSNR|' "$LOGS/f_compare_$1.out" | sed -E 's/^max \|dPSNR\|: ([0-9.]+ dB) over ([0-9]+) iterations \((within|OVER).*/\1 (\3 the 0.2 dB bar, \2 logged iterations)/')
+    echo "${found:-$(status_of "f_compare_$1" 1 "no logged iteration in common")}"
+}
+gap=$(compare_runs gap eager fast)
+floor=$(compare_runs floor eager floor)
 {
-    echo "$IMAGE ${SIZE}x${SIZE} at 50%, width $WIDTH, seed 0, logged every $EVERY"
-    echo "eager (the default step: eager, tf32): $(describe_status $eager_status); fast (${FAST[*]}): $(describe_status $fast_status)"
-    grep -hE '^(device|done|stopped by|peak GPU memory)' "$LOGS/f_eager.out" | sed 's/^/eager: /'
-    tail -n 1 "$LOGS/f_eager.err" | sed 's/^/eager: /'
-    grep -hE '^(device|done|stopped by|peak GPU memory)' "$LOGS/f_fast.out" | sed 's/^/fast: /'
-    tail -n 1 "$LOGS/f_fast.err" | sed 's/^/fast: /'
+    echo "$IMAGE ${SIZE}x${SIZE} at 50%, width $WIDTH, seed 0, $ITERS iterations logged every $EVERY; $SIZING"
+    for run in eager floor fast; do
+        status_var=${run}_status
+        echo "$run: $(status_of "f_$run" "${!status_var}"); $(grep -hE '^(device|done|stopped by|peak GPU memory)' "$LOGS/f_$run.out" | tr '\n' ' ')"
+    done
+    echo "fast against eager: $gap"
+    echo "eager against eager (the floor): $floor"
+    for name in gap floor; do cat "$LOGS/f_compare_$name.out" "$LOGS/f_compare_$name.err" 2> /dev/null; done
 } > "$LOGS/f_fidelity.txt"
-if [ -f "$LOGS/f_eager_history.csv" ] && [ -f "$LOGS/f_fast_history.csv" ]; then
-    IMAGES=(); [ -f "$LOGS/f_eager_last.png" ] && [ -f "$LOGS/f_fast_last.png" ] \
-        && IMAGES=(--images "$LOGS/f_eager_last.png" "$LOGS/f_fast_last.png")
-    limited f_compare 0 python3 benchmarks/compare_histories.py "$LOGS/f_eager_history.csv" \
-        "$LOGS/f_fast_history.csv" "${IMAGES[@]}"
-    compared=$?
-    cat "$LOGS/f_compare.out" "$LOGS/f_compare.err" >> "$LOGS/f_fidelity.txt"
-    [ $compared -eq 1 ] && verdict="over the 0.2 dB bar" || verdict=$(describe_status $compared)
+if [ ${#failed[@]} -gt 0 ]; then
+    verdict="failed: ${failed[0]}"
+elif [ ${#short[@]} -gt 0 ]; then
+    verdict="partial ($(IFS=';'; echo "${short[*]}" | sed 's/;/; /g')): fast against eager $gap; eager against eager $floor"
 else
-    verdict="not compared: a run left no history"
+    verdict="ok: fast against eager $gap; eager against eager (the floor) $floor"
 fi
-end_stage "$verdict (eager run: $(describe_status $eager_status | sed 's/ (what.*//'); fast run: $(describe_status $fast_status | sed 's/ (what.*//'))"
+end_stage "$verdict"
 codeblock "$LOGS/f_fidelity.txt"
 pack_logs
 
 # g. The memory estimate against the measured peak; on CUDA this calibrates its CUDA terms.
 begin_stage g "CUDA memory calibration"
 if [ "$ON_CUDA" = yes ]; then
-    # memory_peak.py names no GPU: cuda:N is chosen by CUDA_VISIBLE_DEVICES.
-    visible=${CUDA_VISIBLE_DEVICES:-}; [[ $DEVICE == cuda:* ]] && visible=${DEVICE#cuda:}
+    # memory_peak.py names no GPU: cuda:N (N among the GPUs CUDA sees, as every other stage reads it)
+    # is made the only one it sees through CUDA_VISIBLE_DEVICES, which numbers physical GPUs.
+    visible=${CUDA_VISIBLE_DEVICES:-}
+    if [[ $DEVICE == cuda:* ]]; then
+        index=${DEVICE#cuda:}
+        if [ -n "$visible" ]; then IFS=, read -r -a entries <<< "$visible"; visible=${entries[$index]:-$index}; else visible=$index; fi
+    fi
     limited g_memory 0 env ${visible:+CUDA_VISIBLE_DEVICES=$visible} python3 benchmarks/memory_peak.py --device cuda \
         --sizes "$SIZE" $((2 * SIZE)) $((4 * SIZE)) --widths "$WIDTH" --json "$OUT/memory_peak.json"
 else  # a rehearsal of the same path on the CPU, whose calibration is docs/memory.md's
@@ -337,7 +401,7 @@ else  # a rehearsal of the same path on the CPU, whose calibration is docs/memor
         --json "$OUT/memory_peak.json"
 fi
 status=$?
-end_stage "$(describe_status $status "a ratio outside 1 +- 0.25, or a run failed (exit 1)")$([ "$ON_CUDA" = yes ] || echo '; on the CPU: needs CUDA to calibrate')"
+end_stage "$(status_of g_memory $status "a ratio outside 1 +- 0.25, or a run failed (exit 1)")$([ "$ON_CUDA" = yes ] || echo '; on the CPU: needs CUDA to calibrate')"
 codeblock "$LOGS/g_memory.out" "$LOGS/g_memory.err"
 pack_logs
 

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recovery import Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
+from recovery.evaluation import Evaluation  # noqa: E402
 from recovery.observation import SIDE_MULTIPLE  # noqa: E402
 from recovery.settings import MIN_SIDE  # noqa: E402
 from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
@@ -107,7 +108,8 @@ def synchronize(device):
 
 
 def prepare_variant(device, size, width, precision, options, warmup=5):
-    """A function doing one iteration of a fresh problem in this variant, warmed up (compiled,
+    """A function doing one iteration of a fresh problem in this variant as a run's loop does it
+    (the step, then the evaluation's averages of the output and the weights), warmed up (compiled,
     captured, autotuned), and the most GPU memory (GiB, CUDA only) that its tensors took during
     set-up and warm-up. Only a lead: a graph's memory pool stays reserved beyond that, and cuDNN's
     autotuning workspace is paid by the first variant of a convolution set-up. A run's log gives
@@ -118,7 +120,12 @@ def prepare_variant(device, size, width, precision, options, warmup=5):
         before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     recovery = Recovery(RecoveryConfig(width=width, precision=precision), noisy, device, options)
-    iterate = recovery.stepper()
+    step, evaluation = recovery.stepper(), Evaluation(recovery)
+
+    def iterate():
+        _, phi = step()
+        evaluation.update(phi)
+
     for _ in range(warmup):
         iterate()
     synchronize(device)

@@ -9,8 +9,9 @@ should rest on the objective or on what A sees.
 import dataclasses
 import warnings
 
-import cvxpy as cp
 import numpy as np
+
+from utils.optional import import_optional
 
 SOLVER = "CLARABEL"
 # What an answer must meet to be used, whatever the solver's status says: Clarabel stops at
@@ -36,6 +37,7 @@ def solve_convex(measurements, y, lam):
     Raises RuntimeError if the solver finds no answer, or one that is not feasible to
     FEASIBILITY and PSD_SLACK.
     """
+    cp = import_optional("cvxpy")
     n = measurements.n
     X = cp.Variable((n, n), PSD=True)
     s = cp.Variable(measurements.count)

@@ -10,6 +10,7 @@ import typing
 from recovery.settings import MAX_SEED, check_at_least, setting
 from utils.atomic_files import check_writable_folder, printable_path
 from utils.errors import InputError
+from utils.optional import import_optional
 
 from . import implicit_bias, learning_curves, phase_transition
 
@@ -64,6 +65,7 @@ def run_experiments(settings, log=print):
     :raises InputError: bad settings, before anything runs.
     """
     settings.validate()
+    import_optional("cvxpy", "every matrix experiment (each compares with the convex program)")
     plans = settings.plans()
     os.makedirs(settings.out_dir, exist_ok=True)
     results, written = {}, []

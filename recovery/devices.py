@@ -15,6 +15,10 @@ from utils.errors import InputError, RunFailure
 from .cuda_graph import graph_step_unsupported
 from .nvidia import UNUSABLE, USABLE, judge_gpu, read_gpu_facts
 
+# The least compute capability of what a GPU runs: cuDNN's bfloat16 convolutions (before it, PyTorch
+# falls back to slow generic kernels without a word) and Triton, which torch.compile builds with.
+BF16_MIN_CAPABILITY = (8, 0)
+COMPILE_MIN_CAPABILITY = (7, 0)
 GPU_DEVICES = ("auto", "cuda")  # the `device` values that denoising.py's --gpu choice of GPU agrees with
 
 # What the out-of-memory errors that are not torch.OutOfMemoryError say, all plain RuntimeErrors:
@@ -109,6 +113,26 @@ def python_headers_folder():
     return sysconfig.get_paths(scheme="posix_prefix" if scheme == "posix_local" else scheme)["include"]
 
 
+def capability_refusal(options, config, capability):
+    """Why a GPU of compute capability ``capability`` ``(major, minor)`` cannot compute
+    ``config`` (a RecoveryConfig) with ``options`` (StepOptions) as asked, or None.
+
+    >>> from recovery.settings import RecoveryConfig, StepOptions
+    >>> print(capability_refusal(StepOptions(), RecoveryConfig(precision="bf16"), (7, 5)))
+    `precision` bf16 needs a GPU of compute capability 8.0 or later (bfloat16 convolutions), this one is 7.5: ...
+    >>> print(capability_refusal(StepOptions(compile=True), RecoveryConfig(), (9, 0)))
+    None
+    """
+    found = f"this one is {capability[0]}.{capability[1]}"
+    if config.precision == "bf16" and tuple(capability) < BF16_MIN_CAPABILITY:
+        return (f"`precision` bf16 needs a GPU of compute capability {BF16_MIN_CAPABILITY[0]}.{BF16_MIN_CAPABILITY[1]} "
+                f"or later (bfloat16 convolutions), {found}: use tf32")
+    if options.compile and tuple(capability) < COMPILE_MIN_CAPABILITY:
+        return (f"`compile` on CUDA needs a GPU of compute capability {COMPILE_MIN_CAPABILITY[0]}."
+                f"{COMPILE_MIN_CAPABILITY[1]} or later (Triton), {found}")
+    return None
+
+
 def check_options(options, device, config):
     """InputError unless the StepOptions ``options`` can compute the RecoveryConfig ``config`` on
     the torch.device ``device``: checked before anything is written, since a compiler found
@@ -116,6 +140,10 @@ def check_options(options, device, config):
     reason = graph_step_unsupported(device, config) if options.step == "graph" else None
     if reason is not None:
         raise InputError(f"`step` graph {reason}")
+    if device.type == "cuda":
+        reason = capability_refusal(options, config, torch.cuda.get_device_capability(device))
+        if reason is not None:
+            raise InputError(reason)
     if not options.compile:
         return
     if device.type not in ("cpu", "cuda"):

@@ -38,7 +38,8 @@ class GpuFacts:
     ``gpus`` are ``(name, (major, minor))`` pairs (the capability None where unknown): the GPUs
     CUDA sees when ``available``, else those nvidia-smi lists. ``driver`` is the loaded NVIDIA
     driver's version (``"580.65.06"``), None where no driver answers: a machine without an NVIDIA
-    GPU. ``arch_list`` is ``torch.cuda.get_arch_list()``; ``torch_cuda`` is ``torch.version.cuda``
+    GPU. ``arch_list`` is ``torch.cuda.get_arch_list()`` (empty in torch 2.11 and older while CUDA
+    is unavailable: :func:`build_kernels`); ``torch_cuda`` is ``torch.version.cuda``
     (None for a CPU-only build); ``releases`` maps the CUDA versions PyTorch's release builds are
     made for to the capabilities each has kernels for, on this machine's architecture
     (``{"12.6": (50, 60, 70, 75, 80, 86, 90), ...}``). ``visible`` is CUDA_VISIBLE_DEVICES;
@@ -106,9 +107,18 @@ def _install_advice(facts, capability):
             f"{PYTORCH_INDEX}/cu{cuda.replace('.', '')}")
 
 
+def build_kernels(facts):
+    """The kernels of the installed build: its arch list, or where it gives none (torch 2.11 and
+    older while CUDA is unavailable) those of PyTorch's release build for its CUDA (``sm_XY``);
+    empty where neither is known (a CPU-only or custom build)."""
+    if facts.arch_list or facts.torch_cuda is None:
+        return facts.arch_list
+    return tuple(f"sm_{code}" for code in facts.releases.get(facts.torch_cuda, ()))
+
+
 def _without_kernels(facts, capability):
     return (f"{_build(facts)} has no kernels for compute capability {capability[0]}.{capability[1]} "
-            f"(it has {' '.join(facts.arch_list) or 'none'})")
+            f"(it has {' '.join(build_kernels(facts)) or 'none'})")
 
 
 def judge_gpu(facts):
@@ -143,7 +153,8 @@ def judge_gpu(facts):
         return UNUSABLE, f"{found}, but {_build(facts)} cannot use it; {_install_advice(facts, capability)}"
     need = MIN_DRIVER.get(_major(facts.torch_cuda))
     old_driver = need is not None and _major(facts.driver) is not None and _major(facts.driver) < need
-    no_kernels = capability is not None and not runs_kernels_of(capability, facts.arch_list)
+    kernels = build_kernels(facts)  # unknown (empty): not judged
+    no_kernels = capability is not None and bool(kernels) and not runs_kernels_of(capability, kernels)
     if old_driver or no_kernels:
         reasons = [f"{_build(facts)} needs driver {need} or later"] if old_driver else []
         reasons += [_without_kernels(facts, capability)] if no_kernels else []
@@ -204,11 +215,27 @@ def _nvidia_smi():
     return (), None
 
 
-def _release_capabilities():
-    """``{cuda version: capabilities}`` of PyTorch's release builds for this machine's
-    architecture, as the installed torch records them (it warns from the same table)."""
-    host = "aarch64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
-    return {cuda: tuple(sorted(by_host.get(host, ()))) for cuda, by_host in torch.cuda.PYTORCH_RELEASES_CODE_CC.items()}
+def release_capabilities(table, machine):
+    """``{cuda version: capabilities}`` of PyTorch's release builds for the architecture
+    ``machine`` (``platform.machine()``), from ``table``, the installed torch's
+    ``torch.cuda.PYTORCH_RELEASES_CODE_CC`` (it warns from the same table). Its shape depends on
+    the release: ``{cuda: {host: capabilities}}`` in recent ones, ``{cuda: capabilities}`` (x86_64
+    builds only) in 2.11 and older.
+
+    >>> release_capabilities({"13.0": {75, 90, 80}}, "x86_64")
+    {'13.0': (75, 80, 90)}
+    >>> release_capabilities({"13.0": {"x86_64": {75, 90}, "aarch64": {90, 100}}}, "arm64")
+    {'13.0': (90, 100)}
+    """
+    host = "aarch64" if machine.lower() in ("aarch64", "arm64") else "x86_64"
+    capabilities = {}
+    for cuda, codes in table.items():
+        if isinstance(codes, dict):
+            codes = codes.get(host, ())
+        elif host != "x86_64":  # a table of one host is x86_64's
+            codes = ()
+        capabilities[cuda] = tuple(sorted(codes))
+    return capabilities
 
 
 def _version_of(package):
@@ -235,7 +262,8 @@ def read_gpu_facts(index=None):
     if not available:
         gpus, listed_driver = _nvidia_smi()
         driver = driver or listed_driver
+    releases = release_capabilities(getattr(torch.cuda, "PYTORCH_RELEASES_CODE_CC", {}), platform.machine())
     return GpuFacts(available=available, driver=driver, gpus=gpus, arch_list=tuple(torch.cuda.get_arch_list()),
                     torch_version=torch.__version__, torch_cuda=torch.version.cuda,
-                    torchvision_version=_version_of("torchvision"), releases=_release_capabilities(),
+                    torchvision_version=_version_of("torchvision"), releases=releases,
                     visible=os.environ.get("CUDA_VISIBLE_DEVICES"), init_error=init_error)

@@ -7,15 +7,14 @@ import os
 import signal
 import time
 
-import submitit
 import torch
 
 from recovery.stopping import StopRequest
 from utils.errors import InputError
+from utils.optional import import_optional
 
 from . import sweep
 from .launch_settings import LaunchSettings
-from .run_task import REPOSITORY, RunTask, error_line
 from .states import DONE, INTERRUPTED, Outcome
 
 # submitit's LocalExecutor ends a job at its timeout (2 min unless told): a run may take hours.
@@ -53,6 +52,8 @@ def _starting_local_job():
     unpickled by reference to this package), and SIGINT blocked. A Ctrl-C in the terminal then
     reaches this process alone, which stops every job with one SIGTERM; reaching submitit's
     controller of a job, it would SIGINT and then SIGKILL the job's run a second later."""
+    from .run_task import REPOSITORY  # with submitit, which local jobs need
+
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = REPOSITORY + ("" if path is None else os.pathsep + path)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -77,12 +78,16 @@ def submit_local_job(executor, gpu, function, *args):
 
 def _start_local_job(executor, run, gpu):
     """Submit ``run`` as a local job on the GPU ``gpu``, or on the CPU when ``gpu`` is None."""
+    from .run_task import RunTask
+
     task = RunTask(dataclasses.replace(run, device="cpu" if gpu is None else "cuda"), LaunchSettings().max_restarts)
     return submit_local_job(executor, gpu, task)
 
 
 def _local_outcome(job, stopped):
     """The ``states.Outcome`` of a local job that has ended."""
+    from .run_task import error_line
+
     if job.paths.result_pickle.exists():
         error = job.exception()
         return DONE if error is None else Outcome.failed(error_line(str(error)))
@@ -112,6 +117,7 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
     if len(todo) <= 1:
         return sweep.execute_runs(runs, progress, log)
     gpus = [physical_gpu(device) for device in devices]  # a device that cannot be given fails before any job
+    submitit = import_optional("submitit", "one local job per GPU")
     for ckpt in reused:
         log(f"{ckpt}: complete, reused")
     folder = os.path.join(os.path.abspath(todo[0][0].out_dir), "local")

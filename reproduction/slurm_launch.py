@@ -12,13 +12,10 @@ import io
 import os
 import shlex
 
-import submitit
-from submitit.core.utils import FailedJobError
-
 from recovery.lock import RunInUse, RunLock
 from utils.errors import InputError
+from utils.optional import import_optional
 
-from .run_task import REPOSITORY, RunTask
 from .slurm_status import SlurmSweep
 from .states import State
 
@@ -43,6 +40,10 @@ def submit(jobs, runs, launch, log=print):
     :raises InputError: Slurm is missing, or sbatch refused the array (a GPU asked of a cluster
         without, an unknown partition or account...); nothing was submitted then.
     """
+    from submitit.core.utils import FailedJobError
+
+    from .run_task import RunTask
+
     os.makedirs(jobs.submitit_folder, exist_ok=True)
     tasks = [RunTask(slurm_task_run(run, launch), launch.max_restarts) for run in runs]
     executor = _slurm_executor(jobs.submitit_folder, launch, len(runs), tasks[0].run.options.threads)
@@ -72,6 +73,7 @@ def run_on_slurm(runs, launch, runs_dir, submit_runs=True, log=print):
     A submission holds a lock on ``<runs_dir>/slurm/submit.lock`` from the state it reads to the
     record it writes, so that two commands never submit a run twice.
     """
+    import_optional("submitit", "`launcher` slurm")
     jobs = SlurmSweep(runs_dir)
     if not submit_runs:
         statuses = jobs.statuses(runs)
@@ -90,6 +92,10 @@ def run_on_slurm(runs, launch, runs_dir, submit_runs=True, log=print):
 
 
 def _slurm_executor(folder, launch, count, cpus):
+    import submitit  # optional: run_on_slurm has made sure of it
+
+    from .run_task import REPOSITORY
+
     try:
         executor = submitit.SlurmExecutor(folder=os.path.join(folder, "%j"), max_num_timeout=launch.max_restarts)
     except RuntimeError:  # submitit's check that srun is on the PATH

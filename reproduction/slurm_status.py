@@ -11,13 +11,10 @@ import os
 import subprocess
 import typing
 
-import submitit
-
 from utils.atomic_files import printable_path, write_json
 from utils.errors import InputError
 
 from . import sweep
-from .run_task import error_line
 from .states import State
 
 SLURM_COMMAND_TIMEOUT_S = 60
@@ -99,6 +96,10 @@ class SlurmSweep:
         status = RunStatus(run.ckpt, state, done, run.config.num_iter, job_id)
         if job_id is None:
             return status
+        import submitit  # optional: slurm_launch.run_on_slurm has made sure of it
+
+        from .run_task import error_line
+
         job = submitit.SlurmJob(os.path.join(self.submitit_folder, "%j"), job_id)
         status.log = str(job.paths.stdout)
         if job_id in queue:

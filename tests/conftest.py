@@ -1,4 +1,6 @@
 import glob
+import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -24,7 +26,27 @@ SAMPLE_SHORTER_SIDE = 96  # px: above the tests' --resize 64, so that resizing h
 # Every device a device-independent test runs on: the CPU always, and CUDA or MPS where present.
 DEVICES = ["cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * torch.backends.mps.is_available()
 
+# .ci/run's first leg installs every optional package (utils/optional.py, the notebook tools): there
+# a test that needs one runs whatever happens, so that a missing install fails instead of skipping.
+OPTIONAL_PACKAGES_REQUIRED = os.environ.get("REQUIRE_OPTIONAL_PACKAGES") == "1"
+
 torch.set_num_threads(2)
+
+
+def needs_package(*names):
+    """A mark for a test that needs the optional packages ``names``: it skips where one is absent
+    (a GPU machine's image has none), the reason naming it, unless OPTIONAL_PACKAGES_REQUIRED."""
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
+    return pytest.mark.skipif(bool(missing) and not OPTIONAL_PACKAGES_REQUIRED,
+                              reason=f"needs the optional package {', '.join(missing)}")
+
+
+def optional_module(name):
+    """The optional package ``name`` for a test module that imports it: the whole module skips
+    where it is absent, the reason naming it, unless OPTIONAL_PACKAGES_REQUIRED."""
+    if OPTIONAL_PACKAGES_REQUIRED:
+        return importlib.import_module(name)
+    return pytest.importorskip(name, reason=f"needs the optional package {name}")
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +96,7 @@ def device(request):
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """The tests' private Slurm cluster (tests/slurm_cluster.py), started once for the session."""
+    optional_module("submitit")  # the launcher's client
     with session_cluster() as cluster:
         yield cluster
 

@@ -8,11 +8,12 @@ import tarfile
 import time
 
 import pytest
+import torch
 
 from conftest import REPO
 
 SCRIPT = os.path.join(REPO, "benchmarks", "gpu_session.sh")
-STAGES = ["a. Environment", "b. CUDA tests", "c. Command line end to end", "d. Step time", "e. Logging overhead",
+STAGES = ["a. Pre-flight", "b. CUDA tests", "c. Command line end to end", "d. Step time", "e. Logging overhead",
           "f. Fidelity of the fast step against the default eager step", "g. CUDA memory calibration"]
 EIGHT_MINUTES = 480
 GRACE = 5  # the script's GRACE: the last stage's program may run that long past its limit
@@ -68,6 +69,20 @@ def test_a_bad_setting_is_one_line_exit_2_and_nothing_written(tmp_path, settings
     assert named in result.stderr and not out.exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a usable GPU")
+def test_a_gpu_that_cannot_compute_stops_the_call_after_the_pre_flight(tmp_path):
+    # DEVICE cuda here, where no GPU is: the pre-flight says why in one line and nothing else runs.
+    out = tmp_path / "out"
+    result = subprocess.run(["bash", SCRIPT], env=script_env(OUT=str(out), DEVICE="cuda", SIZE="64", WIDTH="8"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("gpu_session.sh: cannot run on cuda: ")
+    found = sections((out / "summary.md").read_text())
+    assert list(found) == ["a. Pre-flight", "Done"]
+    assert statuses(found["a. Pre-flight"]) == [f"stopped: {result.stderr.split(': ', 1)[1].strip()}"]
+    assert "Stopped after the pre-flight" in found["Done"]
+
+
 def sections(summary):
     """``{title: text}`` of summary.md's sections."""
     parts = re.split(r"^## (.+)$", summary, flags=re.MULTILINE)
@@ -91,9 +106,15 @@ def test_rehearsal_on_the_cpu_runs_every_stage(tmp_path):
     assert seconds < rehearsal_limits() + GRACE + 30  # whatever the load
     found = sections((out / "summary.md").read_text())
     assert list(found) == STAGES + ["Done"]
+    assert "Traceback" not in (out / "summary.md").read_text()
     for title in STAGES:  # a stage may be cut by its limit on a busy CPU; none may fail
         assert len(statuses(found[title])) == 1, title
         assert "fail" not in statuses(found[title])[0].lower(), (title, statuses(found[title]))
+    assert statuses(found["a. Pre-flight"]) == ["ok"] and "ready: the project runs on cpu" in found["a. Pre-flight"]
+    fidelity = statuses(found["f. Fidelity of the fast step against the default eager step"])[0]
+    assert fidelity.startswith(("ok: fast against eager ", "partial (")), fidelity
+    if fidelity.startswith("ok"):  # the CPU's eager runs are bitwise repeatable: the floor is 0
+        assert "eager against eager (the floor) 0.000 dB (within the 0.2 dB bar" in fidelity
     assert statuses(found["b. CUDA tests"]) == ["skipped: needs CUDA"]
     rows = {row.split(" | ")[0].lstrip("| "): row.split(" | ")[2]
             for row in found["c. Command line end to end"].splitlines() if row.startswith("| ") and "---" not in row}

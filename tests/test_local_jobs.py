@@ -12,8 +12,8 @@ import sys
 import textwrap
 
 import pytest
-import submitit
 
+from conftest import needs_package
 from recovery import RunFiles
 from reproduction import local_jobs, sweep
 from reproduction.states import State
@@ -26,6 +26,7 @@ PROGRESS_WAIT_S = 120
 
 
 @pytest.mark.slow  # real submitit jobs in real processes, stopped by a real Ctrl-C
+@needs_package("submitit")
 def test_local_jobs_take_one_run_per_device_and_stop_cleanly_on_ctrl_c(tmp_path):
     # One thread per job, as two processes on one CPU should be: "a" and "b" are short, "bad" fails
     # (its image does not exist), "c" waits for a device, then runs until a Ctrl-C (what a terminal
@@ -77,7 +78,10 @@ def test_local_jobs_take_one_run_per_device_and_stop_cleanly_on_ctrl_c(tmp_path)
         os.killpg(sweep_process.pid, 0)
 
 
+@needs_package("submitit")
 def test_a_local_job_sees_only_its_gpu(tmp_path):
+    import submitit
+
     executor = submitit.LocalExecutor(folder=tmp_path / "%j")
     jobs = [local_jobs.submit_local_job(executor, gpu, os.getenv, "CUDA_VISIBLE_DEVICES") for gpu in (2, None)]
     assert [job.result() for job in jobs] == ["2", ""]

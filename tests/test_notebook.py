@@ -6,9 +6,11 @@ import pathlib
 import subprocess
 import sys
 
-import nbformat
-from ipykernel.kernelspec import write_kernel_spec
-from nbclient import NotebookClient
+from conftest import optional_module
+
+nbformat = optional_module("nbformat")
+write_kernel_spec = optional_module("ipykernel.kernelspec").write_kernel_spec
+NotebookClient = optional_module("nbclient").NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "first_look.ipynb"

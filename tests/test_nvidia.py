@@ -10,7 +10,7 @@ import torch
 
 from recovery.nvidia import (
     HIDDEN, NO_GPU, UNUSABLE, USABLE, GpuFacts, judge_gpu, parse_driver_version, parse_nvidia_smi, read_gpu_facts,
-    runs_kernels_of)
+    release_capabilities, runs_kernels_of)
 
 # torch 2.14.1 from PyPI, as torch.cuda records its release builds for x86_64.
 CU130 = ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")
@@ -19,6 +19,13 @@ RELEASES = {"12.6": (50, 60, 70, 75, 80, 86, 90), "13.0": (75, 80, 86, 90, 100, 
 PYPI = GpuFacts(available=False, driver=None, gpus=(), arch_list=CU130, torch_version="2.14.1+cu130",
                 torch_cuda="13.0", torchvision_version="0.29.1", releases=RELEASES)
 CU126_PIP = "pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu126"
+# torch 2.11.0 from PyPI (the GPU machine's), as it is on a machine whose driver is too old: its
+# release table has one host (read in the wheel), and its arch list is empty while CUDA is unavailable.
+TORCH_2_11_TABLE = {"12.6": {80, 50, 70, 86, 90, 60}, "12.8": {80, 100, 70, 86, 120, 90},
+                    "13.0": {80, 100, 86, 120, 90, 75, 110}}
+TORCH_2_11 = GpuFacts(available=False, driver=None, gpus=(), arch_list=(), torch_version="2.11.0+cu130",
+                      torch_cuda="13.0", torchvision_version="0.26.0",
+                      releases=release_capabilities(TORCH_2_11_TABLE, "x86_64"))
 
 
 def facts(**changes):
@@ -99,6 +106,42 @@ def test_a_gpu_without_kernels_is_named_with_the_build_to_install():
 ])
 def test_an_old_driver_is_named_with_what_to_install(driver, gpus, expected):
     assert judge_gpu(facts(driver=driver, gpus=gpus)) == (UNUSABLE, expected)
+
+
+@pytest.mark.parametrize("table,machine,expected", [
+    (TORCH_2_11_TABLE, "x86_64", {"12.6": (50, 60, 70, 80, 86, 90), "12.8": (70, 80, 86, 90, 100, 120),
+                                  "13.0": (75, 80, 86, 90, 100, 110, 120)}),
+    (TORCH_2_11_TABLE, "aarch64", {"12.6": (), "12.8": (), "13.0": ()}),  # a table of one host is x86_64's
+    ({"13.0": {"x86_64": {90, 75}, "aarch64": {90, 100}}}, "x86_64", {"13.0": (75, 90)}),  # torch 2.14's shape
+    ({"13.0": {"x86_64": {90, 75}, "aarch64": {90, 100}}}, "arm64", {"13.0": (90, 100)}),
+    ({}, "x86_64", {}),  # a torch without the table
+], ids=["2.11 x86_64", "2.11 aarch64", "2.14 x86_64", "2.14 arm64", "none"])
+def test_the_release_table_is_read_in_either_shape(table, machine, expected):
+    assert release_capabilities(table, machine) == expected
+
+
+def test_the_installed_torchs_release_table_is_read():
+    releases = read_gpu_facts().releases  # the mirror of the GPU machine runs this on torch 2.11
+    assert releases and all(isinstance(code, int) for codes in releases.values() for code in codes)
+    if torch.version.cuda in releases:
+        assert releases[torch.version.cuda]
+
+
+@pytest.mark.parametrize("driver,gpus,expected", [
+    # An A100 on a driver for CUDA 12: torch 2.11 lists no kernels, yet the driver is the one to change.
+    ("550.54.15", (("NVIDIA A100-SXM4-80GB", (8, 0)),),
+     "found NVIDIA A100-SXM4-80GB with NVIDIA driver 550.54.15, but PyTorch 2.11.0+cu130 (CUDA 13.0) needs driver "
+     "580 or later; update the driver to 580 or later, or install the same PyTorch built for CUDA 12.8: pip install "
+     "torch==2.11.0 torchvision==0.26.0 --index-url https://download.pytorch.org/whl/cu128"),
+    # A V100 there: the release build for CUDA 13.0 has no sm_70, so only another build helps.
+    ("550.54.15", (("Tesla V100-SXM2-16GB", (7, 0)),),
+     "found Tesla V100-SXM2-16GB with NVIDIA driver 550.54.15, but PyTorch 2.11.0+cu130 (CUDA 13.0) needs driver "
+     "580 or later and PyTorch 2.11.0+cu130 (CUDA 13.0) has no kernels for compute capability 7.0 (it has sm_75 "
+     "sm_80 sm_86 sm_90 sm_100 sm_110 sm_120); install the same PyTorch built for CUDA 12.8: pip install "
+     "torch==2.11.0 torchvision==0.26.0 --index-url https://download.pytorch.org/whl/cu128"),
+])
+def test_an_old_driver_under_torch_2_11_is_told_to_update(driver, gpus, expected):
+    assert judge_gpu(dataclasses.replace(TORCH_2_11, driver=driver, gpus=gpus)) == (UNUSABLE, expected)
 
 
 def test_a_cpu_only_build_on_a_gpu_machine_is_refused():

@@ -5,9 +5,13 @@ local jobs in test_local_jobs.py)."""
 import pytest
 import torch
 
-from reproduction.run_task import RunTask
-from sweep_helpers import tiny_run
-from utils.errors import RunFailure
+from conftest import optional_module
+
+optional_module("submitit")  # a run task is a submitit job
+
+from reproduction.run_task import RunTask  # noqa: E402 (after the skip)
+from sweep_helpers import tiny_run  # noqa: E402
+from utils.errors import RunFailure  # noqa: E402
 
 
 def test_a_task_requeued_too_often_fails_and_keeps_its_checkpoint(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.ndimage
 
 from .errors import InputError
+from .optional import import_optional
 from .float_image import check_float_image
 
 CHUNK = 1 << 15  # windows gathered at once by the adaptive median filter (19x19 x 4 bytes: 47 MB)
@@ -167,8 +168,8 @@ def bm3d_denoise(image, sigma):
     positive); the result in the image's dtype, BM3D's slight overshoot clipped to [0, 1]."""
     if not (isinstance(sigma, numbers.Real) and math.isfinite(sigma) and sigma > 0):
         raise InputError(f"BM3D sigma must be a positive number, got {sigma}")
-    # Imported here: the import takes over a second, and nothing else needs the package.
-    import bm3d
+    # Imported here: the import takes over a second, nothing else needs it, and it is optional.
+    bm3d = import_optional("bm3d")
 
     profile = bm3d.BM3DProfile()
     profile.num_threads = 1  # the package warns that several threads may change the result run to run
