@@ -140,7 +140,7 @@ def check_options(options, device, config):
     reason = graph_step_unsupported(device, config) if options.step == "graph" else None
     if reason is not None:
         raise InputError(f"`step` graph {reason}")
-    if device.type == "cuda":
+    if device.type == "cuda" and torch.cuda.is_available():  # (resolve_device has refused a cuda that is not)
         reason = capability_refusal(options, config, torch.cuda.get_device_capability(device))
         if reason is not None:
             raise InputError(reason)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from recovery import RecoveryConfig, StepOptions, resolve_device
-from recovery.devices import check_gpu_flag, check_options, describe_device, out_of_memory_as_failure
+from recovery.devices import (capability_refusal, check_gpu_flag, check_options, describe_device,
+                              out_of_memory_as_failure)
 from recovery.nvidia import GpuFacts
 from test_nvidia import CU126_PIP, PYPI
 from utils.errors import InputError, RunFailure
@@ -53,6 +54,22 @@ def test_the_graph_step_needs_sgd():
         pytest.skip("needs CUDA: off CUDA the device is named first")
     with pytest.raises(InputError, match="supports alg sgd only"):
         check_options(StepOptions(step="graph"), torch.device("cuda"), RecoveryConfig(alg="adam"))
+
+
+@pytest.mark.parametrize("precision,compile_network,capability,refused", [
+    ("bf16", False, (7, 5), "`precision` bf16 needs a GPU of compute capability 8.0 or later (bfloat16 "
+                            "convolutions), this one is 7.5: use tf32"),  # a T4: cuDNN falls back without a word
+    ("bf16", False, (8, 0), None),
+    ("tf32", False, (7, 5), None),
+    ("tf32", True, (6, 1), "`compile` on CUDA needs a GPU of compute capability 7.0 or later (Triton), this one is "
+                           "6.1"),
+    ("tf32", True, (7, 0), None),
+    ("bf16", True, (6, 0), "`precision` bf16 needs a GPU of compute capability 8.0 or later (bfloat16 "
+                           "convolutions), this one is 6.0: use tf32"),
+])
+def test_what_a_gpus_capability_cannot_run_is_refused(precision, compile_network, capability, refused):
+    config, options = RecoveryConfig(precision=precision), StepOptions(compile=compile_network)
+    assert capability_refusal(options, config, capability) == refused
 
 
 def test_compiling_on_a_cpu_without_a_compiler_is_refused(monkeypatch):
