@@ -70,6 +70,7 @@ def classical_results(sample_data_dir, tmp_path_factory):
     once per session, by ``reproduce.py --figure table --no_run`` on ``sample_data_dir`` at the
     tests' size (``sweep_helpers.RESIZE``), and the table reads them as its own cache (keyed on the
     data folder, the size and the seed)."""
+    optional_module("bm3d")  # the table's BM3D rows
     out_dir = tmp_path_factory.mktemp("classical") / "figures"
     argv = ["--figure", "table", "--no_run", "--resize", str(RESIZE), "--device", "cpu", "--out_dir",
             str(out_dir), "--data_dir", sample_data_dir]

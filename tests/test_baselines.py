@@ -3,6 +3,7 @@ against a direct computation, TV-L1 and adaptive median + BM3D on impulse-corrup
 
 import numpy as np
 import pytest
+from conftest import needs_package, optional_module
 from layouts import LAYOUTS, in_layout
 
 import utils.baselines
@@ -165,6 +166,7 @@ def test_impulse_density_counts_the_impulses(nlevel, seed):
 def bm3d_cells():
     """(clean, noisy, adaptive median + BM3D) on a 48 x 48 smooth image at 30% and 50%: BM3D
     takes about a second on it however small, so each cell is computed once for all tests."""
+    optional_module("bm3d")
     clean = smooth_image((3, 48, 48))
     cells = {}
     for nlevel, seed in [(0.3, 0), (0.5, 1)]:
@@ -205,6 +207,7 @@ def test_adaptive_median_then_bm3d_refuses_what_bm3d_cannot_take(shape):
         adaptive_median_then_bm3d(np.full(shape, 0.5, np.float32))
 
 
+@needs_package("bm3d")
 def test_adaptive_median_then_bm3d_takes_a_grayscale_image_as_one_channel():
     clean = smooth_image((1, 48, 48))
     noisy = corrupt_salt_pepper(clean, 0.5, 1)
@@ -214,7 +217,7 @@ def test_adaptive_median_then_bm3d_takes_a_grayscale_image_as_one_channel():
 
 
 FILTERS = [lambda noisy: median_filter(noisy, 3), adaptive_median_filter, tv_l1_restoration, impulse_density,
-           adaptive_median_then_bm3d]
+           pytest.param(adaptive_median_then_bm3d, marks=needs_package("bm3d"))]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 import scipy.sparse
 
+from conftest import needs_package
 from lowrank.compare import relative_error
 from lowrank.convex import solve_convex
 from lowrank.measurements import Measurements, make_measurements
 from lowrank.planted import plant
+
+pytestmark = needs_package("cvxpy")  # the convex program
 
 
 def each_diagonal_entry(n):

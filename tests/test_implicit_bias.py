@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import optional_module
 from lowrank.implicit_bias import (FIELDS, ImplicitBiasPlan, commuting_summary, describe, run_implicit_bias,
                                    write_implicit_bias)
 
@@ -17,6 +18,7 @@ SMALL = ImplicitBiasPlan(kinds=("diagonal",), n=6, m=24, rank=1, corruption=0.1,
 
 @pytest.fixture(scope="module")
 def small_rows():
+    optional_module("cvxpy")  # each experiment compares with the convex program
     return run_implicit_bias(SMALL, seed=1, log=lambda line: None)
 
 

@@ -5,6 +5,7 @@ import csv
 
 import pytest
 
+from conftest import optional_module
 from benchmarks import impulse_models
 
 TINY = ["--images", "coffee", "--nlevels", "0.3", "--resize", "64", "--width", "4", "--num_iter", "4",
@@ -18,6 +19,7 @@ def read_rows(path):
 
 @pytest.fixture(scope="module")
 def tabulated(tmp_path_factory):
+    optional_module("bm3d")  # the table's filters
     out_dir = tmp_path_factory.mktemp("impulse")
     argv = TINY + ["--noises", "random_valued", "--seeds", "0", "--out_dir", str(out_dir)]
     assert impulse_models.main(argv) == 0

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import optional_module
 from lowrank.learning_curves import CURVES, CurvesPlan, describe, run_learning_curves, write_learning_curves
 
 SMALL = CurvesPlan(n=8, rank=1, fraction=0.1, iterations=3000, record_every=500)
@@ -14,6 +15,7 @@ SMALL = CurvesPlan(n=8, rank=1, fraction=0.1, iterations=3000, record_every=500)
 
 @pytest.fixture(scope="module")
 def small_rows():
+    optional_module("cvxpy")  # each experiment compares with the convex program
     return run_learning_curves(SMALL, seed=0)
 
 

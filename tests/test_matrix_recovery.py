@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from conftest import needs_package
 from matrix_recovery import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,6 +48,7 @@ def test_bad_input_through_the_interpreter_has_no_traceback(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@needs_package("cvxpy")
 def test_one_experiment_alone(tmp_path, capsys):
     assert main(["--quick", "--experiment", "learning_curves", "--out_dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -55,6 +57,7 @@ def test_one_experiment_alone(tmp_path, capsys):
     assert "learning curves: error to X* after 5000 iterations" in out and not SUMMARY.search(out)
 
 
+@needs_package("cvxpy")
 def test_quick_runs_everything_and_ends_with_the_implicit_bias_line(tmp_path, capsys):
     assert main(["--quick", "--out_dir", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()

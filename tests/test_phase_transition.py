@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from conftest import needs_package, optional_module
 from lowrank.phase_transition import (PhasePlan, describe, run_phase_transition, success_fractions,
                                       write_phase_transition)
 
@@ -14,6 +15,7 @@ SMALL = PhasePlan(n=8, ranks=(1,), fractions=(0.0, 0.1), trials=2, eps=1e-8, ite
 
 @pytest.fixture(scope="module")
 def small_rows():
+    optional_module("cvxpy")  # each experiment compares with the convex program
     return run_phase_transition(SMALL, seed=3, log=lambda line: None)
 
 
@@ -39,6 +41,7 @@ def test_small_grid_real_runs(small_rows):
             assert row["error_plain"] > 0.3 and row["error_double"] < 1e-2
 
 
+@needs_package("cvxpy")
 def test_the_seed_decides_the_problems():
     tiny = PhasePlan(n=6, ranks=(1,), fractions=(0.1,), trials=2, iterations=200)
     first, again = (run_phase_transition(tiny, seed=3, log=lambda line: None) for _ in range(2))

@@ -3,6 +3,7 @@ impulses, the fill of a smooth image, the sigma rule and the refusals."""
 
 import numpy as np
 import pytest
+from conftest import needs_package, optional_module
 from layouts import LAYOUTS, in_layout
 from test_baselines import smooth_image
 
@@ -72,6 +73,7 @@ def test_a_channel_detected_everywhere_is_left_as_observed():
 
 @pytest.fixture(scope="module")
 def road_bm3d_cell():
+    optional_module("bm3d")
     clean = smooth_image((3, 48, 48))
     noisy = corrupt(clean, "random_valued", 0.3, 0)
     return clean, noisy, road_fill_then_bm3d(noisy)
@@ -83,6 +85,7 @@ def test_road_fill_then_bm3d_improves_on_the_fill(road_bm3d_cell):
     assert psnr(clean, restored) > psnr(clean, road_fill(noisy))
 
 
+@needs_package("bm3d")
 def test_a_grayscale_image_is_filled_and_denoised_as_one_channel():
     clean = smooth_image((1, 48, 48))
     noisy = corrupt(clean, "random_valued", 0.3, 0)

@@ -4,6 +4,7 @@ results.md, and the classical filters are reported on every cell all the same (t
 
 import json
 
+from conftest import needs_package
 from sweep_helpers import TINY, read_rows
 from test_baselines import smooth_image
 
@@ -35,6 +36,7 @@ def test_the_papers_noise_keeps_its_filters_and_others_add_the_road_ones():
             "ROAD + inpainting", "ROAD + inpainting + BM3D"]
 
 
+@needs_package("bm3d")
 def test_a_cell_cached_for_one_noise_is_computed_again_for_another(tmp_path):
     clean = smooth_image((3, 32, 32))
     path = tmp_path / "cell_classical.json"
