@@ -43,8 +43,8 @@ def build_parser():
 
 
 def spec_from_args(args):
-    """The RunSpec the command line asks for. On --resume, problem settings not given come from
-    the run's checkpoint, so ``--ckpt NAME --resume`` is enough."""
+    """The RunSpec the command line asks for, and on --resume the RunState of the run's checkpoint
+    (else None): problem settings not given come from it, so ``--ckpt NAME --resume`` is enough."""
     spec = RunSpec(**given_settings(RunSpec, args))
     given = given_settings(RecoveryConfig, args)
     if "noisy" in given and "image" in given:
@@ -52,9 +52,10 @@ def spec_from_args(args):
     for added in ("nlevel", "noise"):
         if "noisy" in given and added in given:
             raise InputError(f"`{added}` adds noise, and `noisy` images have theirs already: give one of them")
-    base = RunState.load(RunFiles(spec.out_dir, spec.ckpt).checkpoint).config if args.resume else RecoveryConfig()
+    state = RunState.load(RunFiles(spec.out_dir, spec.ckpt).checkpoint) if args.resume else None
+    base = RecoveryConfig() if state is None else state.config
     return RunSpec(spec.ckpt, spec.out_dir, spec.device, config=dataclasses.replace(base, **given),
-                   options=StepOptions(**given_settings(StepOptions, args)))
+                   options=StepOptions(**given_settings(StepOptions, args))), state
 
 
 def resume_command(spec, gpu=None):
@@ -80,7 +81,7 @@ def main(argv=None):
         field = folder_field(RecoveryConfig(**given_settings(RecoveryConfig, args)))
         if field is not None:
             refuse_single_run_flags(args)
-        spec = spec_from_args(args)
+        spec, state = spec_from_args(args)
         if args.gpu is not None:
             check_gpu_flag(args.gpu, spec.device)
         if field is not None:
@@ -90,7 +91,7 @@ def main(argv=None):
         if launching:
             raise InputError(f"`{launching[0]}` is for a folder of images (`image` DIR or `noisy` DIR)")
         report = run_recovery(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                              check_memory=not args.no_memory_check)
+                              check_memory=not args.no_memory_check, state=state)
     # Ctrl-C lands here only outside the loop's own clean stop (start-up, or a second Ctrl-C).
     except EXPECTED_FAILURES as exc:
         return report_failure(PROG, exc, "the last checkpoint written, if any, is intact (--resume)")

@@ -46,7 +46,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from recovery.memory import BACKWARD_BUFFERS, PROCESS_OVERHEAD_BYTES, estimate_terms  # noqa: E402
-from recovery.settings import METHODS  # noqa: E402
+from recovery.settings import METHODS, RecoveryConfig  # noqa: E402
 from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
 from utils.errors import InputError, OneLineErrorParser, OutputError  # noqa: E402
 
@@ -133,8 +133,9 @@ def compare(measurement):
     """A table row: the ``measurement`` of one run (a dict with size, width, method, alg,
     precision, device_type, device, measured bytes or None, seconds, error) with the estimate,
     the ratio and the calibration constants that the measurement implies."""
-    terms = estimate_terms(measurement["size"], measurement["size"], measurement["width"], measurement["method"],
-                           measurement["alg"], measurement["device_type"], measurement["precision"])
+    config = RecoveryConfig(width=measurement["width"], method=measurement["method"], alg=measurement["alg"],
+                            precision=measurement["precision"])
+    terms = estimate_terms(config, measurement["size"], measurement["size"], device=measurement["device_type"])
     estimate, measured = sum(terms.values()), measurement["measured"]
     row = {**measurement, "estimated": estimate, "ratio": None, "implied_buffers": None, "implied_overhead": None}
     if measured:

@@ -60,11 +60,12 @@ def convolution_gmacs(height, width, network_width, channels=3):
     return total / 1e9
 
 
-def step_ms(height, width, network_width, method="ours", threads=1):
-    """Estimated milliseconds of one eager iteration on a ``height x width`` image (sides
-    multiples of 32) at ``network_width``, computed by ``threads`` CPU threads."""
-    activations = saved_activation_bytes(height, width, network_width, method) / 2**20
-    work = OVERHEAD_MS + MS_PER_GMAC * convolution_gmacs(height, width, network_width) + MS_PER_MIB * activations
+def step_ms(config, height, width, threads=1):
+    """Estimated milliseconds of one eager iteration of the run of ``config`` (a ``RecoveryConfig``:
+    what counts is its ``width`` and ``method``; the model is of float32 steps) on a ``height x
+    width`` image (sides multiples of 32), computed by ``threads`` CPU threads."""
+    activations = saved_activation_bytes(height, width, config.width, config.method) / 2**20
+    work = OVERHEAD_MS + MS_PER_GMAC * convolution_gmacs(height, width, config.width) + MS_PER_MIB * activations
     return work / max(threads, 1) ** THREAD_EXPONENT
 
 
@@ -86,45 +87,45 @@ def cpu_fallback_note(spec, height, width, iterations, device):
     if spec.device != "auto" or device.type != "cpu":
         return None
     threads = torch.get_num_threads()
-    seconds = iterations * step_ms(height, width, spec.config.width, spec.config.method, threads) / 1000
+    seconds = iterations * step_ms(spec.config, height, width, threads) / 1000
     return (f"note: no GPU visible (device auto): computing on the CPU, about {describe_seconds(seconds)} for "
             f"{iterations:,} iterations at {threads} threads (estimated from step times on {CALIBRATED_ON}, "
             f"docs/duration.md)")
 
 
-def _iterations_done(run):
-    path = RunFiles(run.out_dir, run.ckpt).checkpoint
+def _iterations_done(spec):
+    path = RunFiles(spec.out_dir, spec.ckpt).checkpoint
     return RunState.load(path).iteration if os.path.exists(path) else 0
 
 
-def sweep_cpu_seconds(runs, threads):
-    """Estimated seconds the RunSpecs ``runs`` take on this CPU at ``threads`` threads, one after
-    another, counting only the iterations each has left (its checkpoint, if any, says how many
-    are done). Loads each image once for its size after cropping."""
+def sweep_cpu_seconds(specs, threads):
+    """Estimated seconds the runs of the RunSpecs ``specs`` take on this CPU at ``threads`` threads,
+    one after another, counting only the iterations each has left (its checkpoint, if any, says how
+    many are done). Loads each image once for its size after cropping."""
     sides, total = {}, 0.0
-    for run in runs:
-        left = run.config.num_iter - _iterations_done(run)
+    for spec in specs:
+        left = spec.config.num_iter - _iterations_done(spec)
         if left <= 0:
             continue
-        key = (run.config.image, run.config.noisy, run.config.resize, run.config.data_dir)
+        key = (spec.config.image, spec.config.noisy, spec.config.resize, spec.config.data_dir)
         if key not in sides:
-            sides[key] = prepare_observation(run.config).noisy.shape[1:]
+            sides[key] = prepare_observation(spec.config).noisy.shape[1:]
         height, width = sides[key]
-        total += left * step_ms(height, width, run.config.width, run.config.method, threads) / 1000
+        total += left * step_ms(spec.config, height, width, threads) / 1000
     return total
 
 
-def refuse_long_cpu_sweep(device, runs, threads=None, facts=None):
-    """InputError when ``device`` auto finds no GPU and the RunSpecs ``runs`` would take more than
+def refuse_long_cpu_sweep(device, specs, threads=None, facts=None):
+    """InputError when ``device`` auto finds no GPU and the RunSpecs ``specs`` would take more than
     ``SWEEP_LIMIT_HOURS`` on this CPU at ``threads`` threads (None: PyTorch's count): a sweep
     meant for a GPU that would quietly run for weeks. A ``device`` given as cpu is a choice and is
     not refused; ``facts`` (a ``GpuFacts``) stands for this machine's."""
     if device != "auto" or resolve_device("auto", facts).type != "cpu":
         return
-    for run in runs:
-        run.validate()  # a bad setting is the error to name, not the time it would take
+    for spec in specs:
+        spec.validate()  # a bad setting is the error to name, not the time it would take
     threads = threads or torch.get_num_threads()
-    seconds = sweep_cpu_seconds(runs, threads)
+    seconds = sweep_cpu_seconds(specs, threads)
     if seconds > SWEEP_LIMIT_HOURS * 3600:
         raise InputError(f"`device` auto found no GPU, and the runs left would take about {describe_seconds(seconds)} "
                          f"on this CPU at {threads} threads (estimated from step times on {CALIBRATED_ON}, "

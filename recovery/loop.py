@@ -91,19 +91,19 @@ class RunContext:
         self.saved_at, self.saved_iteration = time.perf_counter(), self.state.last_iteration
 
 
-def fit(run):
+def fit(context):
     """Iterate until ``num_iter`` or a stop request, logging every ``show_every`` iterations and at
     the last. Returns True if the run diverged (a logged loss, or logged output, that is inf or
     nan), which stops it there with its last finite checkpoint kept."""
-    state, config = run.state, run.state.config
-    step = run.problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
-    with tqdm(total=config.num_iter, initial=state.iteration, disable=not run.progress, unit="it",
+    state, config = context.state, context.state.config
+    step = context.problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
+    with tqdm(total=config.num_iter, initial=state.iteration, disable=not context.progress, unit="it",
               dynamic_ncols=True) as bar:  # closed on an error too, so that the error's line is not run into it
         tick = time.perf_counter()
-        while state.iteration < config.num_iter and not run.stop.requested:
+        while state.iteration < config.num_iter and not context.stop.requested:
             # Descend.
             loss, phi = step()
-            run.evaluation.update(phi)  # before the next step: a CUDA-graph step overwrites phi
+            context.evaluation.update(phi)  # before the next step: a CUDA-graph step overwrites phi
             state.iteration += 1
             bar.update(1)
             if (state.iteration - 1) % config.show_every and state.iteration != config.num_iter:
@@ -111,22 +111,22 @@ def fit(run):
             now = time.perf_counter()
             state.seconds, tick = state.seconds + now - tick, now
             # Measure.
-            row, finite = measure(run, loss, phi)
+            row, finite = measure(context, loss, phi)
             state.history.append(row)
             if not finite:  # gradient descent does not come back: stop, not hours later
-                write_history(run.files, state)
+                write_history(context.files, state)
                 return True
             # Report.
-            report(run, row, bar)
+            report(context, row, bar)
             # Save, every checkpoint_seconds and at the last iteration.
             if (state.iteration == config.num_iter
-                    or time.perf_counter() - run.saved_at >= run.spec.options.checkpoint_seconds):
-                run.save()
+                    or time.perf_counter() - context.saved_at >= context.spec.options.checkpoint_seconds):
+                context.save()
         state.seconds += time.perf_counter() - tick
     return False
 
 
-def measure(run, loss, phi):
+def measure(context, loss, phi):
     """The history row of the iteration just done (numbered from 0, as the reference logs), its
     output kept as the last image and the candidate ``FINAL`` as the final one, and the best
     image updated; and whether the loss, those images and the learned values are finite (the
@@ -137,78 +137,77 @@ def measure(run, loss, phi):
     The row holds the last iterate's and the final answer's metrics, and every candidate's at the
     run's last iteration or with ``log_candidates``; the other candidates' columns are empty. With
     a corruption term it holds the detection's columns too (``DETECTION_FIELDS``)."""
-    state = run.state
+    state = context.state
     last = phi[0].detach().clone()  # a copy: the CUDA-graph step overwrites phi in place
-    every = run.spec.options.log_candidates or state.iteration == state.config.num_iter
+    every = context.spec.options.log_candidates or state.iteration == state.config.num_iter
     with torch.no_grad():
-        impulses = None if run.problem.corruption is None else run.problem.corruption()  # s, for both below
-    candidates = run.evaluation.outputs(CANDIDATES if every else (FINAL,), impulses)
-    run.images.update(last=last, final=candidates[FINAL])
+        impulses = None if context.problem.corruption is None else context.problem.corruption()  # s, for both below
+    candidates = context.evaluation.outputs(CANDIDATES if every else (FINAL,), impulses)
+    context.images.update(last=last, final=candidates[FINAL])
+    images = torch.stack([last, *candidates.values()])
+    # Every value by its name, on the device: the row's columns, and "finite".
+    measured = {"loss": loss.detach().float(),
+                "finite": torch.isfinite(images).all() & context.problem.parameters_finite()}
+    if impulses is not None:
+        measured.update(zip(DETECTION_FIELDS, detection(impulse_mask(impulses[0]), context.corrupted)))
+    metric_columns = []  # the images' columns: the last iterate's, then each candidate's
+    if context.clean is not None:
+        for metric, of_images in (("psnr", psnr_tensor), ("ssim", ssim_tensor)):
+            columns = [metric, *(f"{metric}_{name}" for name in candidates)]
+            measured.update(zip(columns, of_images(context.clean, images)))
+            metric_columns += columns
+    values = dict(zip(measured, torch.cat([value.reshape(1) for value in measured.values()]).tolist()))  # one transfer
+    finite = values.pop("finite") == 1 and math.isfinite(values["loss"])
     row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": state.iteration - 1, "seconds": round(state.seconds, 3)}
-    names = list(candidates)
-    images = torch.stack([last] + [candidates[name] for name in names])
-    finite = torch.isfinite(images).all() & run.problem.parameters_finite()
-    values = [loss.detach().reshape(1).float(), finite.reshape(1).float()]
-    found = [] if impulses is None else detection(impulse_mask(impulses[0]), run.corrupted)
-    values += [value.reshape(1) for value in found]
-    if run.clean is not None:
-        values += [psnr_tensor(run.clean, images), ssim_tensor(run.clean, images)]
-    values = torch.cat(values).tolist()
-    row["loss"] = values[0]
-    finite = math.isfinite(row["loss"]) and values[1] == 1
-    row.update(zip(DETECTION_FIELDS, values[2:2 + len(found)]))
-    if run.clean is not None and finite:
-        count, start = len(names) + 1, 2 + len(found)
-        psnrs, ssims = values[start:start + count], values[start + count:]
-        row["psnr"], row["ssim"] = psnrs[0], ssims[0]
-        for name, psnr_value, ssim_value in zip(names, psnrs[1:], ssims[1:]):
-            row[f"psnr_{name}"], row[f"ssim_{name}"] = psnr_value, ssim_value
-        if row["psnr"] > state.best_psnr:
-            state.best_psnr, run.images["best"], run.best_changed = row["psnr"], last, True
+    # The metrics of images that are not all finite are not worth a column.
+    row.update((name, value) for name, value in values.items() if finite or name not in metric_columns)
+    if context.clean is not None and finite and row["psnr"] > state.best_psnr:
+        state.best_psnr, context.images["best"], context.best_changed = row["psnr"], last, True
     return row, finite
 
 
-def report(run, row, bar):
-    """The logged iteration's line (above the progress bar, or through ``run.log`` without one)
+def report(context, row, bar):
+    """The logged iteration's line (above the progress bar, or through ``context.log`` without one)
     and its history file."""
     message = f"Iteration {row['iteration']:05d}    Loss {row['loss']:f}"
     if row["psnr"] is not None:
         message += f"   PSNR {row['psnr']:f}   SSIM {row['ssim']:.4f}"
         bar.set_postfix(loss=f"{row['loss']:.5f}", psnr=f"{row['psnr']:.2f}")
-    if run.progress:
+    if context.progress:
         bar.write(message)  # above the bar, not through it
     else:
-        run.log(message)
-    write_history(run.files, run.state)
+        context.log(message)
+    write_history(context.files, context.state)
 
 
-def finish(run, diverged):
+def finish(context, diverged):
     """After the loop: the checkpoint of a stopped run, the final images, and the closing line.
     Returns the estimated sparse corruption s (``C x H x W float32`` numpy), or None for the DIP
     methods or a diverged run."""
-    state, clean, log = run.state, run.observation.clean, run.log
-    if run.device.type == "cuda":
-        log(f"peak GPU memory: {torch.cuda.max_memory_reserved(run.device) / 2**30:.2f} GiB reserved by this process")
+    state, clean, log, device = context.state, context.observation.clean, context.log, context.device
+    if device.type == "cuda":
+        log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
     if diverged:
-        kept = "were not written" if run.saved_iteration is None else f"are from iteration {run.saved_iteration}"
+        saved_iteration = context.saved_iteration
+        kept = "were not written" if saved_iteration is None else f"are from iteration {saved_iteration}"
         loss = state.history[-1]["loss"]
         what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights or the network's outputs are inf or nan"
         log(f"diverged: {what} at iteration {state.iteration - 1} (learning rates too large?); stopped without "
             f"writing images; the checkpoint and best image {kept}")
         return None
-    if run.stop.requested:  # a diverged state is not worth resuming: the last finite one stays
-        run.save()
-        log(f"stopped by {run.stop.describe()} after iteration {state.iteration - 1}; checkpoint saved")
-    run.keep_images()
-    impulses = run.problem.impulses()
+    if context.stop.requested:  # a diverged state is not worth resuming: the last finite one stays
+        context.save()
+        log(f"stopped by {context.stop.describe()} after iteration {state.iteration - 1}; checkpoint saved")
+    context.keep_images()
+    impulses = context.problem.impulses()
     if state.last is None:
         return impulses
-    write_final_images(run.files, run.observation, state, impulses)
-    if not run.stop.requested:
+    write_final_images(context.files, context.observation, state, impulses)
+    if not context.stop.requested:
         summary = f"done: {state.iteration} iterations in {state.seconds:.1f} s"
         if clean is not None:
             last, final = state.history[-1]["psnr"], state.history[-1][f"psnr_{FINAL}"]
-            summary += f"; PSNR noisy {run.observation.noisy_psnr:.2f} dB, recovered (last) {last:.2f} dB"
+            summary += f"; PSNR noisy {context.observation.noisy_psnr:.2f} dB, recovered (last) {last:.2f} dB"
             if final is not None:
                 summary += f", {FINAL_LABEL} {final:.2f} dB"
             summary += f", best (oracle) {state.best_psnr:.2f} dB"

@@ -52,6 +52,7 @@ import torch
 from models import SkipEncoderDecoder
 
 from .problem import INPUT_CHANNELS
+from .settings import StepOptions
 
 GIB = 2**30
 FLOAT32_BYTES = 4
@@ -148,32 +149,33 @@ def saved_activation_bytes(height, width, network_width, method="ours", precisio
     return total
 
 
-def estimate_terms(height, width, network_width, method="ours", alg="sgd", device_type="cpu", precision="fp32",
-                   l1=False, channels=3, step="eager"):
+def estimate_terms(config, height, width, channels=3, device="cpu", options=StepOptions()):
     """The estimated peak memory of one run, by term (bytes; the module docstring explains each).
 
+    :param RecoveryConfig config: the problem; what counts is its ``width``, ``method``, ``alg``
+        (``adam`` keeps two moments per parameter), ``precision`` (``tf32`` stores float32, ``bf16``
+        autocasts) and whether its loss is L1.
     :param int height: image height after cropping, a multiple of 32, at least 64.
     :param int width: image width likewise.
-    :param int network_width: the network's width (``--width``, 128 in the paper).
-    :param str method: ``ours`` (network plus g*g - h*h), ``dip`` or ``dip-l1``.
-    :param str alg: ``sgd`` (no optimiser state) or ``adam`` (two moments per parameter).
-    :param str device_type: ``cpu``, ``cuda`` or ``mps`` (``torch.device.type``).
-    :param str precision: ``fp32``, ``tf32`` (float32 storage) or ``bf16`` (autocast).
-    :param bool l1: an L1 loss (implied by ``dip-l1``).
     :param int channels: image channels (1 for a grayscale image, 3 for colour).
-    :param str step: ``eager`` or ``graph`` (``--step``: on CUDA the iteration replayed as a graph).
+    :param device: where the run computes: a ``torch.device`` or its name (``cpu``, ``cuda:0``, ``mps``).
+    :param StepOptions options: how it computes; what counts is its ``step`` (``graph``: on CUDA the
+        iteration replayed as a graph).
     :return: dict of term name to bytes, in the order of the module docstring.
     """
+    network_width, method, precision = config.width, config.method, config.precision
+    device_type = torch.device(device).type
     net = _network(network_width, channels)
     _check_sides(height, width, net.num_scales)
     skip = net.body.skip[0].out_channels
     bf16 = precision == "bf16"
     pixels = height * width
     image = channels * pixels * FLOAT32_BYTES  # one C x H x W float32 tensor
-    adam = alg == "adam"
+    adam = config.alg == "adam"
     parameters = sum(p.numel() for p in net.parameters())
     terms = {
-        "saved activations": saved_activation_bytes(height, width, network_width, method, precision, l1, channels),
+        "saved activations": saved_activation_bytes(height, width, network_width, method, precision, config.uses_l1,
+                                                    channels),
         # float32 also under bf16: the gradients pass through the float32 reflection pads.
         "backward transient": BACKWARD_BUFFERS * (network_width + skip) * pixels * FLOAT32_BYTES,
         "network state": parameters * (FLOAT32_BYTES * (3 + 2 * adam) + BFLOAT16_BYTES * bf16),
@@ -183,20 +185,18 @@ def estimate_terms(height, width, network_width, method="ours", alg="sgd", devic
     }
     if device_type == "cpu":
         terms["process"] = PROCESS_OVERHEAD_BYTES
-    if device_type == "cuda" and step == "graph":
+    if device_type == "cuda" and options.step == "graph":
         gradients = parameters * FLOAT32_BYTES + (2 * image if method == "ours" else 0)
         terms["graph pool"] = terms["saved activations"] + terms["backward transient"] + gradients
         terms["evaluation pass"] = EVALUATION_BUFFERS * (network_width + skip) * pixels * FLOAT32_BYTES
     return terms
 
 
-def estimate_peak_bytes(height, width, network_width, method="ours", alg="sgd", device_type="cpu",
-                        precision="fp32", l1=False, channels=3, step="eager"):
+def estimate_peak_bytes(config, height, width, channels=3, device="cpu", options=StepOptions()):
     """Estimated peak memory (bytes) of a run on a ``height x width`` image: on the CPU its peak
     resident size, on CUDA its peak of device memory. The parameters are those of
     :func:`estimate_terms`."""
-    return sum(estimate_terms(height, width, network_width, method, alg, device_type, precision, l1, channels,
-                              step).values())
+    return sum(estimate_terms(config, height, width, channels, device, options).values())
 
 
 def _meminfo_available(meminfo="/proc/meminfo"):

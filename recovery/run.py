@@ -60,18 +60,20 @@ class RunReport:
 
 @dataclasses.dataclass
 class _Checked:
-    """What checking a run found: the spec with absolute paths, the device, the saved state to
-    resume (or None), and the observation."""
+    """What checking a run found: the spec with absolute paths, the device, the state read from
+    the checkpoint to resume (or None), and the observation."""
 
     spec: RunSpec
     device: torch.device
-    saved: RunState
+    state: RunState
     observation: Observation
 
 
-def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, check_memory=True):
+def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, check_memory=True, state=None):
     """Run (or, with ``resume``, continue) the run ``spec`` (a RunSpec) and write its outputs to
-    ``<spec.out_dir>/<spec.ckpt>_*``; returns a :class:`RunReport`.
+    ``<spec.out_dir>/<spec.ckpt>_*``; returns a :class:`RunReport`. With ``resume``, ``state`` may be
+    the RunState the caller has read from the run's checkpoint already (``RunState.load``): it is
+    not read again unless the file has changed since.
 
     Before anything is written, the run's peak memory is estimated (``recovery.memory``) and the run
     refused if the device has less available, unless ``check_memory`` is False.
@@ -88,63 +90,60 @@ def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, 
     :raises OutputError: an output could not be written (a full disk); the file it names, the
         checkpoint included, is as it was.
     """
-    checked = check_run(spec, resume, overwrite, check_memory)
+    checked = check_run(spec, resume, overwrite, check_memory, state)
     spec, files = checked.spec, RunFiles(checked.spec.out_dir, checked.spec.ckpt)
     os.makedirs(spec.out_dir, exist_ok=True)
     with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop, \
             out_of_memory_as_failure(checked.device):  # building the problem, the loop, the evaluation passes
-        saved = _saved_state_under_lock(checked, files, resume, overwrite)
-        run = prepare(checked, saved, files, overwrite, stop, progress, log)
-        _log_header(run)
-        diverged = fit(run)
-        impulses = finish(run, diverged)
-    return RunReport(spec, files, checked.observation, run.state, impulses, stop.signal, diverged)
+        state = _state_under_lock(checked, files, resume, overwrite)
+        context = prepare(checked, state, files, overwrite, stop, progress, log)
+        _log_header(context)
+        diverged = fit(context)
+        impulses = finish(context, diverged)
+    return RunReport(spec, files, checked.observation, context.state, impulses, stop.signal, diverged)
 
 
-def check_run(spec, resume, overwrite, check_memory=True):
+def check_run(spec, resume, overwrite, check_memory=True, state=None):
     """Everything that can be wrong with a run before it starts, checked without writing a byte:
-    InputError naming the first problem, else a ``_Checked``."""
+    InputError naming the first problem, else a ``_Checked``. ``state``: as :func:`run_recovery`
+    takes it."""
     spec = dataclasses.replace(spec, config=spec.config.with_absolute_paths())
     files = RunFiles(spec.out_dir, spec.ckpt)
-    saved = None
-    if resume:
+    state = RunState.load(files.checkpoint, earlier=state) if resume else None
+    if state is not None:
         # Before validating: a setting that differs from the checkpoint is the error to name, not
         # the clash it makes with the checkpoint's other settings.
-        saved = RunState.load(files.checkpoint)
-        spec.config.check_resumable(saved.config)
+        spec.config.check_resumable(state.config)
     spec.validate()
     device = resolve_device(spec.device)
     check_options(spec.options, device, spec.config)
     check_writable_folder(spec.out_dir, "`out_dir`")
-    if saved is not None:
-        _check_resumable_state(saved, spec.config, device)
+    if state is not None:
+        _check_resumable_state(state, spec.config, device)
     elif os.path.exists(files.checkpoint) and not overwrite:
         raise InputError(f"{files.checkpoint} exists: pass `resume` to continue that run, `overwrite` to start "
                          f"it again, or another `ckpt`")
     # Checked before the image is resized: a large resize would fill the memory on its own.
-    check_size = ((lambda channels, height, width: _check_memory(spec.config, device, channels, height, width,
-                                                                 spec.options.step))
-                  if check_memory else None)
+    check_size = (lambda *shape: _check_memory(spec, device, *shape)) if check_memory else None
     observation = prepare_observation(spec.config, check_size)
-    if saved is not None:
-        _check_same_observation_shape(saved, observation)
-    return _Checked(spec, device, saved, observation)
+    if state is not None:
+        _check_same_observation_shape(state, observation)
+    return _Checked(spec, device, state, observation)
 
 
-def _check_memory(config, device, channels, height, width, step):
-    need = estimate_peak_bytes(height, width, config.width, config.method, config.alg, device.type,
-                               config.precision, config.uses_l1, channels=channels, step=step)
+def _check_memory(spec, device, channels, height, width):
+    need = estimate_peak_bytes(spec.config, height, width, channels, device, spec.options)
     shortfall = memory_shortfall(need, available_bytes(device))
     if shortfall is not None:
         raise InputError(f"the run {shortfall} (`no_memory_check` starts it anyway)")
 
 
-def _check_resumable_state(saved, config, device):
-    if config.num_iter < saved.iteration:
-        raise InputError(f"the run has done {saved.iteration} iterations already; `num_iter` cannot be less")
+def _check_resumable_state(state, config, device):
+    if config.num_iter < state.iteration:
+        raise InputError(f"the run has done {state.iteration} iterations already; `num_iter` cannot be less")
     # The noise generator's state is device-specific: a CPU state cannot drive a CUDA generator.
-    if saved.problem["generator_device"] != device.type:
-        kind = saved.problem["generator_device"]
+    if state.problem["generator_device"] != device.type:
+        kind = state.problem["generator_device"]
         raise InputError(f"the run was made on a {kind} device; resume it on one (`device` {kind})")
 
 
@@ -153,35 +152,36 @@ def _describe_shape(shape):
     return f"{'grayscale' if channels == 1 else f'{channels}-channel'} {width}x{height}"
 
 
-def _check_same_observation_shape(saved, observation):
+def _check_same_observation_shape(state, observation):
     """The network, g and h of a checkpoint fit images of its shape only: InputError when the image
     gives another (the file was replaced, by one of other channels or size)."""
-    made = tuple(saved.problem["y"].shape[1:])
+    made = tuple(state.problem["y"].shape[1:])
     if made != observation.noisy.shape:
         raise InputError(f"the run was made on a {_describe_shape(made)} image, and the image is now "
                          f"{_describe_shape(observation.noisy.shape)} after cropping: resume it with the image it "
                          f"was made with, or start it again (`overwrite`)")
 
 
-def _saved_state_under_lock(checked, files, resume, overwrite):
-    """The state to resume, read again if the checkpoint changed between the check and the lock
-    (another process ran meanwhile); a fresh run re-checks that no checkpoint appeared."""
+def _state_under_lock(checked, files, resume, overwrite):
+    """The state to resume: the checked one, read again if the checkpoint changed between the
+    check and the lock (another process ran meanwhile); a fresh run re-checks that no checkpoint
+    appeared."""
     if not resume:
         if os.path.exists(files.checkpoint) and not overwrite:
             raise InputError(f"{files.checkpoint} appeared while the run was starting; pass `resume` to continue it")
         return None
-    saved = RunState.load(files.checkpoint)
-    if saved.iteration != checked.saved.iteration:
-        _check_resumable_state(saved, checked.spec.config, checked.device)
-    return saved
+    state = RunState.load(files.checkpoint, earlier=checked.state)
+    if state is not checked.state:
+        _check_resumable_state(state, checked.spec.config, checked.device)
+    return state
 
 
-def prepare(checked, saved, files, overwrite, stop, progress=True, log=print):
-    """Write the run's settings and observation, build the problem and restore any saved state;
-    returns the run's ``RunContext``."""
+def prepare(checked, state, files, overwrite, stop, progress=True, log=print):
+    """Write the run's settings and observation, build the problem and restore ``state`` (the
+    RunState to resume, or None); returns the run's ``RunContext``."""
     spec = checked.spec
     files.remove_temporaries()
-    if overwrite and saved is None:
+    if overwrite and state is None:
         files.remove_all()
     if spec.options.threads is not None:
         torch.set_num_threads(spec.options.threads)
@@ -191,9 +191,9 @@ def prepare(checked, saved, files, overwrite, stop, progress=True, log=print):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(checked.device)
     problem = Recovery(spec.config, checked.observation.noisy, checked.device, spec.options)
-    if saved is not None:
-        problem.load_state_dict(saved.problem)
-        state = dataclasses.replace(saved, config=spec.config)
+    if state is not None:
+        problem.load_state_dict(state.problem)
+        state = dataclasses.replace(state, config=spec.config)
     else:
         state = RunState(config=spec.config)
         write_observation(files, checked.observation)
@@ -204,23 +204,24 @@ def prepare(checked, saved, files, overwrite, stop, progress=True, log=print):
                       saved_iteration=state.last_iteration if state.history else None)
 
 
-def _log_header(run):
-    observation, config, options, log = run.observation, run.spec.config, run.spec.options, run.log
+def _log_header(context):
+    observation, config, options, log = context.observation, context.spec.config, context.spec.options, context.log
+    device, state = context.device, context.state
     h, w = observation.noisy.shape[1:]
     log(f"image: {observation.description}, {w}x{h} after cropping")
     for note in observation.notes:
         log(f"note: {note}")
-    log(f"device: {run.device}" + (f", threads: {torch.get_num_threads()}" if run.device.type == "cpu" else "")
-        + f"; method: {config.method}; network: width {config.width}, {run.problem.num_parameters:,} parameters; "
+    log(f"device: {device}" + (f", threads: {torch.get_num_threads()}" if device.type == "cpu" else "")
+        + f"; method: {config.method}; network: width {config.width}, {context.problem.num_parameters:,} parameters; "
         f"{options}, precision: {config.precision}"
-        + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and run.device.type != "cuda" else ""))
-    if (note := cpu_fallback_note(run.spec, h, w, config.num_iter - run.state.iteration, run.device)) is not None:
+        + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else ""))
+    if (note := cpu_fallback_note(context.spec, h, w, config.num_iter - state.iteration, device)) is not None:
         log(note)
     if observation.clean is not None:
         log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}"
             + ("" if config.noise == RecoveryConfig.noise else f", {config.noise}"))
-    if run.state.iteration:
-        log(f"resuming at iteration {run.state.iteration} of {config.num_iter}")
-        if run.state.evaluation is None:
+    if state.iteration:
+        log(f"resuming at iteration {state.iteration} of {config.num_iter}")
+        if state.evaluation is None:
             log(f"note: the checkpoint has no evaluation averages (format version 1); they start at iteration "
-                f"{run.state.iteration}")
+                f"{state.iteration}")

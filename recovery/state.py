@@ -4,6 +4,7 @@ the checkpoint's format, read by the run itself (to resume) and by the sweep (to
 import dataclasses
 import io
 import math
+import os
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ class RunState:
     ``evaluation.FINAL`` there, and ``best`` the logged output with the highest PSNR (an oracle:
     it uses the clean image), each ``C x H x W float32`` in [0, 1] or None.
     ``seconds`` is the loop's wall time over all sessions; ``devices`` names every device the run
-    has computed on.
+    has computed on. ``read_from`` (not saved) tells the file :meth:`load` read it from.
     """
 
     config: RecoveryConfig
@@ -51,6 +52,7 @@ class RunState:
     evaluation: dict = None
     seconds: float = 0.0
     devices: list = dataclasses.field(default_factory=list)
+    read_from: tuple = dataclasses.field(default=None, init=False, compare=False, repr=False)
 
     @property
     def last_iteration(self):
@@ -105,14 +107,34 @@ class RunState:
             f.write(buffer.getbuffer())
 
     @classmethod
-    def load(cls, path):
-        """The state saved at ``path``; InputError if there is none or it cannot be read."""
+    def load(cls, path, earlier=None):
+        """The state saved at ``path``; InputError if there is none or it cannot be read.
+
+        ``earlier``, a state read from ``path`` before, comes back as it is while the file is still
+        the one it was read from: the check of a run and its start under the lock read the
+        checkpoint once, and read it again only if another process saved the run in between."""
+        if earlier is not None and earlier.read_from is not None and earlier.read_from == _file_version(path):
+            return earlier
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            return cls.from_checkpoint(saved)
+            with open(path, "rb") as f:
+                version = _file_version(f.fileno())
+                state = cls.from_checkpoint(torch.load(f, map_location="cpu", weights_only=True))
         except FileNotFoundError:
             raise InputError(f"no checkpoint to resume: {path} does not exist") from None
         except ValueError as exc:
             raise InputError(f"{path}: {exc}") from None
         except Exception as exc:  # torch.load's errors for a damaged or foreign file are of many types
             raise InputError(f"cannot read checkpoint {path} ({type(exc).__name__})") from None
+        state.read_from = version
+        return state
+
+
+def _file_version(file):
+    """What tells one version of a file (a path or an open descriptor) from another, or None where
+    there is none: a checkpoint is replaced whole on every save (``save``), so a new one is a new
+    inode, with its own size and times."""
+    try:
+        found = os.stat(file)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns

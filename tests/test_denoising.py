@@ -374,7 +374,8 @@ def test_ctrl_c_saves_and_resumes(tmp_path):
 def test_images_are_looked_up_in_this_checkout_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expected = os.path.join(REPO, "data", "denoising")
-    assert spec_from_args(build_parser().parse_args([])).config.data_dir == expected
+    spec, _ = spec_from_args(build_parser().parse_args([]))
+    assert spec.config.data_dir == expected
     assert RecoveryConfig().data_dir == expected and Settings().data_dir == expected
 
 
@@ -389,6 +390,6 @@ def test_cuda_visible_devices_is_set_only_by_gpu(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("gpu,tail", [(None, []), ("1", ["--gpu", "1"])])
 def test_the_command_that_continues_a_run_keeps_its_gpu(gpu, tail):
-    spec = spec_from_args(build_parser().parse_args(["--ckpt", "run", "--out_dir", "out"]))
+    spec, _ = spec_from_args(build_parser().parse_args(["--ckpt", "run", "--out_dir", "out"]))
     assert resume_command(spec, gpu) == ["denoising.py", "--ckpt", "run", "--out_dir", "out", "--device", "auto",
                                          "--resume"] + tail

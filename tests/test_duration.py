@@ -39,15 +39,17 @@ def test_the_multiply_adds_are_those_of_the_real_convolutions(height, width, net
     (512, 128, 8112.1, 9551.0),  # the paper's setting: 8.1 s an iteration, 14 days for 150,000
 ])
 def test_step_time_model_on_a_few_settings(size, network_width, modelled, measured):
-    assert step_ms(size, size, network_width) == pytest.approx(modelled, abs=0.1)
+    assert step_ms(RecoveryConfig(width=network_width), size, size) == pytest.approx(modelled, abs=0.1)
     assert abs(modelled / measured - 1) < 0.32
 
 
 def test_threads_divide_the_time_by_their_speedup():
-    one = step_ms(256, 256, 32)
-    assert step_ms(256, 256, 32, threads=2) == pytest.approx(one / 2**THREAD_EXPONENT)
-    assert step_ms(256, 256, 32, threads=16) < step_ms(256, 256, 32, threads=2) < one
-    assert step_ms(512, 512, 32, "dip") < step_ms(512, 512, 32, "ours")  # no g, h, nor phi + s
+    config = RecoveryConfig(width=32)
+    one = step_ms(config, 256, 256)
+    assert step_ms(config, 256, 256, threads=2) == pytest.approx(one / 2**THREAD_EXPONENT)
+    assert step_ms(config, 256, 256, threads=16) < step_ms(config, 256, 256, threads=2) < one
+    dip = dataclasses.replace(config, method="dip")
+    assert step_ms(dip, 512, 512) < step_ms(config, 512, 512)  # no g, h, nor phi + s
 
 
 @pytest.mark.parametrize("seconds,text", [(40, "40 s"), (720, "12 min"), (3.2 * 3600, "3.2 h"),
@@ -69,7 +71,7 @@ def test_a_run_that_device_auto_put_on_the_cpu_says_so_with_its_duration(tmp_pat
     lines = []
     run_recovery(RunSpec("run", str(tmp_path), "auto", TINY), progress=False, log=lines.append)
     threads = torch.get_num_threads()
-    seconds = describe_seconds(3 * step_ms(64, 64, 4, threads=threads) / 1000)
+    seconds = describe_seconds(3 * step_ms(RecoveryConfig(width=4), 64, 64, threads=threads) / 1000)
     assert [line for line in lines if line.startswith("note: no GPU")] == [
         f"note: no GPU visible (device auto): computing on the CPU, about {seconds} for 3 iterations at {threads} "
         "threads (estimated from step times on a 2-core CPU, docs/duration.md)"]
@@ -88,7 +90,7 @@ def test_a_sweep_for_a_gpu_is_refused_on_the_cpu_device_auto_fell_back_to(tmp_pa
     with pytest.raises(InputError) as caught:
         refuse_long_cpu_sweep("auto", paper_like_runs(tmp_path), threads=2, facts=PYPI)
     line = caught.value.for_command_line()
-    days = describe_seconds(4 * 150000 * step_ms(512, 512, 128, threads=2) / 1000)
+    days = describe_seconds(4 * 150000 * step_ms(RecoveryConfig(width=128), 512, 512, threads=2) / 1000)
     assert line == (f"--device auto found no GPU, and the runs left would take about {days} on this CPU at 2 "
                     "threads (estimated from step times on a 2-core CPU, docs/duration.md); run them where there is "
                     "a GPU, or give --device cpu to run them here")
@@ -104,7 +106,7 @@ def test_only_the_iterations_left_are_counted(tmp_path):
     run_recovery(done, progress=False, log=lambda line: None)
     assert sweep_cpu_seconds([done], threads=1) == 0
     longer = dataclasses.replace(done, config=dataclasses.replace(done.config, num_iter=10))
-    assert sweep_cpu_seconds([longer], threads=1) == pytest.approx(8 * step_ms(64, 64, 4) / 1000)
+    assert sweep_cpu_seconds([longer], threads=1) == pytest.approx(8 * step_ms(RecoveryConfig(width=4), 64, 64) / 1000)
 
 
 @needs_no_gpu

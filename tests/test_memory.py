@@ -5,12 +5,18 @@ import torch
 
 from benchmarks.memory_peak import measure_cpu, run_command
 from models import SkipEncoderDecoder, SparseCorruption
+from recovery import RecoveryConfig, StepOptions
 from recovery.memory import (
     GIB, INPUT_CHANNELS, PROCESS_OVERHEAD_BYTES, available_bytes, cuda_available, estimate_peak_bytes, estimate_terms,
     memory_shortfall, saved_activation_bytes)
 from utils.errors import InputError
 
 IMAGE_BYTES = 3 * 4  # one float32 value per channel of a 3-channel image, per pixel
+
+
+def problem(network_width, method="ours", alg="sgd"):
+    """The settings the estimates read, the others their defaults (a float32 run)."""
+    return RecoveryConfig(width=network_width, method=method, alg=alg, precision="fp32")
 
 
 def autograd_saved_bytes(height, width, network_width, method, precision, channels=3):
@@ -69,27 +75,27 @@ def test_a_grayscale_image_saves_what_autograd_saves_for_one_channel(method, pre
 @pytest.mark.parametrize("method", ["ours", "dip"])
 def test_estimate_grows_with_pixels_linearly_above_the_fixed_terms(network_width, method):
     def per_pixel(side):
-        terms = estimate_terms(side, side, network_width, method)
+        terms = estimate_terms(problem(network_width, method), side, side)
         return (sum(terms.values()) - terms["process"] - terms["network state"]) / side**2
 
     # Only the reflection pads' borders make it less than exactly linear.
     assert per_pixel(512) == pytest.approx(per_pixel(2048), rel=0.01)
     assert per_pixel(512) > per_pixel(2048)
-    sizes = [estimate_peak_bytes(side, side, network_width, method) for side in (64, 256, 512, 1024)]
+    sizes = [estimate_peak_bytes(problem(network_width, method), side, side) for side in (64, 256, 512, 1024)]
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
 
 
 @pytest.mark.parametrize("method", ["ours", "dip"])
 def test_estimate_grows_with_width(method):
-    sizes = [estimate_peak_bytes(256, 256, width, method) for width in (1, 16, 32, 64, 128)]
+    sizes = [estimate_peak_bytes(problem(width, method), 256, 256) for width in (1, 16, 32, 64, 128)]
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
 
 
 @pytest.mark.parametrize("alg", ["sgd", "adam"])
 @pytest.mark.parametrize("height,width", [(64, 64), (256, 512)])
 def test_ours_adds_g_h_and_its_prediction_over_dip(alg, height, width):
-    ours = estimate_terms(height, width, 32, "ours", alg)
-    dip = estimate_terms(height, width, 32, "dip", alg)
+    ours = estimate_terms(problem(32, "ours", alg), height, width)
+    dip = estimate_terms(problem(32, "dip", alg), height, width)
     pixels = height * width
     # g, h and their gradients (and Adam's two moments of each), plus the prediction phi + s
     # that the loss keeps (for dip the loss keeps phi itself, already saved by the sigmoid).
@@ -100,8 +106,8 @@ def test_ours_adds_g_h_and_its_prediction_over_dip(alg, height, width):
 
 @pytest.mark.parametrize("method", ["ours", "dip"])
 def test_adam_adds_two_moments_per_parameter(method):
-    sgd = estimate_peak_bytes(128, 128, 16, method, "sgd")
-    adam = estimate_peak_bytes(128, 128, 16, method, "adam")
+    sgd = estimate_peak_bytes(problem(16, method, "sgd"), 128, 128)
+    adam = estimate_peak_bytes(problem(16, method, "adam"), 128, 128)
     parameters = sum(p.numel() for p in SkipEncoderDecoder(INPUT_CHANNELS, 3, 16).parameters())
     g_and_h = 2 * 3 * 128 * 128 if method == "ours" else 0
     assert adam - sgd == 2 * 4 * (parameters + g_and_h)
@@ -115,20 +121,20 @@ def test_bf16_halves_most_activations():
 
 def test_the_run_that_was_killed_is_refused():
     # 3072x3072 at width 128 grew past 24 GB on a 24 GiB machine before the OOM killer ended it.
-    assert estimate_peak_bytes(3072, 3072, 128) > 20 * GIB
+    assert estimate_peak_bytes(problem(128), 3072, 3072) > 20 * GIB
 
 
 @pytest.mark.parametrize("height,width", [(100, 128), (32, 32), (64, 48)])
 def test_sides_the_network_cannot_take_are_refused(height, width):
     with pytest.raises(ValueError, match="multiples of 32"):
-        estimate_peak_bytes(height, width, 16)
+        estimate_peak_bytes(problem(16), height, width)
 
 
 def test_real_run_peak_is_within_a_quarter_of_its_estimate(tmp_path):
     command = run_command(128, 16, "ours", "sgd", "fp32", "cpu", 2, str(tmp_path))
     status, peak = measure_cpu(command, tmp_path / "log.txt")
     assert status == 0, (tmp_path / "log.txt").read_text()[-2000:]
-    estimate = estimate_peak_bytes(128, 128, 16)
+    estimate = estimate_peak_bytes(problem(16), 128, 128)
     assert abs(estimate / peak - 1) <= 0.25, f"estimated {estimate / 2**20:.0f} MiB, measured {peak / 2**20:.0f} MiB"
 
 
@@ -204,8 +210,8 @@ def test_shortfall_names_the_gibibytes_and_the_fixes():
 
 @pytest.mark.parametrize("method", ["ours", "dip"])
 def test_cuda_estimate_leaves_out_what_stays_on_the_host(method):
-    cpu = estimate_terms(256, 256, 32, method, device_type="cpu")
-    cuda = estimate_terms(256, 256, 32, method, device_type="cuda")
+    cpu = estimate_terms(problem(32, method), 256, 256, device="cpu")
+    cuda = estimate_terms(problem(32, method), 256, 256, device="cuda")
     # The process's own memory and the clean, last, final and best images are host memory.
     host = PROCESS_OVERHEAD_BYTES + 4 * IMAGE_BYTES * 256 * 256
     assert sum(cpu.values()) - sum(cuda.values()) == host
@@ -213,8 +219,8 @@ def test_cuda_estimate_leaves_out_what_stays_on_the_host(method):
 
 @pytest.mark.parametrize("method", ["ours", "dip"])
 def test_the_graph_step_adds_its_pool_and_the_evaluation_pass_on_cuda(method):
-    eager = estimate_terms(512, 512, 128, method, device_type="cuda")
-    graph = estimate_terms(512, 512, 128, method, device_type="cuda", step="graph")
+    eager = estimate_terms(problem(128, method), 512, 512, device="cuda")
+    graph = estimate_terms(problem(128, method), 512, 512, device="cuda", options=StepOptions(step="graph"))
     assert {name: graph[name] for name in eager} == eager
     parameters = sum(p.numel() for p in SkipEncoderDecoder(INPUT_CHANNELS, 3, 128).parameters())
     gradients = 4 * parameters + (2 * IMAGE_BYTES * 512 * 512 if method == "ours" else 0)
@@ -223,8 +229,8 @@ def test_the_graph_step_adds_its_pool_and_the_evaluation_pass_on_cuda(method):
     assert graph["graph pool"] == eager["saved activations"] + eager["backward transient"] + gradients
     assert graph["evaluation pass"] == 2 * (128 + 4) * 512 * 512 * 4
     # Where there is no graph, nothing is added.
-    cpu = estimate_terms(512, 512, 128, method, device_type="cpu", step="graph")
-    assert cpu == estimate_terms(512, 512, 128, method)
+    cpu = estimate_terms(problem(128, method), 512, 512, device="cpu", options=StepOptions(step="graph"))
+    assert cpu == estimate_terms(problem(128, method), 512, 512)
 
 
 def test_what_the_process_has_cached_on_a_gpu_is_available_to_the_next_run():

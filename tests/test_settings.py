@@ -24,7 +24,8 @@ RATES = "learning rates must be in [1.175494e-38, 2.126765e+37] (positive and fi
 
 
 def parsed(*argv):
-    return spec_from_args(build_parser().parse_args(list(argv)))
+    spec, _ = spec_from_args(build_parser().parse_args(list(argv)))
+    return spec
 
 
 def test_the_defaults_are_the_paper_s():

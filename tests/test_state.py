@@ -27,7 +27,7 @@ def test_a_saved_state_reads_back_as_it_was(tmp_path):
     state.save(str(tmp_path / "c.pt"))
     loaded = RunState.load(str(tmp_path / "c.pt"))
     for field in dataclasses.fields(RunState):
-        if field.name not in ("problem", "best", "last"):
+        if field.name not in ("problem", "best", "last", "read_from"):  # read_from: the file, not the state
             assert getattr(loaded, field.name) == getattr(state, field.name), field.name
     assert np.array_equal(loaded.best, state.best) and np.array_equal(loaded.last, state.last)
     for key, value in state.problem["network"].items():
@@ -81,3 +81,32 @@ def test_a_missing_or_damaged_file_is_one_line(tmp_path, content, message):
     with pytest.raises(InputError) as caught:
         RunState.load(str(path))
     assert str(caught.value) == message.format(path=path)
+
+
+def test_a_state_read_before_is_not_read_again_while_its_file_is_the_same(tmp_path):
+    path = str(tmp_path / "c.pt")
+    a_state().save(path)
+    first = RunState.load(path)
+    assert RunState.load(path, earlier=first) is first
+    assert RunState.load(path, earlier=RunState(config=RecoveryConfig())) is not first  # not read from a file
+
+
+@pytest.mark.parametrize("later_iteration", [1, 2])
+def test_a_checkpoint_saved_since_it_was_read_is_read_again(tmp_path, later_iteration):
+    path = str(tmp_path / "c.pt")
+    state = a_state()
+    state.save(path)
+    first = RunState.load(path)
+    state.iteration = later_iteration  # another process saved the run meanwhile (1: with no progress)
+    state.save(path)
+    again = RunState.load(path, earlier=first)
+    assert again is not first and again.iteration == later_iteration
+
+
+def test_a_checkpoint_removed_since_it_was_read_is_missing(tmp_path):
+    path = tmp_path / "c.pt"
+    a_state().save(str(path))
+    first = RunState.load(str(path))
+    path.unlink()
+    with pytest.raises(InputError, match="no checkpoint to resume"):
+        RunState.load(str(path), earlier=first)
