@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from utils.metrics import psnr_tensor, ssim_tensor
 
-from .evaluation import (CANDIDATES, DETECTION_FIELDS, FINAL, FINAL_LABEL, Evaluation, describe_detection, detection,
+from .evaluation import (CANDIDATES, FINAL, FINAL_LABEL, Evaluation, describe_detection, detection, detection_row,
                          impulse_mask)
 from .observation import Observation
 from .outputs import RunFiles, write_best, write_final_images, write_history
@@ -156,7 +156,7 @@ def measure(run, loss, phi):
     values = torch.cat(values).tolist()
     row["loss"] = values[0]
     finite = math.isfinite(row["loss"]) and values[1] == 1
-    row.update(zip(DETECTION_FIELDS, values[2:2 + len(found)]))
+    row.update(detection_row(values[2:2 + len(found)]))
     if run.clean is not None and finite:
         count, start = len(names) + 1, 2 + len(found)
         psnrs, ssims = values[start:start + count], values[start + count:]
@@ -214,5 +214,5 @@ def finish(run, diverged):
             summary += f", best (oracle) {state.best_psnr:.2f} dB"
         log(summary)
         if state.history[-1].get("impulses_found") is not None:  # none in a checkpoint older than the detection
-            log(describe_detection(state.history[-1]))
+            log(describe_detection(state.history[-1], clean is not None))
     return impulses

@@ -91,13 +91,15 @@ def _local_outcome(job, stopped):
     return Outcome.failed(f"the job ended without a result (log: {job.paths.stderr})")
 
 
-def execute_locally(runs, device, progress=True, log=print):
+def execute_locally(runs, device, progress=True, log=print, check_memory=True):
     """Bring every run to completion on this machine: in this process on ``device``, or one local
-    job per GPU where ``device`` means several (:func:`local_job_devices`); a ``sweep.SweepOutcome``."""
+    job per GPU where ``device`` means several (:func:`local_job_devices`); a ``sweep.SweepOutcome``.
+    ``check_memory`` False starts the runs made in this process without the memory check (a
+    local job checks always)."""
     devices = local_job_devices(device)
     if len(devices) > 1:
         return execute_in_local_jobs(runs, devices, progress, log)
-    return sweep.execute_runs(runs, progress, log)
+    return sweep.execute_runs(runs, progress, log, check_memory)
 
 
 def execute_in_local_jobs(runs, devices, progress=True, log=print):
