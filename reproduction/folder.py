@@ -104,11 +104,11 @@ def follow_inputs(readable):
         if saved is None or (recorded is None and made == shape):
             records.append((run, path, now))
         elif recorded != now:
-            was = describe_record(recorded) if recorded else (
-                _describe_shape(made) if made is not None else "no record of it")
+            was, is_now = ((describe_record(recorded), describe_record(now)) if recorded else
+                           (_describe_shape(made), _describe_shape(shape)))
             where = printable_path(os.path.join(run.out_dir, run.ckpt))
             changed[path] = InputError(
-                f"{CHANGED} since its run was made ({was}; now {describe_record(now)}, {_describe_shape(shape)}): "
+                f"{CHANGED} since its run was made (from {was}; now {is_now}): "
                 f"its run is kept; move or delete {where}_* to make it again, or give another `out_dir`"
             ).for_command_line()
             continue
