@@ -17,7 +17,7 @@ EXPERIMENTS = ("implicit_bias", "phase_transition", "learning_curves")
 # Every problem of the phase transition is made before the first is solved, and each is a convex
 # program and two descents: --quick --trials 20 (180 problems) took 9.7 s on the 2-core development
 # CPU, so 1,000 trials (9,000 problems; 30,000 larger ones on the full grid) are minutes to hours.
-# Far beyond, the problems alone fill the memory (--trials 10**11 reached 23.7 GB).
+# Far beyond, the problems alone fill the memory (issue 28: --trials 10**11 reached 23.7 GB).
 MAX_TRIALS = 1000
 MODULES = dict(zip(EXPERIMENTS, (implicit_bias, phase_transition, learning_curves)))  # each has QUICK and FULL
 

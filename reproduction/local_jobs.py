@@ -11,6 +11,7 @@ import submitit
 import torch
 
 from recovery.stopping import StopRequest
+from utils.atomic_files import printable_path
 from utils.errors import InputError
 
 from . import sweep
@@ -115,7 +116,7 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
         return sweep.execute_runs(runs, progress, log)
     gpus = [physical_gpu(device) for device in devices]  # a device that cannot be given fails before any job
     for ckpt in reused:
-        log(f"{ckpt}: complete, reused")
+        log(f"{printable_path(ckpt)}: complete, reused")
     folder = os.path.join(os.path.abspath(todo[0][0].out_dir), "local")
     executor = submitit.LocalExecutor(folder=os.path.join(folder, "%j"))
     log(f"{len(todo)} runs as local jobs, one at a time on each of {', '.join(devices)}; logs in {folder}/")
@@ -127,7 +128,8 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
                 (run, resume), (device, gpu) = waiting.pop(0), free.pop(0)
                 job = _start_local_job(executor, run, gpu)
                 running[job] = run, (device, gpu)
-                log(f"{run.ckpt}: {'resuming' if resume else 'starting'} on {device} (log: {job.paths.stdout})")
+                log(f"{printable_path(run.ckpt)}: {'resuming' if resume else 'starting'} on {device} "
+                    f"(log: {job.paths.stdout})")
             if stop.requested and not stopped:
                 stopped = True
                 for job in running:
@@ -137,7 +139,7 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
                 run, slot = running.pop(job)
                 free.append(slot)
                 outcomes[run.ckpt] = _local_outcome(job, stopped)
-                log(f"{run.ckpt}: {outcomes[run.ckpt]}")
+                log(f"{printable_path(run.ckpt)}: {outcomes[run.ckpt]}")
             time.sleep(LOCAL_POLL_S)
     failures = [f"{ckpt}: {outcome}" for ckpt, outcome in outcomes.items() if outcome.is_failure]
     return sweep.SweepOutcome(list(outcomes), reused, stopped, failures)

@@ -73,7 +73,8 @@ def test_the_listing_takes_images_leaves_hidden_names_out_and_reports_what_is_no
     assert [os.path.basename(path) for path in listing.images] == ["a.png", "b.gif", "c.JPG", "link.png"]
     assert sorted(os.path.basename(path) for path in listing.hidden) == ["._a.png", ".hidden.png"]
     assert {os.path.basename(path): why for path, why in listing.not_files.items()} == {
-        "broken.png": "not read: a broken link", "loop.png": "not read: a loop of links", "sub.png": "not read: a folder"}
+        "broken.png": "not read: a broken link", "loop.png": "not read: a loop of links",
+        "sub.png": "not read: a folder"}
 
 
 def test_a_folder_takes_every_format_a_single_run_reads():
