@@ -286,3 +286,13 @@ def test_every_file_name_is_a_run_of_its_own_and_the_folder_never_gets_stuck(tmp
     assert all(row["status"] == "complete" and row["size"] == "96x64" for row in rows.values() if row["run"])
     table = (out_dir / "summary.md").read_text().splitlines()[2:]
     assert len(table) == len(rows) + 2 and all(line.replace("\\|", "").count("|") == 11 for line in table)
+
+
+def test_a_folder_of_nothing_readable_into_a_fresh_out_dir_writes_its_summary(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n and then nothing of an image")
+    assert main(["--image", str(folder), "--out_dir", str(tmp_path / "new" / "out"), *TINY]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{folder}/damaged.png: unreadable: cannot read ")
+    assert summary(tmp_path / "new" / "out")["damaged.png"]["status"] == line[len(f"{folder}/damaged.png: "):]
