@@ -82,7 +82,7 @@ def split_readable(pairs, launch, check_memory=True):
 
 
 def _describe_shape(shape):
-    return f"a {shape[0]}-channel {shape[2]}x{shape[1]} image"
+    return "an image of unknown size" if shape is None else f"a {shape[0]}-channel {shape[2]}x{shape[1]} image"
 
 
 def follow_inputs(readable):

@@ -131,15 +131,16 @@ def record_path(run):
 
 
 def read_record(run):
-    """The input record of ``run``; None when it has none; ``{}`` when it cannot be read as one."""
+    """The input record of ``run``: ``{"bytes", "sha256"}``, or None when it has none that can be
+    read as one (its run is then judged as one made without a record)."""
     try:
         with open(record_path(run)) as f:
             record = json.load(f)
-    except FileNotFoundError:
-        return None
     except (OSError, ValueError):
-        return {}
-    return {key: record.get(key) for key in ("bytes", "sha256")} if isinstance(record, dict) else {}
+        return None
+    if not (isinstance(record, dict) and isinstance(record.get("bytes"), int) and isinstance(record.get("sha256"), str)):
+        return None
+    return {"bytes": record["bytes"], "sha256": record["sha256"]}
 
 
 def write_record(run, path, record):

@@ -4,6 +4,7 @@ resumed; the summary; the refusals; the same folder as a Slurm job array (slow).
 
 import contextlib
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -296,3 +297,24 @@ def test_a_folder_of_nothing_readable_into_a_fresh_out_dir_writes_its_summary(tm
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"{folder}/damaged.png: unreadable: cannot read ")
     assert summary(tmp_path / "new" / "out")["damaged.png"]["status"] == line[len(f"{folder}/damaged.png: "):]
+
+
+@pytest.mark.parametrize("replaced", [False, True])
+def test_a_run_without_a_record_is_taken_for_its_file_when_the_sizes_agree(tmp_path, capsys, replaced):
+    """A run made before records existed (its record deleted here): reused and recorded when its
+    image has the file's shape; refused when the file now gives another."""
+    folder, out_dir = make_folder(tmp_path / "in", damaged=False), tmp_path / "out"
+    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY[2:]]  # no --resize: the size is the file's
+    assert main(argv) == 0
+    os.remove(out_dir / "coffee_input.json")
+    if replaced:
+        Image.fromarray(skimage.data.coffee()).resize((96, 64)).save(folder / "coffee.png")
+    capsys.readouterr()
+    assert main(argv) == replaced
+    err = capsys.readouterr().err
+    if replaced:
+        assert err.startswith(f"{folder}/coffee.png: changed since its run was made (from a 3-channel 64x64 image; "
+                              f"now a 3-channel 96x64 image): its run is kept; ")
+        assert not (out_dir / "coffee_input.json").exists()
+    else:
+        assert err == "" and json.loads((out_dir / "coffee_input.json").read_text())["bytes"] > 0

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recovery.settings import MAX_CKPT_LENGTH, RunSpec
-from reproduction.folder_files import check_apart, image_extensions, input_record, list_folder, run_names
+from reproduction.folder_files import check_apart, image_extensions, input_record, list_folder, read_record, run_names
 from utils.errors import InputError
 
 LONG = "x" * 236  # with ".png", a 240-byte file name
@@ -107,3 +107,10 @@ def test_the_out_dir_must_lie_apart_from_the_images_links_followed(tmp_path, mon
     else:
         with pytest.raises(InputError, match=f"^out_dir {out_dir} {relation} the folder of images in: give an"):
             check_apart(out_dir, "in")
+
+
+@pytest.mark.parametrize("text", ['{"bytes": 3, "sha256": "abc"}', "{not json", '{"bytes": "3"}', "[]", ""])
+def test_a_record_that_cannot_be_read_as_one_is_none(tmp_path, text):
+    run = RunSpec("a", str(tmp_path))
+    (tmp_path / "a_input.json").write_text(text)
+    assert read_record(run) == ({"bytes": 3, "sha256": "abc"} if text.startswith('{"bytes": 3') else None)
