@@ -1,9 +1,11 @@
 """Bring a list of runs to completion, reusing what is done and resuming what was interrupted.
 
 Every run is ``recovery.run_recovery`` writing ``<runs_dir>/<ckpt>_*``. Its checkpoint says how far
-it got: at ``num_iter`` or beyond it is complete and left alone; short of it, it is resumed (on
-the CPU bit for bit as if never stopped; on a GPU the same mathematics, not the same bits:
-docs/running.md); without one, it is started.
+it got: at ``num_iter`` or beyond it is complete and left alone (but resumed, which writes them
+again, when an image file of its end was deleted); short of it, it is resumed (on the CPU bit for
+bit as if never stopped; on a GPU the same mathematics, not the same bits: docs/running.md);
+without one, it is started. A run that fails (a full disk, another process holding it, too large
+for the memory) is one failure with its reason, and the other runs go on.
 
 Here runs go one after another in this process; ``local_jobs`` and ``slurm_launch`` give them to
 submitit jobs instead (one local job per GPU, or a Slurm job array), each of which runs one through
