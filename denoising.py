@@ -23,6 +23,9 @@ from reproduction.launch_settings import add_launch_arguments, launch_from_args
 from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure, signal_exit_status
 
 PROG = "denoising.py"
+# What a failure leaves: one run, or the runs of a folder (which take no --resume).
+KEPT = "the last checkpoint written, if any, is intact (--resume)"
+FOLDER_KEPT = "every run's last checkpoint written is intact; the same command resumes the runs"
 
 
 def build_parser():
@@ -66,7 +69,7 @@ def resume_command(spec, gpu=None):
 
 def refuse_single_run_flags(args):
     """InputError for a flag of one run given with a folder of images."""
-    for flag in ("ckpt", "resume", "overwrite", "no_memory_check"):
+    for flag in ("ckpt", "resume", "overwrite"):
         if getattr(args, flag, None) not in (None, False):
             raise InputError(f"`{flag}` is for one image: the runs of a folder are named after their files, and "
                              f"the same command skips complete ones and resumes the others")
@@ -76,6 +79,7 @@ def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # torch reads it when CUDA is first used
+    field = None
     try:
         launch, launching = launch_from_args(args)
         field = folder_field(RecoveryConfig(**given_settings(RecoveryConfig, args)))
@@ -87,14 +91,15 @@ def main(argv=None):
         if field is not None:
             spec.options.validate()
             launch.validate(spec)
-            return recover_folder(spec, field, launch, progress=not args.no_progress)
+            return recover_folder(spec, field, launch, progress=not args.no_progress,
+                                  check_memory=not args.no_memory_check)
         if launching:
             raise InputError(f"`{launching[0]}` is for a folder of images (`image` DIR or `noisy` DIR)")
         report = run_recovery(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                               check_memory=not args.no_memory_check, state=state)
     # Ctrl-C lands here only outside the loop's own clean stop (start-up, or a second Ctrl-C).
     except EXPECTED_FAILURES as exc:
-        return report_failure(PROG, exc, "the last checkpoint written, if any, is intact (--resume)")
+        return report_failure(PROG, exc, KEPT if field is None else FOLDER_KEPT)
     if report.interrupted:
         print(f"continue with: python {shlex.join(resume_command(spec, args.gpu))}")
         return signal_exit_status(report.stop_signal)

@@ -7,7 +7,7 @@ import os
 import time
 import typing
 
-from recovery.settings import MAX_SEED, check_at_least, setting
+from recovery.settings import MAX_SEED, check_at_least, check_at_most, setting
 from utils.atomic_files import check_writable_folder, printable_path
 from utils.errors import InputError
 from utils.optional import import_optional
@@ -15,6 +15,11 @@ from utils.optional import import_optional
 from . import implicit_bias, learning_curves, phase_transition
 
 EXPERIMENTS = ("implicit_bias", "phase_transition", "learning_curves")
+# Every problem of the phase transition is made before the first is solved, and each is a convex
+# program and two descents: --quick --trials 20 (180 problems) took 9.7 s on the 2-core development
+# CPU, so 1,000 trials (9,000 problems; 30,000 larger ones on the full grid) are minutes to hours.
+# Far beyond, the problems alone fill the memory (issue 28: --trials 10**11 reached 23.7 GB).
+MAX_TRIALS = 1000
 MODULES = dict(zip(EXPERIMENTS, (implicit_bias, phase_transition, learning_curves)))  # each has QUICK and FULL
 
 
@@ -28,8 +33,8 @@ class MatrixSettings:
     out_dir: str = setting(os.path.join("figures", "matrix"), "where the figures (PNG, PDF) and CSV files go")
     threshold: float = setting(1e-2, "a phase-transition trial recovers X* when ||X - X*||_F / ||X*||_F is below "
                                "this, in (0, 1)")
-    trials: typing.Optional[int] = setting(None, "problems per cell of the phase transition (default: 5; 2 with "
-                                           "--quick)")
+    trials: typing.Optional[int] = setting(None, "problems per cell of the phase transition, 1 to 1000 (default: 5; "
+                                           "2 with --quick)")
     experiments: tuple = EXPERIMENTS  # the command line's --experiment
 
     def validate(self):
@@ -40,6 +45,7 @@ class MatrixSettings:
             raise InputError(f"`threshold` must be in (0, 1), got {self.threshold}")
         if self.trials is not None:
             check_at_least(self, 1, "trials")
+            check_at_most(self, MAX_TRIALS, "trials")
         unknown = [name for name in self.experiments if name not in EXPERIMENTS]
         if unknown or not self.experiments:
             raise InputError(f"`experiment` must be some of {', '.join(EXPERIMENTS)}, "

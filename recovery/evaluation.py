@@ -31,6 +31,7 @@ scikit-image's samples, never on the paper's images (docs/evaluation.md).
 
 import contextlib
 import copy
+import math
 
 import torch
 
@@ -85,22 +86,34 @@ def impulse_mask(impulses, threshold=FILL_THRESHOLD, sign="both"):
 def detection(found, corrupted=None):
     """``[impulses_found]``, or with ``corrupted`` (the truly corrupted elements)
     ``[impulses_found, precision, recall]``: float32 tensors on the device of ``found`` (bool
-    tensors of one shape), without host synchronisation. Nothing found is a precision of 1."""
+    tensors of one shape), without host synchronisation. A ratio of 0 / 0 (nothing found: no
+    precision; nothing corrupted: no recall) is NaN, which :func:`detection_row` makes None."""
     found_count = found.sum(dtype=torch.float32)
     values = [found_count / found.numel()]
     if corrupted is not None:
         hits = (found & corrupted).sum(dtype=torch.float32)
-        values += [torch.where(found_count > 0, hits / found_count.clamp(min=1), 1.0),
-                   hits / corrupted.sum(dtype=torch.float32).clamp(min=1)]
+        values += [hits / found_count, hits / corrupted.sum(dtype=torch.float32)]  # 0 / 0 is NaN
     return values
 
 
-def describe_detection(row):
-    """The closing line of a history ``row`` with the detection's columns."""
+def detection_row(values):
+    """``{field: value}`` of the history's detection columns from the numbers of :func:`detection`
+    (as many as it gave): a ratio of 0 / 0 is None (an empty cell), as a missing one."""
+    return {field: None if math.isnan(value) else value for field, value in zip(DETECTION_FIELDS, values)}
+
+
+def describe_detection(row, corruption_known):
+    """The closing line of a history ``row`` with the detection's columns; with ``corruption_known``
+    (a clean image) the precision and recall too, "n/a" where the ratio is 0 / 0."""
     line = f"impulses found: {row['impulses_found']:.1%} of the elements"
-    if row["precision"] is not None:
-        line += f"; against the truly corrupted: precision {row['precision']:.3f}, recall {row['recall']:.3f}"
+    if corruption_known:
+        line += (f"; against the truly corrupted: precision {_ratio(row['precision'], 'nothing found')}, "
+                 f"recall {_ratio(row['recall'], 'nothing corrupted')}")
     return line
+
+
+def _ratio(value, why_none):
+    return f"n/a ({why_none})" if value is None else f"{value:.3f}"
 
 
 def history_fields():

@@ -1,5 +1,8 @@
 """One process per run: an exclusive lock on ``<out_dir>/<ckpt>.lock`` for the run's whole life.
 
+A lock file that cannot be made or written (a full disk) is an ``OutputError`` naming it, and
+leaves no file behind.
+
 The lock is the kernel's (``fcntl.flock``): it is released however the process ends, ``kill -9``
 included, so a lock file left behind by a killed run never blocks the next one. The file holds the
 holder's process id, for the message a second process gets. On file systems where ``flock`` does
@@ -12,7 +15,8 @@ import errno
 import fcntl
 import os
 
-from utils.errors import InputError
+from utils.atomic_files import printable_path
+from utils.errors import InputError, OutputError
 
 
 class RunInUse(InputError):
@@ -31,7 +35,10 @@ class RunLock:
 
     def __enter__(self):
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:  # a full disk, a quota: nothing was made
+                raise self._cannot_write(exc) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -45,10 +52,19 @@ class RunLock:
             if _same_file(fd, self.path):
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: the file made is removed while still held, as on leaving
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
+            os.close(fd)
+            raise self._cannot_write(exc) from None
         self._fd = fd
         return self
+
+    def _cannot_write(self, exc):
+        return OutputError(f"cannot write {printable_path(self.path)} ({exc.strerror or exc})")
 
     def _holder(self):
         with contextlib.suppress(OSError, ValueError), open(self.path) as f:

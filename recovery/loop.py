@@ -23,7 +23,7 @@ from tqdm import tqdm
 from utils.metrics import psnr_tensor, ssim_tensor
 
 from .evaluation import (CANDIDATES, DETECTION_FIELDS, FINAL, FINAL_LABEL, Evaluation, describe_detection, detection,
-                         impulse_mask)
+                         detection_row, impulse_mask)
 from .observation import Observation
 from .outputs import RunFiles, write_best, write_final_images, write_history
 from .problem import Recovery
@@ -161,6 +161,7 @@ def measure(context, loss, phi):
     row = {**dict.fromkeys(HISTORY_FIELDS), "iteration": state.iteration - 1, "seconds": round(state.seconds, 3)}
     # The metrics of images that are not all finite are not worth a column.
     row.update((name, value) for name, value in values.items() if finite or name not in metric_columns)
+    row.update(detection_row([values[field] for field in DETECTION_FIELDS if field in values]))  # 0 / 0: empty
     if context.clean is not None and finite and row["psnr"] > state.best_psnr:
         state.best_psnr, context.images["best"], context.best_changed = row["psnr"], last, True
     return row, finite
@@ -213,5 +214,5 @@ def finish(context, diverged):
             summary += f", best (oracle) {state.best_psnr:.2f} dB"
         log(summary)
         if state.history[-1].get("impulses_found") is not None:  # none in a checkpoint older than the detection
-            log(describe_detection(state.history[-1]))
+            log(describe_detection(state.history[-1], clean is not None))
     return impulses

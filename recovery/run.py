@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from utils.atomic_files import check_writable_folder
+from utils.atomic_files import check_writable_folder, make_folder
 from utils.errors import InputError
 
 from .devices import check_options, describe_device, out_of_memory_as_failure, resolve_device
@@ -92,7 +92,7 @@ def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, 
     """
     checked = check_run(spec, resume, overwrite, check_memory, state)
     spec, files = checked.spec, RunFiles(checked.spec.out_dir, checked.spec.ckpt)
-    os.makedirs(spec.out_dir, exist_ok=True)
+    make_folder(spec.out_dir)
     with RunLock(os.path.join(spec.out_dir, f"{spec.ckpt}.lock"), spec.ckpt), StopRequest() as stop, \
             out_of_memory_as_failure(checked.device):  # building the problem, the loop, the evaluation passes
         state = _state_under_lock(checked, files, resume, overwrite)

@@ -276,7 +276,8 @@ class RunSpec:
 
     def to_argv(self, resume=False):
         """The ``denoising.py`` command line (a list, without the interpreter) making this run."""
-        argv = ["denoising.py", "--ckpt", self.ckpt, "--out_dir", self.out_dir, "--device", self.device]
+        argv = ["denoising.py", *flag_argv("ckpt", self.ckpt), *flag_argv("out_dir", self.out_dir),
+                *flag_argv("device", self.device)]
         return argv + self.config.to_argv() + self.options.to_argv() + ["--resume"] * resume
 
 
@@ -315,8 +316,14 @@ def settings_argv(settings):
         if _value_type(field) is bool:
             argv.append(f"--{field.name}")  # a bool that is not its default False
         else:
-            argv += [f"--{field.name}", repr(value) if isinstance(value, float) else str(value)]
+            argv += flag_argv(field.name, repr(value) if isinstance(value, float) else str(value))
     return argv
+
+
+def flag_argv(name, text):
+    """``--name text`` as command-line words; ``--name=text`` for a ``text`` that starts with a dash
+    (a run named ``-x``), which argparse would otherwise take for a flag."""
+    return [f"--{name}={text}"] if text.startswith("-") else [f"--{name}", text]
 
 
 def add_arguments(parser, cls, exclude=()):

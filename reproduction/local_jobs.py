@@ -10,6 +10,7 @@ import time
 import torch
 
 from recovery.stopping import StopRequest
+from utils.atomic_files import printable_path
 from utils.errors import InputError
 from utils.optional import import_optional
 
@@ -96,13 +97,15 @@ def _local_outcome(job, stopped):
     return Outcome.failed(f"the job ended without a result (log: {job.paths.stderr})")
 
 
-def execute_locally(runs, device, progress=True, log=print):
+def execute_locally(runs, device, progress=True, log=print, check_memory=True):
     """Bring every run to completion on this machine: in this process on ``device``, or one local
-    job per GPU where ``device`` means several (:func:`local_job_devices`); a ``sweep.SweepOutcome``."""
+    job per GPU where ``device`` means several (:func:`local_job_devices`); a ``sweep.SweepOutcome``.
+    ``check_memory`` False starts the runs made in this process without the memory check (a
+    local job checks always)."""
     devices = local_job_devices(device)
     if len(devices) > 1:
         return execute_in_local_jobs(runs, devices, progress, log)
-    return sweep.execute_runs(runs, progress, log)
+    return sweep.execute_runs(runs, progress, log, check_memory)
 
 
 def execute_in_local_jobs(runs, devices, progress=True, log=print):
@@ -119,7 +122,7 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
     gpus = [physical_gpu(device) for device in devices]  # a device that cannot be given fails before any job
     submitit = import_optional("submitit", "one local job per GPU")
     for ckpt in reused:
-        log(f"{ckpt}: complete, reused")
+        log(f"{printable_path(ckpt)}: complete, reused")
     folder = os.path.join(os.path.abspath(todo[0][0].out_dir), "local")
     executor = submitit.LocalExecutor(folder=os.path.join(folder, "%j"))
     log(f"{len(todo)} runs as local jobs, one at a time on each of {', '.join(devices)}; logs in {folder}/")
@@ -131,7 +134,8 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
                 (run, resume), (device, gpu) = waiting.pop(0), free.pop(0)
                 job = _start_local_job(executor, run, gpu)
                 running[job] = run, (device, gpu)
-                log(f"{run.ckpt}: {'resuming' if resume else 'starting'} on {device} (log: {job.paths.stdout})")
+                log(f"{printable_path(run.ckpt)}: {'resuming' if resume else 'starting'} on {device} "
+                    f"(log: {job.paths.stdout})")
             if stop.requested and not stopped:
                 stopped = True
                 for job in running:
@@ -141,7 +145,7 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
                 run, slot = running.pop(job)
                 free.append(slot)
                 outcomes[run.ckpt] = _local_outcome(job, stopped)
-                log(f"{run.ckpt}: {outcomes[run.ckpt]}")
+                log(f"{printable_path(run.ckpt)}: {outcomes[run.ckpt]}")
             time.sleep(LOCAL_POLL_S)
     failures = [f"{ckpt}: {outcome}" for ckpt, outcome in outcomes.items() if outcome.is_failure]
     return sweep.SweepOutcome(list(outcomes), reused, stopped, failures)

@@ -64,15 +64,15 @@ class RunTask(submitit.helpers.Checkpointable):
         """Bring the run to its end; the signal that stopped it first, or None."""
         run = self.run
         state, done = sweep.run_state(run)
-        if state is State.COMPLETE:
+        if state is State.COMPLETE and not sweep.images_missing(run, sweep.saved_state(run)):
             return None
         if restarts > self.max_restarts:
             raise RunFailure(f"requeued {restarts} times, more than `max_restarts` {self.max_restarts} (its "
                              f"checkpoint is kept, and the same command submits it again: best with a larger "
                              f"`time_min`)")
-        start = f"resuming at iteration {done:,}" if state is State.PARTIAL else "starting"
+        start = f"resuming at iteration {done:,}" if state is not State.MISSING else "starting"
         _print(f"{run.ckpt}: {start} on {run.device}" + (f" (restart {restarts})" if restarts else ""))
-        report = run_recovery(run, resume=state is State.PARTIAL, progress=False, log=_print)
+        report = run_recovery(run, resume=state is not State.MISSING, progress=False, log=_print)
         if report.diverged:
             raise RunFailure("diverged: the loss became inf or nan (learning rates too large?)")
         return None if report.state.reached(run.config.num_iter) else report.stop_signal

@@ -1,9 +1,11 @@
 """Bring a list of runs to completion, reusing what is done and resuming what was interrupted.
 
 Every run is ``recovery.run_recovery`` writing ``<runs_dir>/<ckpt>_*``. Its checkpoint says how far
-it got: at ``num_iter`` or beyond it is complete and left alone; short of it, it is resumed (on
-the CPU bit for bit as if never stopped; on a GPU the same mathematics, not the same bits:
-docs/running.md); without one, it is started.
+it got: at ``num_iter`` or beyond it is complete and left alone (but resumed, which writes them
+again, when an image file of its end was deleted); short of it, it is resumed (on the CPU bit for
+bit as if never stopped; on a GPU the same mathematics, not the same bits: docs/running.md);
+without one, it is started. A run that fails (a full disk, another process holding it, too large
+for the memory) is one failure with its reason, and the other runs go on.
 
 Here runs go one after another in this process; ``local_jobs`` and ``slurm_launch`` give them to
 submitit jobs instead (one local job per GPU, or a Slurm job array), each of which runs one through
@@ -15,13 +17,13 @@ import os
 import shlex
 
 from recovery import RunFiles, RunState, run_recovery
-from recovery.lock import RunInUse
-from utils.errors import InputError, OutputError
+from utils.atomic_files import printable_path
+from utils.errors import InputError, OutputError, RunFailure
 
 from .states import DONE, INTERRUPTED, Outcome, State
 
 
-def _saved_state(run):
+def saved_state(run):
     """The RunState of the RunSpec ``run``, or None; InputError if it belongs to another problem."""
     path = RunFiles(run.out_dir, run.ckpt).checkpoint
     if not os.path.exists(path):
@@ -36,10 +38,21 @@ def _saved_state(run):
 
 def run_state(run):
     """``(state, iterations done)``, state a ``State``: MISSING, PARTIAL or COMPLETE."""
-    saved = _saved_state(run)
+    saved = saved_state(run)
     if saved is None:
         return State.MISSING, 0
     return (State.COMPLETE if saved.reached(run.config.num_iter) else State.PARTIAL), saved.iteration
+
+
+def images_missing(run, saved):
+    """True when ``saved`` (the RunState of ``run``) has images to show and one of the image files
+    its end writes is missing (deleted by hand): resuming the run writes them again."""
+    if saved is None or saved.last is None:
+        return False
+    files = RunFiles(run.out_dir, run.ckpt)
+    expected = [files.last, files.panel] + [files.final] * (saved.final is not None)
+    expected += [files.impulses, files.mask] * run.config.has_corruption_term
+    return not all(os.path.exists(path) for path in expected)
 
 
 def describe_progress(done, num_iter):
@@ -51,7 +64,7 @@ def describe_progress(done, num_iter):
 def load_result(run):
     """The run's RunState, or None if it has nothing to show yet (not started, or stopped before
     its first logged iteration)."""
-    saved = _saved_state(run)
+    saved = saved_state(run)
     return None if saved is None or saved.last is None else saved
 
 
@@ -60,13 +73,15 @@ def denoising_command(run, resume):
     return shlex.join(["python"] + run.to_argv(resume))
 
 
-def execute_run(run, resume, progress=True, log=print):
+def execute_run(run, resume, progress=True, log=print, check_memory=True):
     """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns its
-    ``states.Outcome``: DONE, INTERRUPTED or a failure with its reason."""
+    ``states.Outcome``: DONE, INTERRUPTED or a failure with its reason (settings named as flags)."""
     try:
-        report = run_recovery(run, resume=resume, progress=progress, log=log)
-    except (OutputError, RunInUse) as exc:  # a full disk, another process: reported at the end
+        report = run_recovery(run, resume=resume, progress=progress, log=log, check_memory=check_memory)
+    except OutputError as exc:  # a full disk: reported at the end, and the other runs go on
         return Outcome.failed(str(exc))
+    except (InputError, RunFailure) as exc:  # another process holds it, it does not fit in memory...
+        return Outcome.failed(exc.for_command_line())
     if report.interrupted:
         return INTERRUPTED
     return Outcome.failed("diverged (the loss became inf or nan)") if report.diverged else DONE
@@ -81,19 +96,20 @@ class SweepOutcome:
 
 
 def split_runs(runs):
-    """``(todo, reused)``: ``todo`` the ``(run, resume)`` of every run not complete, ``reused``
-    the ckpt names of those complete."""
+    """``(todo, reused)``: ``todo`` the ``(run, resume)`` of every run not complete, or complete
+    but short of an image file (resumed, it writes them again), ``reused`` the ckpt names of those
+    complete."""
     todo, reused = [], []
     for run in runs:
-        state, _ = run_state(run)
-        if state is State.COMPLETE:
+        saved = saved_state(run)
+        if saved is not None and saved.reached(run.config.num_iter) and not images_missing(run, saved):
             reused.append(run.ckpt)
         else:
-            todo.append((run, state is State.PARTIAL))
+            todo.append((run, saved is not None))
     return todo, reused
 
 
-def execute_runs(runs, progress=True, log=print):
+def execute_runs(runs, progress=True, log=print, check_memory=True):
     """Bring every run in ``runs`` to completion in this process, one after another; returns a
     :class:`SweepOutcome`.
 
@@ -102,12 +118,12 @@ def execute_runs(runs, progress=True, log=print):
     """
     todo, reused = split_runs(runs)
     for ckpt in reused:
-        log(f"{ckpt}: complete, reused")
+        log(f"{printable_path(ckpt)}: complete, reused")
     executed, failures = [], []
     for number, (run, resume) in enumerate(todo, 1):
-        log(f"[{number}/{len(todo)}] {run.ckpt}: {'resuming' if resume else 'starting'}")
+        log(f"[{number}/{len(todo)}] {printable_path(run.ckpt)}: {'resuming' if resume else 'starting'}")
         executed.append(run.ckpt)
-        outcome = execute_run(run, resume, progress, log)
+        outcome = execute_run(run, resume, progress, log, check_memory)
         if outcome == INTERRUPTED:
             return SweepOutcome(executed, reused, interrupted=True, failures=failures)
         if outcome.is_failure:

@@ -17,6 +17,7 @@ from reproduce import main as reproduce_main  # noqa: E402 (after the checkout i
 from reproduction import plan  # noqa: E402
 from sweep_helpers import RESIZE  # noqa: E402
 from cli import ProcessSettings  # noqa: E402
+from full_disk import mounted_full_disk  # noqa: E402
 from slurm_cluster import session_cluster  # noqa: E402
 
 # The paper's four test images are not ours to redistribute: the reproduction's tests run on
@@ -100,6 +101,13 @@ def slurm_cluster():
     optional_module("submitit")  # the launcher's client
     with session_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real full disk: a small tmpfs whose every byte is taken (tests/full_disk.py)."""
+    with mounted_full_disk(tmp_path) as mount_point:
+        yield mount_point
 
 
 @pytest.fixture

@@ -39,6 +39,8 @@ from recovery.settings import MAX_COUNT, MAX_LEARNING_RATE, MAX_SIDE, MAX_WIDTH,
 QUICK = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow])
 THOROUGH = settings(QUICK, max_examples=400)
+# A folder is a run per file, seconds an example: fewer of them.
+FOLDER_QUICK, FOLDER_THOROUGH = settings(QUICK, max_examples=10), settings(QUICK, max_examples=100)
 
 # Values at and beyond each bound, and text that is no number at all.
 COUNTS = ["0", "-1", "", "nan", "1e3", "10**3", " 2 ", "1_0", "\u0661", str(MAX_COUNT + 1), str(10**30), "9" * 5000]
@@ -49,7 +51,7 @@ UNREADABLE = ["", "no_such.png", "notes.png", "small.png", "pipe", "folder", "fo
               "broken", "/dev/null", "/dev/zero", "x" * 300]
 FOLDERS = ["out", "new", "new/deeper", "", ".", "folder", "notes.png", "notes.png/sub", "pipe", "pipe/sub",
            "broken", "/proc/x", "/sys/x", "/dev/null", "/dev/null/x", "x" * 256, "/".join(["x" * 250] * 17),
-           "out\udcff", "two\nlines"]
+           "out\udcff", "two\nlines", "images", "images/sub"]
 DEVICES = ["cpu", "auto", "cuda", "cuda:99", "cuda:-1", "cuda:" + "9" * 30, "mps", "meta", "tpu", "cpu:0",
            "cpu:1", "", "cpu\nx"]
 
@@ -129,13 +131,21 @@ def _tokens(value):
 
 
 @contextlib.contextmanager
-def world(files):
-    """A fresh folder, made the working folder, holding the inputs a fuzzed command may name and
-    the files of an earlier run ``kept`` in ``out/``."""
+def world(files, images=()):
+    """A fresh folder, made the working folder, holding the inputs a fuzzed command may name, the
+    files of an earlier run ``kept`` in ``out/``, and a folder ``images/`` of the file names
+    ``images`` (of FOLDER_FILES)."""
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="fuzz") as root:
-        for folder in ("out", "folder", "data"):
+        for folder in ("out", "folder", "data", "images"):
             os.mkdir(os.path.join(root, folder))
+        for name in images:
+            path = os.path.join(root, "images", name)
+            if name in FOLDER_LINKS:
+                os.symlink(os.path.join(root, "images", FOLDER_LINKS[name]), path)
+            else:
+                with open(path, "wb") as f:
+                    f.write(b"not an image" if name == "damaged.png" else PNG.getvalue())
         for name, data in files.items():
             with open(os.path.join(root, "out", name), "wb") as f:
                 f.write(data)
@@ -185,10 +195,11 @@ def output_folder(script, argv):
             return None
 
 
-def check_contract(script, argv):
-    """Run ``script``'s main on ``argv`` in a fresh world and assert the command-line contract."""
+def check_contract(script, argv, images=()):
+    """Run ``script``'s main on ``argv`` in a fresh world (with ``images`` in ``images/``) and
+    assert the command-line contract."""
     prog, writes = script.PROG, script is denoising  # reproduce.py runs --dry_run: it writes nothing
-    with world(earlier_run()) as root:
+    with world(earlier_run(), images) as root:
         before, repository = snapshot(root), sorted(os.listdir(REPO))
         out, err = io.StringIO(), io.StringIO()
         kept = ProcessSettings()
@@ -207,11 +218,15 @@ def check_contract(script, argv):
         said = len(lines) == 1 and lines[0].startswith(f"{prog}: error: ")
         if status == 2:
             assert said and not changed, (lines, sorted(path for path, _ in changed))
-        elif status == 1:  # a resource that ran out, or a run that diverged (said on stdout)
-            assert said or (not lines and "diverged:" in out.getvalue()), lines
+        elif status == 1:  # a resource that ran out, or a run that diverged (said on stdout); in a folder,
+            # a line per file not recovered
+            assert said or (not lines and "diverged:" in out.getvalue()) or (
+                lines and all(line.startswith("images/") for line in lines)), lines
         else:
             assert not lines or "--help" in argv or "-h" in argv, lines
         assert all(may_write(path, out_dir) for path, _ in changed) if out_dir else not changed
+        inputs = os.path.join(root, "images")  # a user's images are never written, whatever out_dir says
+        assert not [path for path, _ in changed if path in before and path.startswith(inputs)]
         assert sorted(os.listdir(REPO)) == repository
 
 
@@ -230,6 +245,13 @@ def earlier_run():
 
 COMMON = ["--width", "2", "--num_iter", "1", "--device", "cpu", "--no_progress", "--out_dir", "out", "--ckpt", "new"]
 BASES = {"image": ["--image", "astronaut", "--resize", "64", *COMMON], "noisy": ["--noisy", "good.png", *COMMON]}
+# A folder of images: --noisy images/ with the base settings (a run per file, named after it).
+FOLDER_BASE = ["--noisy", "images", *COMMON[:-2]]
+# Names of every kind (issue 28): shared stems, a leading dash, |, a newline, bytes that are not
+# UTF-8, 240 bytes, .gif, a hidden file, a damaged one, a broken link and a loop of links.
+FOLDER_LINKS = {"broken.png": "nowhere.png", "loop.png": "loop.png"}
+FOLDER_FILES = ["a.png", "a.jpg", "a_png.tif", "-x.png", "p|q.png", "two\nlines.png", "caf\udcff.png",
+                "x" * 236 + ".png", "anim.gif", "._a.png", "damaged.png", *FOLDER_LINKS]
 REPRODUCE_BASE = ["--figure", "3", "--dry_run", "--resize", "64", "--width", "2", "--num_iter", "1", "--device", "cpu",
                   "--no_progress", "--out_dir", "figures", "--data_dir", "data"]
 
@@ -253,6 +275,27 @@ def test_denoising_keeps_its_command_line_contract(base, extra):
 @given(base=st.sampled_from(sorted(BASES)), extra=flags(DENOISING_VALUES, DENOISING_SWITCHES))
 def test_denoising_keeps_its_command_line_contract_at_length(base, extra):
     check_contract(denoising, BASES[base] + extra)
+
+
+FOLDERS_OF_FILES = st.lists(st.sampled_from(FOLDER_FILES), min_size=1, max_size=4, unique=True)
+
+
+@FOLDER_QUICK
+@given(images=FOLDERS_OF_FILES, extra=flags(DENOISING_VALUES, DENOISING_SWITCHES))
+@example(images=["a.png", "a.jpg", "a_png.tif"], extra=[]).via("two runs named a_png: stuck for good")
+@example(images=["a.png"], extra=["--out_dir", "images"]).via("outputs written over the inputs")
+@example(images=["a.png"], extra=["--width", "0"]).via("a bad setting reported as every file unreadable")
+@example(images=["caf\udcff.png", "p|q.png"], extra=[]).via("UnicodeEncodeError writing the summary")
+@example(images=["x" * 236 + ".png"], extra=[]).via("refused as --ckpt too long, a flag a folder does not take")
+def test_denoising_keeps_its_command_line_contract_on_a_folder(images, extra):
+    check_contract(denoising, FOLDER_BASE + extra, images)
+
+
+@pytest.mark.slow
+@FOLDER_THOROUGH
+@given(images=FOLDERS_OF_FILES, extra=flags(DENOISING_VALUES, DENOISING_SWITCHES))
+def test_denoising_keeps_its_command_line_contract_on_a_folder_at_length(images, extra):
+    check_contract(denoising, FOLDER_BASE + extra, images)
 
 
 @QUICK

@@ -3,6 +3,7 @@ are the documented averages, resume bit for bit, and reach the history, the file
 Figures 3 and 4."""
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from cli import TINY
 from denoising import main
 from recovery import Recovery, RecoveryConfig, RunSpec, RunState, prepare_observation, run_recovery
 from recovery.evaluation import (CANDIDATES, FILL_THRESHOLD, FINAL, FINAL_LABEL, OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT,
-                                 DETECTION_FIELDS, describe_detection, detection, fill_impulses, impulse_mask,
+                                 DETECTION_FIELDS, describe_detection, detection, detection_row, fill_impulses, impulse_mask,
                                  Evaluation, batch_statistics_untracked)
 from recovery.state import HISTORY_FIELDS
 from reproduction import sweep, table
@@ -250,13 +251,28 @@ def test_the_detection_is_the_fill_threshold_either_sign(kind):
 @pytest.mark.parametrize("found,corrupted,expected", [
     ([1, 1, 0, 0], [1, 0, 1, 0], [0.5, 0.5, 0.5]),
     ([1, 1, 1, 0], [1, 1, 0, 0], [0.75, 2 / 3, 1.0]),
-    ([0, 0, 0, 0], [1, 0, 0, 0], [0.0, 1.0, 0.0]),  # nothing found: nothing wrongly found
-    ([1, 0, 0, 0], [0, 0, 0, 0], [0.25, 0.0, 0.0]),
+    ([0, 0, 0, 0], [1, 0, 0, 0], [0.0, math.nan, 0.0]),  # nothing found: no precision (0 / 0)
+    ([1, 0, 0, 0], [0, 0, 0, 0], [0.25, 0.0, math.nan]),  # nothing corrupted: no recall
+    ([0, 0, 0, 0], [0, 0, 0, 0], [0.0, math.nan, math.nan]),
 ])
 def test_the_detection_s_fraction_precision_and_recall(found, corrupted, expected):
     found, corrupted = (torch.tensor(values, dtype=torch.bool) for values in (found, corrupted))
-    assert [value.item() for value in detection(found, corrupted)] == pytest.approx(expected)
+    assert [value.item() for value in detection(found, corrupted)] == pytest.approx(expected, nan_ok=True)
     assert [value.item() for value in detection(found)] == pytest.approx(expected[:1])
+
+
+@pytest.mark.parametrize("found, corrupted, says", [
+    ([1, 1, 0, 0], [1, 0, 1, 1], "precision 0.500, recall 0.333"),
+    ([0, 0, 0, 0], [1, 0, 0, 0], "precision n/a (nothing found), recall 0.000"),
+    ([1, 0, 0, 0], [0, 0, 0, 0], "precision 0.000, recall n/a (nothing corrupted)"),
+    ([0, 0, 0, 0], [0, 0, 0, 0], "precision n/a (nothing found), recall n/a (nothing corrupted)"),
+])
+def test_a_ratio_of_0_over_0_is_an_empty_cell_and_said_as_n_a(found, corrupted, says):
+    found, corrupted = (torch.tensor(values, dtype=torch.bool) for values in (found, corrupted))
+    row = detection_row([value.item() for value in detection(found, corrupted)])
+    assert (row["precision"] is None) == ("precision n/a" in says) and (row["recall"] is None) == ("recall n/a" in says)
+    assert describe_detection(row, corruption_known=True).endswith(f"against the truly corrupted: {says}")
+    assert describe_detection(row, corruption_known=False) == f"impulses found: {row['impulses_found']:.1%} of the elements"
 
 
 @pytest.mark.parametrize("noise", ["salt_pepper_pixel", "random_valued"])
@@ -274,7 +290,7 @@ def test_a_run_logs_its_detection_and_writes_its_impulse_map(tmp_path, noise):
     assert 0 < hits < found.sum()
     assert [row[name] for name in DETECTION_FIELDS] == pytest.approx(
         [found.mean(), hits / found.sum(), hits / corrupted.sum()], abs=1e-6)
-    assert lines[-1] == describe_detection(row) and lines[-1].startswith("impulses found: ")
+    assert lines[-1] == describe_detection(row, corruption_known=True) and lines[-1].startswith("impulses found: ")
     assert f"at nlevel {config.nlevel}, {noise}" in "\n".join(lines)
 
 

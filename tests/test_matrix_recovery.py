@@ -20,6 +20,7 @@ SUMMARY = re.compile(r"implicit bias: relative distance (\S+) at eps (\S+)")
     (["--seed", "-3"], "--seed must be in [0, 2**63 - 1], got -3"),
     (["--threshold", "1.5"], "--threshold must be in (0, 1), got 1.5"),
     (["--trials", "0"], "--trials must be at least 1, got 0"),
+    (["--trials", "100000000000"], "--trials must be at most 1000, got 100000000000"),  # not 23 GB of problems
     (["--out_dir", "a_file"], "--out_dir a_file exists and is not a folder"),
     (["--experiment", "pictures"], "--experiment: invalid choice: 'pictures'"),
     (["--trials", "many"], "--trials: invalid int value: 'many'"),

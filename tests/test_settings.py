@@ -53,10 +53,12 @@ def test_every_flag_is_a_field_with_its_default_and_help(cls):
     ["--image", "astronaut", "--resize", "96", "--nlevel", "0.3", "--width", "16", "--num_iter", "7",
      "--show_every", "2", "--precision", "bf16", "--channels_last", "--threads", "1", "--device", "cpu"],
     ["--noisy", "photo.png", "--ckpt", "photo", "--out_dir", "runs", "--lr", "0.1"],
+    ["--ckpt=-x", "--out_dir=-runs", "--image=-photo.png"],  # a run named -x: its resume command must work
 ])
 def test_to_argv_gives_back_the_same_run(argv):
     spec = parsed(*argv)
     assert parsed(*spec.to_argv()[1:]) == spec
+    assert parsed(*shlex.split(sweep.denoising_command(spec, resume=False))[2:]) == spec  # as printed
 
 
 ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-3, 3), st.floats(), st.text(max_size=4),

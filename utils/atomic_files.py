@@ -120,6 +120,15 @@ def atomic_path(path):
         raise
 
 
+def make_folder(path):
+    """``os.makedirs(path, exist_ok=True)``; a folder that cannot be made (a full disk) is an
+    OutputError naming it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make {printable_path(path)} ({exc.strerror or exc})") from None
+
+
 def check_writable_folder(path, flag):
     """InputError unless ``path`` is a folder this process can write in, or one it can make: the
     nearest existing folder above it is writable and every name to make is a valid one (it is made
