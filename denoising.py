@@ -18,7 +18,6 @@ import sys
 from recovery import RecoveryConfig, RunFiles, RunSpec, RunState, StepOptions, run_recovery
 from recovery.devices import check_gpu_flag
 from recovery.settings import add_arguments, given_settings
-from reproduction.folder import folder_field, recover_folder
 from reproduction.launch_settings import add_launch_arguments, launch_from_args
 from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure, signal_exit_status
 
@@ -82,13 +81,15 @@ def main(argv=None):
     field = None
     try:
         launch, launching = launch_from_args(args)
-        field = folder_field(RecoveryConfig(**given_settings(RecoveryConfig, args)))
+        field = RecoveryConfig(**given_settings(RecoveryConfig, args)).folder_field
         if field is not None:
             refuse_single_run_flags(args)
         spec, state = spec_from_args(args)
         if args.gpu is not None:
             check_gpu_flag(args.gpu, spec.device)
         if field is not None:
+            from reproduction.folder import recover_folder  # the sweep and its launchers: not for one image
+
             spec.options.validate()
             launch.validate(spec)
             return recover_folder(spec, field, launch, progress=not args.no_progress,

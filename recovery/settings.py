@@ -138,6 +138,16 @@ class RecoveryConfig:
                              "reference's default); bf16: network in bfloat16, loss and s in float32", PRECISIONS)
 
     @property
+    def folder_field(self):
+        """``"image"`` or ``"noisy"``: which of the images names a folder of images (a run per
+        file: ``reproduction/folder.py``); None for neither."""
+        for field in ("noisy", "image"):
+            path = getattr(self, field)
+            if path is not None and os.path.isdir(path):
+                return field
+        return None
+
+    @property
     def uses_l1(self):
         return self.l1 or self.method == "dip-l1"
 

@@ -36,15 +36,6 @@ UNREADABLE = "unreadable"
 CHANGED = "changed"
 
 
-def folder_field(config):
-    """``"image"`` or ``"noisy"``: which of the config's images names a folder; None for neither."""
-    for field in ("noisy", "image"):
-        path = getattr(config, field)
-        if path is not None and os.path.isdir(path):
-            return field
-    return None
-
-
 def check_folder_settings(spec, field, launch):
     """InputError for the first bad setting of the folder's runs (``spec``, whose ``config.<field>``
     is the folder), checked once, before any file is read or anything written."""
