@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import REPO
 from utils.errors import InputError
 from utils.image_decoding import MAX_IMAGE_PIXELS, PNG_REFUSED, PNG_SIGNATURE, decode_image_file
 from utils.image_io import ALPHA_NOTE, load_image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Adam7 interlacing: the first column, first row, column step and row step of each of its passes;
 # the files written here are the test's (no library writes an interlaced 16-bit colour PNG, or a
 # damaged one), read only by the libraries.
