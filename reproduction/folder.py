@@ -49,7 +49,11 @@ def image_files(directory):
 
 def run_names(paths):
     """The run of each file: its name without extension, or with it (``photo_jpg``) where two files
-    share a name."""
+    share a name.
+
+    >>> run_names(["photos/cat.png", "photos/dog.png", "photos/dog.jpg"])
+    ['cat', 'dog_png', 'dog_jpg']
+    """
     stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
     return [stem if stems.count(stem) == 1 else os.path.basename(path).replace(".", "_")
             for stem, path in zip(stems, paths)]
