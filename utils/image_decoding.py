@@ -59,7 +59,7 @@ def not_a_regular_file(path):
 
 
 def _read_bytes(path, shown):
-    """The whole file as a (writable) bytearray, or InputError: a folder, a device, empty, too large."""
+    """The whole file as a bytearray, or InputError: a folder, a device, empty, too large."""
     if (kind := not_a_regular_file(path)) is not None:
         raise _unreadable(shown, f"it is a {kind}")
     try:
@@ -138,6 +138,7 @@ def _decode_png(data, image, shown):
     gives: libpng gives a grayscale image with alpha as BGRA (Pillow's raw mode says ``LA``, its
     mode for a 16-bit one is RGBA), and an RGB image with a transparent colour with an alpha
     channel (Pillow's mode is RGB)."""
+    # OpenCV raises on an empty buffer and on more than 2**30 pixels: both refused before it is called.
     array, text = _decode_with_libpng(data)
     if array is None:
         raise _unreadable(shown, f"the file is truncated or corrupted: {_libpng_reason(text) or PNG_REFUSED}")
