@@ -59,7 +59,18 @@ def fill_impulses(observed, observed_less_s, impulses, estimate, threshold, remo
     """The final answer ``filled``: ``estimate`` where impulses of the sign ``remove`` were found,
     ``observed`` (y) where impulses of the other sign were found (kept as observed), and
     ``observed_less_s`` (clipped y - s, the observed value to within ``threshold``) elsewhere. All
-    tensors of one shape, e.g. ``1 x C x H x W`` float32 in [0, 1] (s, ``impulses``, in [-1, 1])."""
+    tensors of one shape, e.g. ``1 x C x H x W`` float32 in [0, 1] (s, ``impulses``, in [-1, 1]).
+
+    A pepper impulse found, an element the run takes for clean (|s| within the threshold), a salt
+    impulse found, a clean element:
+
+    >>> y, s = torch.tensor([0.0, 0.5, 1.0, 0.3]), torch.tensor([-0.4, 0.001, 0.6, 0.0])
+    >>> estimate = torch.full((4,), 0.2)
+    >>> fill_impulses(y, (y - s).clamp(0, 1), s, estimate, threshold=2 / 255)
+    tensor([0.2000, 0.4990, 0.2000, 0.3000])
+    >>> fill_impulses(y, (y - s).clamp(0, 1), s, estimate, 2 / 255, remove="salt")  # pepper kept as observed
+    tensor([0.0000, 0.4990, 0.2000, 0.3000])
+    """
     kept = observed_less_s
     if remove != "both":
         kept = torch.where(impulse_mask(impulses, threshold), observed, observed_less_s)
@@ -75,7 +86,13 @@ DETECTION_FIELDS = ("impulses_found", "precision", "recall")
 def impulse_mask(impulses, threshold=FILL_THRESHOLD, sign="both"):
     """Where the run found an impulse: ``|s| > threshold``, the detector of ``filled``; of one sign
     only with ``sign`` ``salt`` (s > threshold: brighter than the image) or ``pepper`` (s <
-    -threshold). ``impulses`` (s) is a float tensor or numpy array; returns a bool one of its shape."""
+    -threshold). ``impulses`` (s) is a float tensor or numpy array; returns a bool one of its shape.
+
+    >>> s = torch.tensor([-0.4, 0.001, 0.6, 0.0])
+    >>> impulse_mask(s), impulse_mask(s, sign="salt"), impulse_mask(s, sign="pepper")
+    (tensor([ True, False,  True, False]), tensor([False, False,  True, False]),
+     tensor([ True, False, False, False]))
+    """
     if sign == "salt":
         return impulses > threshold
     if sign == "pepper":

@@ -285,7 +285,13 @@ class RunSpec:
         self.options.validate()
 
     def to_argv(self, resume=False):
-        """The ``denoising.py`` command line (a list, without the interpreter) making this run."""
+        """The ``denoising.py`` command line (a list, without the interpreter) making this run.
+
+        >>> spec = RunSpec("run", "out", "cpu", RecoveryConfig(lr=0.5), StepOptions(threads=2))
+        >>> spec.to_argv(resume=True)
+        ['denoising.py', '--ckpt', 'run', '--out_dir', 'out', '--device', 'cpu', '--lr', '0.5', '--threads', '2',
+         '--resume']
+        """
         argv = ["denoising.py", *flag_argv("ckpt", self.ckpt), *flag_argv("out_dir", self.out_dir),
                 *flag_argv("device", self.device)]
         return argv + self.config.to_argv() + self.options.to_argv() + ["--resume"] * resume
@@ -317,7 +323,13 @@ def _flag_fields(cls):
 
 
 def settings_argv(settings):
-    """The flags giving ``settings`` (a settings dataclass) every value that is not its default."""
+    """The flags giving ``settings`` (a settings dataclass) every value that is not its default.
+
+    >>> settings_argv(RecoveryConfig(image="astronaut", resize=64, l1=True, lr=0.5))
+    ['--image', 'astronaut', '--l1', '--lr', '0.5', '--resize', '64']
+    >>> settings_argv(StepOptions(threads=2))
+    ['--threads', '2']
+    """
     argv = []
     for field in _flag_fields(type(settings)):
         value = getattr(settings, field.name)

@@ -91,7 +91,11 @@ def list_folder(directory):
 
 def run_names(paths):
     """The run name of each file of ``paths`` (of one folder): unique among them, and the same on
-    every call for the same files (see the module's rules)."""
+    every call for the same files (see the module's rules).
+
+    >>> run_names(["photos/cat.png", "photos/dog.png", "photos/dog.jpg", "photos/dog_png.tif"])
+    ['cat', 'dog_png', 'dog_jpg', 'dog_png_tif']
+    """
     names = [os.path.basename(path) for path in paths]
     stems = [os.path.splitext(name)[0] for name in names]
     # An extension holds no "_", so the last "_" of an extended name splits it back: unique.

@@ -1,8 +1,10 @@
 """Where the runs of a sweep compute (``reproduce.py --launcher``), and the Slurm options of its
-tasks, each checked before anything is submitted."""
+tasks: checked before anything is submitted where sbatch would take them and break the launcher,
+else left to sbatch, which refuses what it does not know as it submits."""
 
 import argparse
 import dataclasses
+import re
 import typing
 
 from recovery.settings import add_arguments, check_at_least, check_choices, given_settings, setting
@@ -10,30 +12,22 @@ from utils.errors import InputError
 
 LAUNCHERS = ("local", "slurm")
 DEFAULT_TASK_CPUS = 2
-# The long options of a job in `man sbatch` of Slurm 22.05 (the version the tests run), by what
-# follows them. sbatch's options that make no job (help, parsable, quiet, test-only, usage,
-# verbose, version, wait, wrap) are left out: given to submitit's script they would break it.
-SBATCH_FLAGS = ("contiguous", "hold", "ignore-pbs", "no-requeue", "overcommit", "oversubscribe", "reboot",
-                "requeue", "spread-job", "use-min-nodes")
-SBATCH_OPTIONAL_VALUE = ("exclusive", "get-user-env", "nice", "no-kill", "propagate")
-SBATCH_VALUED = (
-    "account", "acctg-freq", "array", "batch", "bb", "bbf", "begin", "chdir", "cluster-constraint", "clusters",
-    "comment", "constraint", "container", "core-spec", "cores-per-socket", "cpu-freq", "cpus-per-gpu",
-    "cpus-per-task", "deadline", "delay-boot", "dependency", "distribution", "error", "exclude", "export",
-    "export-file", "extra-node-info", "gid", "gpu-bind", "gpu-freq", "gpus", "gpus-per-node", "gpus-per-socket",
-    "gpus-per-task", "gres", "gres-flags", "hint", "input", "job-name", "kill-on-invalid-dep", "licenses",
-    "mail-type", "mail-user", "mcs-label", "mem", "mem-bind", "mem-per-cpu", "mem-per-gpu", "mincpus", "network",
-    "nodefile", "nodelist", "nodes", "ntasks", "ntasks-per-core", "ntasks-per-gpu", "ntasks-per-node",
-    "ntasks-per-socket", "open-mode", "output", "partition", "power", "prefer", "priority", "profile", "qos",
-    "reservation", "signal", "sockets-per-node", "switches", "thread-spec", "threads-per-core", "time", "time-min",
-    "tmp", "uid", "wait-all-nodes", "wckey",
-)
-# The options the launcher sets itself, from its flags (named here) or for submitit's files and signals.
+# What an sbatch option's name is made of: submitit writes it unquoted into the batch script, where
+# anything else (a newline above all) would write a line of its own.
+SBATCH_OPTION_NAME = re.compile(r"[a-z][a-z0-9-]*")
+# The options the launcher sets itself, from its flags (named here) or for submitit's files and
+# signals (and gpus, the job's GPUs in all). sbatch takes each again, and submitit writes an entry in
+# the launcher's place: the tasks would lose their logs, their array or their warning before the
+# time limit.
 RESERVED_SBATCH_OPTIONS = {
     "array": "max_running", "partition": "partition", "time": "time_min", "cpus-per-task": "cpus_per_task",
-    "gpus-per-node": "gpus_per_task", "nodes": None, "output": None, "error": None, "open-mode": None,
-    "signal": None,
+    "gpus": "gpus_per_task", "gpus-per-node": "gpus_per_task", "nodes": None, "output": None, "error": None,
+    "open-mode": None, "signal": None,
 }
+# sbatch's options that leave submitit no job to follow, though sbatch takes them (Slurm 22.05,
+# measured): with parsable it prints the job's id alone, which submitit cannot read (the job runs,
+# untracked); with test-only it submits nothing; with wait it returns once the job has ended.
+UNFOLLOWED_SBATCH_OPTIONS = ("parsable", "test-only", "wait")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,24 +86,25 @@ class LaunchSettings:
 
     def sbatch_options(self):
         """``{option: value}`` of the ``sbatch`` entries (``True`` for a bare KEY), option names as
-        sbatch spells them (``cpus-per-task``); InputError for an entry that is not one of sbatch's
-        job options with a value as it takes one, or an option the launcher sets itself."""
+        sbatch spells them (``cpus-per-task``). sbatch itself refuses an option it does not know or
+        a value it does not take, as it submits; InputError here for an entry that is no option's
+        name (and value) on one line, an option the launcher sets itself or one that leaves it no
+        job to follow. sbatch takes a long option's name cut short where no other begins the same
+        way (``out`` for ``output``): a beginning of such an option's name is refused too."""
         options = {}
         for entry in self.sbatch:
             key, has_value, value = entry.partition("=")
             key = key.strip().lstrip("-").replace("_", "-")
-            if not key or (has_value and not value):
-                raise InputError(f"`sbatch` takes KEY=VALUE or KEY (an sbatch option without its dashes), "
-                                 f"not '{entry}'")
-            if key not in SBATCH_FLAGS + SBATCH_OPTIONAL_VALUE + SBATCH_VALUED:
-                raise InputError(f"`sbatch` '{entry}': {key} is not an option of an sbatch job (man sbatch)")
-            if key in RESERVED_SBATCH_OPTIONS:
-                flag = RESERVED_SBATCH_OPTIONS[key]
-                raise InputError(f"`sbatch` {key} is set by " + (f"`{flag}`" if flag else "the launcher itself"))
-            if has_value and key in SBATCH_FLAGS:
-                raise InputError(f"`sbatch` '{entry}': {key} is a flag and takes no value (give `sbatch` {key})")
-            if not has_value and key in SBATCH_VALUED:
-                raise InputError(f"`sbatch` '{entry}': {key} takes a value ({key}=VALUE)")
+            if not SBATCH_OPTION_NAME.fullmatch(key) or (has_value and not value) or not value.isprintable():
+                raise InputError(f"`sbatch` takes KEY=VALUE or KEY (an sbatch option without its dashes) on one "
+                                 f"line, not {entry!r}")
+            if reserved := next((name for name in RESERVED_SBATCH_OPTIONS if name.startswith(key)), None):
+                flag = RESERVED_SBATCH_OPTIONS[reserved]
+                raise InputError(f"`sbatch` {key}{'' if key == reserved else f' ({reserved} to sbatch)'} is set by "
+                                 + (f"`{flag}`" if flag else "the launcher itself"))
+            if unfollowed := next((name for name in UNFOLLOWED_SBATCH_OPTIONS if name.startswith(key)), None):
+                raise InputError(f"`sbatch` {key}{'' if key == unfollowed else f' ({unfollowed} to sbatch)'} leaves "
+                                 f"the launcher no job to follow (man sbatch)")
             options[key] = value if has_value else True
         return options
 

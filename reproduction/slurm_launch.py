@@ -116,8 +116,10 @@ def _slurm_executor(folder, launch, count, cpus):
 
 
 def _sbatch_refusal(error, launch):
-    """One line for sbatch's refusal ``error`` (its stderr)."""
-    reasons = [line.strip() for line in error.splitlines() if "error" in line.lower()] or [error.strip()]
+    """One line for sbatch's refusal ``error`` (its stderr): its error lines, else all its lines
+    but its advice to read its help."""
+    lines = [line.strip() for line in error.splitlines() if line.strip() and not line.startswith("Try ")]
+    reasons = [line for line in lines if "error" in line.lower()] or lines or ["no reason given"]
     if "Invalid generic resource (gres) specification" in error and launch.gpus_per_task:
         return (f"the cluster has no GPU for `gpus_per_task` {launch.gpus_per_task} (sbatch: Invalid generic "
                 f"resource (gres) specification); on a cluster without GPUs pass `gpus_per_task` 0")

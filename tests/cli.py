@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tiny import REPO
 
 
 def exit_status(main, argv):
@@ -35,10 +35,6 @@ class ProcessSettings:
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = self.cuda_visible_devices
         torch.set_num_threads(self.threads)
-
-
-# A denoising.py run of a fraction of a second: the astronaut at 64x64, width 4, on the CPU.
-TINY = ["--image", "astronaut", "--resize", "64", "--width", "4", "--device", "cpu", "--no_progress"]
 
 
 def run_cli(tmp_path, *args, cwd=None, preexec_fn=None):

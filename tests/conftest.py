@@ -10,12 +10,12 @@ import skimage.data
 import torch
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tiny import REPO, RESIZE
+
 sys.path.insert(0, REPO)
 
 from reproduce import main as reproduce_main  # noqa: E402 (after the checkout is on the path)
 from reproduction import plan  # noqa: E402
-from sweep_helpers import RESIZE  # noqa: E402
 from cli import ProcessSettings  # noqa: E402
 from full_disk import mounted_full_disk  # noqa: E402
 from slurm_cluster import session_cluster  # noqa: E402

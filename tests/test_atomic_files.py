@@ -6,10 +6,9 @@ import sys
 
 import pytest
 
+from conftest import REPO
 from utils.atomic_files import atomic_path, check_writable_folder, printable_path, write_csv, write_json
 from utils.errors import InputError, OutputError
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("failure,expected", [

@@ -8,13 +8,14 @@ from PIL import Image
 
 from denoising import main
 from recovery import RunState
+from tiny import RESIZE, tiny_flags
 from utils.image_io import read_image_file
 
 # main() changes the process's threads and CUDA_VISIBLE_DEVICES: each test puts them back.
 pytestmark = pytest.mark.usefixtures("process_settings_kept")
 
-# A run of a fraction of a second on the CPU (tests/cli.py's TINY, without its image and resize).
-TINY = ["--width", "4", "--device", "cpu", "--no_progress", "--num_iter", "3", "--show_every", "2"]
+# A tiny run on an image of the test's own, at the image's own size unless the test resizes it.
+TINY_OWN_IMAGE = [*tiny_flags(image=None, resize=None), "--num_iter", "3", "--show_every", "2"]
 IMAGES = ("last", "final", "best", "noisy", "clean", "impulses")  # at the image's depth; the mask 8-bit
 
 
@@ -38,7 +39,8 @@ def write_image(path, pixels):
 def test_a_file_is_recovered_in_its_channels_and_written_at_its_depth(tmp_path, capsys, channels, depth):
     pixels = smooth_image(channels, depth)
     write_image(tmp_path / "own.png", pixels)
-    assert main(TINY + ["--image", str(tmp_path / "own.png"), "--out_dir", str(tmp_path), "--ckpt", "run"]) == 0
+    argv = TINY_OWN_IMAGE + ["--image", str(tmp_path / "own.png"), "--out_dir", str(tmp_path), "--ckpt", "run"]
+    assert main(argv) == 0
     assert ("grayscale image recovered as one channel" in capsys.readouterr().out) == (channels == 1)
     saved = RunState.load(tmp_path / "run_checkpoint.pt")
     assert saved.last.shape == saved.best.shape == (channels, 64, 96)
@@ -59,7 +61,8 @@ def test_a_file_is_recovered_in_its_channels_and_written_at_its_depth(tmp_path, 
 
 
 def test_a_grayscale_sample_is_recovered_as_one_channel(tmp_path):
-    assert main(TINY + ["--image", "camera", "--resize", "64", "--out_dir", str(tmp_path), "--ckpt", "run"]) == 0
+    argv = TINY_OWN_IMAGE + ["--image", "camera", "--resize", str(RESIZE), "--out_dir", str(tmp_path), "--ckpt", "run"]
+    assert main(argv) == 0
     for name in IMAGES:
         with Image.open(tmp_path / f"run_{name}.png") as image:
             assert image.mode == "L" and image.size == (64, 64), name
@@ -71,7 +74,7 @@ def test_a_grayscale_sample_is_recovered_as_one_channel(tmp_path):
     (3, 1, "made on a 3-channel 96x64 image, and the image is now grayscale 96x64"),
 ])
 def test_resuming_with_an_image_of_other_channels_is_refused(tmp_path, capsys, made, now, message):
-    argv = TINY + ["--image", str(tmp_path / "own.png"), "--out_dir", str(tmp_path), "--ckpt", "run"]
+    argv = TINY_OWN_IMAGE + ["--image", str(tmp_path / "own.png"), "--out_dir", str(tmp_path), "--ckpt", "run"]
     write_image(tmp_path / "own.png", smooth_image(made, 8))
     assert main(argv) == 0
     write_image(tmp_path / "own.png", smooth_image(now, 8))  # the file replaced

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 import recovery.run
-from cli import TINY, exit_status, run_cli
+from cli import exit_status, run_cli
 from conftest import REPO
 from denoising import build_parser, main, resume_command, spec_from_args
 from recovery import RecoveryConfig, RunState
@@ -28,6 +28,7 @@ from recovery.settings import MAX_LEARNING_RATE
 from recovery.state import HISTORY_FIELDS
 from reproduction.plan import Settings
 from same_run import assert_same_problem_state
+from tiny import TINY
 from utils.atomic_files import read_csv
 
 # main() changes the process's threads and CUDA_VISIBLE_DEVICES: each test puts them back.

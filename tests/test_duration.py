@@ -15,6 +15,7 @@ from recovery.duration import (
 from recovery.problem import INPUT_CHANNELS
 from sweep_helpers import forbid_runs
 from test_nvidia import PYPI
+from tiny import TINY_PROBLEM
 from utils.errors import InputError
 
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="device auto takes the GPU here")
@@ -58,18 +59,18 @@ def test_durations_read_as_a_person_reads_them(seconds, text):
     assert describe_seconds(seconds) == text
 
 
-TINY = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=3, show_every=1)
+TINY_CONFIG = RecoveryConfig(**TINY_PROBLEM, num_iter=3, show_every=1)
 
 
 @pytest.mark.parametrize("device_setting,device", [("cpu", "cpu"), ("auto", "cuda"), ("cuda", "cuda")])
 def test_only_device_auto_on_the_cpu_gets_the_note(device_setting, device):
-    assert cpu_fallback_note(RunSpec(device=device_setting, config=TINY), 64, 64, 3, torch.device(device)) is None
+    assert cpu_fallback_note(RunSpec(device=device_setting, config=TINY_CONFIG), 64, 64, 3, torch.device(device)) is None
 
 
 @needs_no_gpu
 def test_a_run_that_device_auto_put_on_the_cpu_says_so_with_its_duration(tmp_path):
     lines = []
-    run_recovery(RunSpec("run", str(tmp_path), "auto", TINY), progress=False, log=lines.append)
+    run_recovery(RunSpec("run", str(tmp_path), "auto", TINY_CONFIG), progress=False, log=lines.append)
     threads = torch.get_num_threads()
     seconds = describe_seconds(3 * step_ms(RecoveryConfig(width=4), 64, 64, threads=threads) / 1000)
     assert [line for line in lines if line.startswith("note: no GPU")] == [
@@ -102,7 +103,7 @@ def test_a_cpu_given_or_a_short_sweep_is_not_refused(tmp_path):
 
 
 def test_only_the_iterations_left_are_counted(tmp_path):
-    done = RunSpec("done", str(tmp_path), "cpu", dataclasses.replace(TINY, num_iter=2))
+    done = RunSpec("done", str(tmp_path), "cpu", dataclasses.replace(TINY_CONFIG, num_iter=2))
     run_recovery(done, progress=False, log=lambda line: None)
     assert sweep_cpu_seconds([done], threads=1) == 0
     longer = dataclasses.replace(done, config=dataclasses.replace(done.config, num_iter=10))

@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 import reproduction.figures
-from cli import TINY
 from denoising import main
 from recovery import Recovery, RecoveryConfig, RunSpec, RunState, prepare_observation, run_recovery
 from recovery.evaluation import (CANDIDATES, FILL_THRESHOLD, FINAL, FINAL_LABEL, OUTPUT_EMA_WEIGHT, WEIGHT_EMA_WEIGHT,
@@ -21,6 +20,7 @@ from recovery.state import HISTORY_FIELDS
 from reproduction import sweep, table
 from reproduction.plan import METHOD_NAMES
 from same_run import comparable_history
+from tiny import TINY
 from utils.atomic_files import read_csv
 from utils.errors import InputError
 from utils.metrics import psnr

@@ -7,9 +7,10 @@ import pytest
 
 from conftest import optional_module
 from benchmarks import impulse_models
+from tiny import tiny_flags
 
-TINY = ["--images", "coffee", "--nlevels", "0.3", "--resize", "64", "--width", "4", "--num_iter", "4",
-        "--show_every", "2", "--device", "cpu", "--threads", "1"]
+TINY_BENCHMARK = ["--images", "coffee", "--nlevels", "0.3", *tiny_flags(image=None, progress_bar=True),
+                  "--num_iter", "4", "--show_every", "2", "--threads", "1"]
 
 
 def read_rows(path):
@@ -21,7 +22,7 @@ def read_rows(path):
 def tabulated(tmp_path_factory):
     optional_module("bm3d")  # the table's filters
     out_dir = tmp_path_factory.mktemp("impulse")
-    argv = TINY + ["--noises", "random_valued", "--seeds", "0", "--out_dir", str(out_dir)]
+    argv = TINY_BENCHMARK + ["--noises", "random_valued", "--seeds", "0", "--out_dir", str(out_dir)]
     assert impulse_models.main(argv) == 0
     return out_dir, argv
 
@@ -70,6 +71,6 @@ def exit_status(argv):
 
 @pytest.mark.parametrize("bad", [["--noises", "gaussian"], ["--width", "0"], ["--images", "no_such_image"]])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, bad):
-    assert exit_status(TINY + ["--out_dir", str(tmp_path)] + bad) == 2
+    assert exit_status(TINY_BENCHMARK + ["--out_dir", str(tmp_path)] + bad) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()

@@ -9,10 +9,8 @@ import sys
 
 import pytest
 
-from conftest import needs_package
+from conftest import REPO, needs_package
 from matrix_recovery import main
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUMMARY = re.compile(r"implicit bias: relative distance (\S+) at eps (\S+)")
 
 

@@ -15,7 +15,8 @@ from recovery import RunFiles, RunState, prepare_observation
 from reproduce import main
 from reproduction import plan
 from reproduction.plan import Settings
-from sweep_helpers import RESIZE, TINY, forbid_runs, read_rows
+from sweep_helpers import TINY_SWEEP, forbid_runs, read_rows
+from tiny import RESIZE
 from utils.metrics import psnr
 
 
@@ -25,7 +26,7 @@ def tiny_sweep(sample_data_dir, classical_results, tmp_path_factory):
     stand-ins; the classical filters' results from the session's cache."""
     out_dir = tmp_path_factory.mktemp("reproduce") / "figures"
     classical_results(out_dir)
-    assert main(["--figure", "all", "--out_dir", str(out_dir), "--data_dir", sample_data_dir, *TINY]) == 0
+    assert main(["--figure", "all", "--out_dir", str(out_dir), "--data_dir", sample_data_dir, *TINY_SWEEP]) == 0
     return out_dir
 
 
@@ -62,6 +63,6 @@ def test_baselines_and_runs_see_the_same_corrupted_image(tiny_sweep, sample_data
 def test_a_second_invocation_reuses_every_run(tiny_sweep, sample_data_dir, monkeypatch, capsys):
     forbid_runs(monkeypatch)
     before = (tiny_sweep / "results.csv").read_text()
-    assert main(["--figure", "all", "--out_dir", str(tiny_sweep), "--data_dir", sample_data_dir, *TINY]) == 0
+    assert main(["--figure", "all", "--out_dir", str(tiny_sweep), "--data_dir", sample_data_dir, *TINY_SWEEP]) == 0
     assert capsys.readouterr().out.count("complete, reused") == 24
     assert (tiny_sweep / "results.csv").read_text() == before

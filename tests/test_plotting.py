@@ -5,12 +5,11 @@ import sys
 
 import numpy as np
 import pytest
-from layouts import LAYOUTS, in_layout
 from PIL import Image
 
+from conftest import REPO
+from layouts import LAYOUTS, in_layout
 from utils.plotting import PANEL_DPI, _compact_number, panel_layout, save_curves, save_grid, save_panel
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiles(height, width, count=3, seed=0):

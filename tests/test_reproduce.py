@@ -9,13 +9,14 @@ import reproduction.pipeline
 from reproduce import main
 from reproduction import plan
 from reproduction.plan import Settings
-from sweep_helpers import RESIZE, TINY, forbid_runs
+from sweep_helpers import TINY_SWEEP, forbid_runs
+from tiny import RESIZE
 from utils.errors import INTERRUPTED
 
 
 def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys, sample_data_dir):
     out_dir = tmp_path / "figures"
-    assert main(["--figure", "all", "--dry_run", "--out_dir", str(out_dir), "--data_dir", sample_data_dir, *TINY]) == 0
+    assert main(["--figure", "all", "--dry_run", "--out_dir", str(out_dir), "--data_dir", sample_data_dir, *TINY_SWEEP]) == 0
     listing = capsys.readouterr().out
     for run in plan.runs_for(plan.TARGETS, Settings(width=4, num_iter=2, resize=RESIZE)):
         line = next(line for line in listing.splitlines() if line.split()[:1] == [run.ckpt])
@@ -42,7 +43,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, sample_data_dir, mon
 
 def test_dry_run_reports_a_missing_image_as_the_real_run_does(tmp_path, capsys, monkeypatch):
     forbid_runs(monkeypatch)
-    argv = ["--figure", "all", "--data_dir", str(tmp_path / "nowhere"), "--out_dir", str(tmp_path / "out"), *TINY]
+    argv = ["--figure", "all", "--data_dir", str(tmp_path / "nowhere"), "--out_dir", str(tmp_path / "out"), *TINY_SWEEP]
     errors = []
     for extra in (["--dry_run"], []):
         assert main(argv + extra) == 2
@@ -59,7 +60,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, capsys, monke
 
     monkeypatch.setattr(reproduction.pipeline, "prepare_observation", ctrl_c)
     forbid_runs(monkeypatch)
-    argv = ["--figure", "3", "--data_dir", sample_data_dir, "--out_dir", str(tmp_path / "out"), *TINY]
+    argv = ["--figure", "3", "--data_dir", sample_data_dir, "--out_dir", str(tmp_path / "out"), *TINY_SWEEP]
     try:
         status = main(argv)
     except KeyboardInterrupt:  # escaping, it would stop the whole test session

@@ -28,14 +28,15 @@ from recovery.lock import RunLock
 from recovery.state import HISTORY_FIELDS
 from reproduction import sweep
 from reproduction.states import State
-from cli import TINY as CLI_TINY, run_cli
+from cli import run_cli
 from same_run import assert_same_problem_state
+import tiny
 from utils.atomic_files import read_csv
 from utils.errors import InputError
 
 # One thread, and a checkpoint at every logged iteration: the tests watch them.
-TINY = CLI_TINY + ["--threads", "1", "--checkpoint_seconds", "0"]
-TINY_CONFIG = RecoveryConfig(image="astronaut", resize=64, width=4, num_iter=2, show_every=1)
+TINY = tiny.TINY + ["--threads", "1", "--checkpoint_seconds", "0"]
+TINY_CONFIG = RecoveryConfig(**tiny.TINY_PROBLEM, num_iter=2, show_every=1)
 
 
 def start_child(argv):

@@ -3,7 +3,7 @@ tests/slurm_cluster.py (slow: the full suite only): a sweep submitted as one job
 shown while it goes (queued, running, complete, failed with its reason), a task requeued mid-run
 (SIGTERM) and one warned mid-run (SIGUSR2) resuming bit for bit, a failed run submitted again, the
 figures and table drawn once every run is complete, equal to those of one process, and a GPU asked
-of a cluster without refused in one line. Everything on the CPU, on scikit-image samples under the
+of a cluster without or an sbatch option sbatch refuses refused in one line. Everything on the CPU, on scikit-image samples under the
 paper's file names, at 64 px and width 4, one thread per task. Where a task's run computes is
 checked without Slurm.
 """
@@ -27,13 +27,15 @@ from reproduction import plan
 from reproduction.launch_settings import DEFAULT_TASK_CPUS, LaunchSettings
 from reproduction.slurm_launch import WARNING_S, slurm_task_run
 from reproduction.slurm_status import SlurmSweep, job_record, queued_tasks
-from sweep_helpers import RESIZE, tiny_run
 from same_run import assert_same_problem_state
+from sweep_helpers import tiny_run
+from tiny import RESIZE, tiny_flags
 from utils.errors import InputError
 
 SWEEP_ITERATIONS = 300  # long enough (seconds) for a signal to reach a run mid-run
-TINY = ["--figure", "3", "--num_iter", str(SWEEP_ITERATIONS), "--show_every", "10", "--resize", str(RESIZE),
-        "--width", "4", "--threads", "1", "--no_progress", "--checkpoint_seconds", "0"]  # progress watched in checkpoints
+# The device is the launcher's; progress is watched in the checkpoints.
+SLURM_SWEEP = ["--figure", "3", "--num_iter", str(SWEEP_ITERATIONS), "--show_every", "10",
+               *tiny_flags(image=None, device=None), "--threads", "1", "--checkpoint_seconds", "0"]
 ON_SLURM = ["--launcher", "slurm", "--gpus_per_task", "0"]
 JOB_WAIT_S = 120
 STATUS_LINE = re.compile(r"^  (\S+)\s+(complete|running|queued|failed|partial|not started)\b(.*)$")
@@ -73,12 +75,12 @@ def task_log(runs_dir, job_id):
 
 @pytest.fixture(scope="module")
 def one_process_sweep(sample_data_dir, classical_results, tmp_path_factory):
-    """``reproduce.py --figure 3`` at TINY in this process: what the Slurm sweep must equal."""
+    """``reproduce.py --figure 3`` at SLURM_SWEEP in this process: what the Slurm sweep must equal."""
     threads = torch.get_num_threads()  # --threads 1 sets this process's
     out_dir = tmp_path_factory.mktemp("one-process") / "figures"
     classical_results(out_dir)
     try:
-        status, _ = command_output([*TINY, "--device", "cpu", "--out_dir", out_dir, "--data_dir", sample_data_dir])
+        status, _ = command_output([*SLURM_SWEEP, "--device", "cpu", "--out_dir", out_dir, "--data_dir", sample_data_dir])
     finally:
         torch.set_num_threads(threads)
     assert status == 0
@@ -99,7 +101,7 @@ def slurm_sweep(slurm_cluster, sample_data_dir, classical_results, one_process_s
     """
     out_dir = tmp_path_factory.mktemp("slurm") / "figures"
     classical_results(out_dir)
-    argv = [*TINY, *ON_SLURM, "--out_dir", out_dir, "--data_dir", sample_data_dir]
+    argv = [*SLURM_SWEEP, *ON_SLURM, "--out_dir", out_dir, "--data_dir", sample_data_dir]
     runs_dir = plan.runs_dir(plan.Settings(resize=RESIZE, out_dir=str(out_dir)))
     steps, displays = {}, []
 
@@ -224,10 +226,26 @@ def test_a_task_requeued_or_warned_mid_run_resumes_bit_for_bit(slurm_sweep, one_
 @pytest.mark.slow
 def test_a_gpu_asked_of_a_cluster_without_is_one_line_and_exit_2(slurm_cluster, tmp_path, capsys,
                                                                    sample_data_dir):
-    argv = [*TINY, "--launcher", "slurm", "--out_dir", tmp_path, "--data_dir", sample_data_dir]
+    argv = [*SLURM_SWEEP, "--launcher", "slurm", "--out_dir", tmp_path, "--data_dir", sample_data_dir]
     assert main([str(arg) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--gpus_per_task 0" in err and "gres" in err
+    submitit_folder = tmp_path / "runs" / f"resize{RESIZE}" / "slurm" / "submitit"
+    assert os.listdir(submitit_folder) == [] and not (submitit_folder.parent / "jobs.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry,reason", [
+    ("acount=me", "sbatch: unrecognized option '--acount=me'"),
+    ("hold=yes", "sbatch: option '--hold' doesn't allow an argument"),
+    ("mem-per=1G", "sbatch: option '--mem-per=1G' is ambiguous; possibilities: '--mem-per-cpu' '--mem-per-gpu'"),
+])
+def test_an_sbatch_option_sbatch_refuses_is_its_one_line_and_exit_2(slurm_cluster, tmp_path, capsys,
+                                                                   sample_data_dir, entry, reason):
+    argv = [*SLURM_SWEEP, *ON_SLURM, "--sbatch", entry, "--out_dir", tmp_path, "--data_dir", sample_data_dir]
+    assert main([str(arg) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"reproduce.py: error: sbatch refused the job array: {reason}\n", err
     submitit_folder = tmp_path / "runs" / f"resize{RESIZE}" / "slurm" / "submitit"
     assert os.listdir(submitit_folder) == [] and not (submitit_folder.parent / "jobs.json").exists()
 

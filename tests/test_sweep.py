@@ -17,7 +17,7 @@ from reproduction import plan, sweep
 from reproduction.plan import Settings
 from reproduction.states import State
 from utils.errors import InputError, OutputError
-from sweep_helpers import TINY, forbid_runs, tiny_run
+from sweep_helpers import TINY_SWEEP, forbid_runs, tiny_run
 from same_run import assert_same_problem_state
 
 
@@ -135,5 +135,5 @@ def test_speed_options_reach_every_run(tmp_path, monkeypatch, capsys):
     sweep.execute_run(run, resume=False)
     assert calls[0].options == options
     if not torch.cuda.is_available():
-        assert main(["--figure", "3", "--step", "graph", "--out_dir", str(tmp_path / "out"), *TINY]) == 2
+        assert main(["--figure", "3", "--step", "graph", "--out_dir", str(tmp_path / "out"), *TINY_SWEEP]) == 2
         assert "CUDA" in capsys.readouterr().err

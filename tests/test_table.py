@@ -5,7 +5,7 @@ results.md, and the classical filters are reported on every cell all the same (t
 import json
 
 from conftest import needs_package
-from sweep_helpers import TINY, read_rows
+from sweep_helpers import TINY_SWEEP, read_rows
 from test_baselines import smooth_image
 
 from recovery import Observation
@@ -16,7 +16,7 @@ from utils.corruption import corrupt
 
 def test_runs_not_made_say_not_run(sample_data_dir, classical_results, tmp_path):
     classical_results(tmp_path)
-    assert main(["--figure", "teaser", "--out_dir", str(tmp_path), "--data_dir", sample_data_dir, *TINY]) == 0
+    assert main(["--figure", "teaser", "--out_dir", str(tmp_path), "--data_dir", sample_data_dir, *TINY_SWEEP]) == 0
     rows = read_rows(tmp_path / "results.csv")
     made = [row for row in rows if row["width"] in ("6", "2")]  # the teaser's widths 192 and 64, scaled
     assert len(made) == 8 and all(row["status"] == "done" and row["psnr"] for row in made)

@@ -33,6 +33,19 @@ def corrupt(image, noise, nlevel, seed):
     :return: ``C x H x W`` ``float32`` in [0, 1]; the elements not chosen are ``image``'s own.
     :raises InputError: an image that is not float in [0, 1], ``nlevel`` outside [0, 1), or an
         unknown model.
+
+    >>> image = np.full((3, 8, 8), 0.5, np.float32)
+    >>> noisy = corrupt(image, "salt_pepper_pixel", 0.5, seed=0)
+    >>> impulses = noisy != image
+    >>> bool((impulses.all(axis=0) == impulses.any(axis=0)).all())  # whole pixels: all channels or none
+    True
+    >>> sorted(set(noisy[impulses].tolist())), noisy.dtype
+    ([0.0, 1.0], dtype('float32'))
+    >>> bool(np.array_equal(noisy, corrupt(image, "salt_pepper_pixel", 0.5, seed=0)))  # the seed decides
+    True
+    >>> impulses = corrupt(image, "random_valued", 0.5, seed=0) != image
+    >>> bool((impulses.any(axis=0) & ~impulses.all(axis=0)).any())  # each element on its own
+    True
     """
     if noise == "salt_pepper":
         return corrupt_salt_pepper(image, nlevel, seed)
@@ -71,6 +84,14 @@ def corrupt_salt_pepper(image, nlevel, seed):
     :return: ``float32`` in [0, 1], the shape of ``image``.
     :raises InputError: an image that is not float in [0, 1] (scikit-image would rescale or clip
         it without a word), or ``nlevel`` outside [0, 1).
+
+    >>> image = np.full((3, 8, 8), 0.5, np.float32)
+    >>> noisy = corrupt_salt_pepper(image, 0.5, seed=0)
+    >>> impulses = noisy != image
+    >>> sorted(set(noisy[impulses].tolist())), bool(0.3 < impulses.mean() < 0.7)
+    ([0.0, 1.0], True)
+    >>> bool((impulses.any(axis=0) & ~impulses.all(axis=0)).any())  # each channel on its own
+    True
     """
     _check(image, nlevel)
     rng = np.random.default_rng(seed)

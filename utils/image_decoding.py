@@ -1,27 +1,23 @@
 """Decoding an image file into an array of its own depth, and refusing a file no decoder should see.
 
-Pillow decodes every format but one: a 16-bit PNG with colour or alpha, which Pillow reads at 8
-bits and torchvision at its full precision. A PNG is checked by Pillow first (``verify()``: each
-chunk's checksum, up to the end chunk) and decoded by it in full (a row with an unknown filter, a
-damaged compressed stream). Pillow takes damages that libpng refuses: a compressed pixel stream
-that ends before the last row or is split by another chunk (Pillow returns rows of zeros), or that
-never ends. On these, torchvision's decoder crashes the process (segmentation fault):
-:func:`_check_png` refuses them before any decoder runs.
+Pillow reads every file's header (its format, size and mode: a file declaring too many pixels is
+refused before anything of its size is allocated) and decodes every format but PNG. A PNG is
+decoded by libpng, through OpenCV: at its full precision (Pillow reads a 16-bit PNG with colour or
+alpha at 8 bits), and refused with libpng's own words where it is damaged (Pillow takes some
+damages, a pixel stream that ends before the last row among them, and returns rows of zeros).
 """
 
 import io
-import itertools
 import os
 import re
 import stat
-import struct
+import sys
+import tempfile
 import warnings
-import zlib
 
+import cv2
 import numpy as np
-import torch
-from PIL import Image, PngImagePlugin
-from torchvision.io import ImageReadMode, decode_image
+from PIL import Image
 
 from .atomic_files import printable_path
 from .errors import InputError
@@ -34,13 +30,9 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 # The largest file read into memory: more than any image within MAX_IMAGE_PIXELS needs, even
 # stored uncompressed at 16-bit RGBA (512 MiB).
 MAX_FILE_BYTES = 1 << 30
-TORCHVISION_DEPRECATION = "The image decoding and encoding capabilities of TorchVision are deprecated"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel (3: palette index)
-PNG_GRAY, PNG_PALETTE = 0, 3
-PNG_EXTRA_PIXEL_BYTES = 1 << 20  # inflated past the rows a header implies: tolerated (libpng drops them)
-# Adam7 interlacing: the first column, first row, column step and row step of each of its passes.
-ADAM7_PASSES = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # the first bytes of every PNG file
+# The reason given where OpenCV refuses a PNG without a word (a file cut inside its pixel data).
+PNG_REFUSED = "the PNG decoder (libpng, through OpenCV) refuses it"
 
 
 def _unreadable(shown, reason):
@@ -48,9 +40,8 @@ def _unreadable(shown, reason):
 
 
 def _damaged(shown, exc):
-    """The InputError for a file that a decoder found damaged, in the first line of the decoder's
-    own words (torchvision's start with its C++ function, file and line: those are dropped)."""
-    words = re.sub(r"^.*?\.cpp:\d+, ", "", (str(exc).splitlines() or [""])[0]).rstrip(".")
+    """The InputError for a file that Pillow found damaged, in the first line of Pillow's words."""
+    words = (str(exc).splitlines() or [""])[0].rstrip(".")
     return _unreadable(shown, f"the file is truncated or corrupted: {words or type(exc).__name__}")
 
 
@@ -68,7 +59,7 @@ def not_a_regular_file(path):
 
 
 def _read_bytes(path, shown):
-    """The whole file as a (writable) bytearray, or InputError: a folder, a device, empty, too large."""
+    """The whole file as a bytearray, or InputError: a folder, a device, empty, too large."""
     if (kind := not_a_regular_file(path)) is not None:
         raise _unreadable(shown, f"it is a {kind}")
     try:
@@ -110,83 +101,52 @@ def _open(data, shown):
     return image
 
 
-def _png_chunks(data):
-    """``(type, body)`` of each chunk of a PNG that Pillow has verified, up to its end chunk; Pillow
-    reads each chunk's header, and the bodies are views of ``data``, not copies."""
-    view, stream = memoryview(data), PngImagePlugin.ChunkStream(io.BytesIO(data))
-    stream.fp.seek(len(PNG_SIGNATURE))
-    while (header := stream.read())[0] != b"IEND":
-        kind, position, length = header
-        yield kind, view[position : position + length]
-        stream.fp.seek(position + length + 4)  # past the body's checksum
+def _libpng_reason(text):
+    """The reason in what libpng and OpenCV wrote to stderr on refusing a file: libpng's error, else
+    OpenCV's last message, without their prefixes."""
+    lines = text.splitlines()
+    chosen = ([line for line in lines if line.startswith("libpng error: ")]
+              or [line for line in lines if line.startswith("[ERROR")] or lines or [""])[-1]
+    return re.sub(r"^(libpng error: |\[[^]]*\] global \S+ \w+ )", "", chosen).split(". ")[0].strip().rstrip(".")
 
 
-def _png_pixel_bytes(width, height, bits_per_pixel, interlaced):
-    """The bytes of a PNG's pixel rows, each with its filter byte: of one image, or of the seven
-    reduced images of Adam7 interlacing."""
-    total = 0
-    for x0, y0, dx, dy in ADAM7_PASSES if interlaced else ((0, 0, 1, 1),):
-        if width > x0 and height > y0:
-            columns, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)  # ceiling divisions
-            total += rows * (1 + (columns * bits_per_pixel + 7) // 8)
-    return total
-
-
-def _check_png(data, shown):
-    """InputError unless a PNG passes Pillow's ``verify()`` and what Pillow takes but libpng refuses:
-    its header chunk comes first, a palette image has its palette, and its one run of IDAT chunks
-    holds a zlib stream that inflates to the rows the header implies (at most PNG_EXTRA_PIXEL_BYTES
-    more) and ends there.
-
-    Returns True for a 16-bit image with colour or alpha, which only torchvision reads in full.
-    """
-    with _open(data, shown) as image:
-        if not image.tile:
-            raise _unreadable(shown, "the PNG file has no pixel data")
+def _decode_with_libpng(data):
+    """OpenCV's (libpng's) decoding of PNG bytes, as stored (BGR order, uint16 for 16 bits), or
+    None, and the text libpng and OpenCV wrote meanwhile. libpng writes its warnings and errors to
+    the process's stderr (file descriptor 2) itself: they are caught in a file for that one call, so
+    that a damaged file is one line, not libpng's lines and then the refusal."""
+    pixels = np.frombuffer(data, np.uint8)
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to keep clean
+        return cv2.imdecode(pixels, cv2.IMREAD_UNCHANGED), ""
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
         try:
-            image.verify()
-        except Exception as exc:  # SyntaxError, OSError, struct.error: Pillow's words name the damage
-            raise _damaged(shown, exc) from None
-    chunks = list(_png_chunks(data))
-    kinds = [kind for kind, _ in chunks]
-    if kinds[0] != b"IHDR":
-        raise _unreadable(shown, "the PNG file is corrupted (its header chunk is not the first)")
-    width, height, depth, colour, compression, filtering, interlace = struct.unpack_from(">IIBBBBB", chunks[0][1])
-    if compression or filtering or interlace > 1:  # one method of each is defined; Pillow reads past others
-        raise _unreadable(shown, "the PNG header is invalid")
-    pixel_data = [body for _, body in itertools.takewhile(lambda chunk: chunk[0] == b"IDAT",
-                                                          chunks[kinds.index(b"IDAT"):])]
-    if len(pixel_data) < kinds.count(b"IDAT"):
-        raise _unreadable(shown, "the PNG file is corrupted (its pixel data is split by other chunks)")
-    if colour == PNG_PALETTE and b"PLTE" not in kinds:
-        raise _unreadable(shown, "the PNG file is corrupted (a palette image without a palette)")
-    # Pillow opens no file of another colour type.
-    expected = _png_pixel_bytes(width, height, depth * PNG_SAMPLES[colour], interlace == 1)
-    inflater = zlib.decompressobj()
-    try:
-        inflated = len(inflater.decompress(b"".join(pixel_data), expected + PNG_EXTRA_PIXEL_BYTES + 1))
-    except zlib.error:
-        raise _unreadable(shown, "the PNG file is corrupted (its compressed pixel data is damaged)") from None
-    if inflated < expected:
-        raise _unreadable(shown, "the PNG file is truncated (its pixel data ends early)")
-    if inflated > expected + PNG_EXTRA_PIXEL_BYTES:
-        raise _unreadable(shown, "the PNG file is corrupted (its pixel data is longer than its header says)")
-    if not inflater.eof:
-        raise _unreadable(shown, "the PNG file is truncated or corrupted (its compressed pixel data does not end)")
-    return depth == 16 and colour != PNG_GRAY
+            array = cv2.imdecode(pixels, cv2.IMREAD_UNCHANGED)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        return array, caught.read().decode(errors="replace")
 
 
-def _decode_with_torchvision(data, shown):
-    """Decode PNG bytes as an ``H x W x C`` array as stored: uint16 for a 16-bit PNG."""
-    try:
-        with warnings.catch_warnings():
-            # torchvision 0.29 marks its decoders deprecated in favour of TorchCodec, which is not
-            # a dependency here; the warning says nothing about the file.
-            warnings.filterwarnings("ignore", message=TORCHVISION_DEPRECATION, category=DeprecationWarning)
-            tensor = decode_image(torch.frombuffer(data, dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
-    except RuntimeError as exc:
-        raise _damaged(shown, exc) from None
-    return tensor.permute(1, 2, 0).numpy()
+def _decode_png(data, image, shown):
+    """The pixels of a PNG, decoded by libpng, as an ``H x W [x C]`` array of the file's own depth
+    in RGB(A) order. ``image`` is Pillow's reading of its header, which keeps the channels Pillow
+    gives: libpng gives a grayscale image with alpha as BGRA (Pillow's raw mode says ``LA``, its
+    mode for a 16-bit one is RGBA), and an RGB image with a transparent colour with an alpha
+    channel (Pillow's mode is RGB)."""
+    # OpenCV raises on an empty buffer and on more than 2**30 pixels: both refused before it is called.
+    array, text = _decode_with_libpng(data)
+    if array is None:
+        raise _unreadable(shown, f"the file is truncated or corrupted: {_libpng_reason(text) or PNG_REFUSED}")
+    if array.ndim == 2:
+        return array
+    raw_mode = str(image.tile[0].args) if image.tile else image.mode
+    channels = [0, 3] if raw_mode.startswith("LA") else [2, 1, 0, 3][: 3 if image.mode == "RGB" else array.shape[2]]
+    return np.ascontiguousarray(array[:, :, channels])
 
 
 def _decode_with_pillow(image, shown):
@@ -217,12 +177,7 @@ def decode_image_file(path):
     """
     shown = printable_path(path)
     data = _read_bytes(path, shown)
-    full_precision = _check_png(data, shown) if data.startswith(PNG_SIGNATURE) else False
     with _open(data, shown) as image:
         frames = getattr(image, "n_frames", 1)
-        array = _decode_with_pillow(image, shown)
-    if full_precision:
-        # Pillow's decode above read these pixels at 8 bits; it also checked each row's filter,
-        # on which torchvision's decoder crashes the process too.
-        array = _decode_with_torchvision(data, shown)
+        array = _decode_png(data, image, shown) if image.format == "PNG" else _decode_with_pillow(image, shown)
     return array, [f"first of {frames} frames read"] if frames > 1 else []
