@@ -17,7 +17,8 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.step_time import check_problem, prepare_variant, synchronize  # noqa: E402
+from benchmarks.step_time import check_problem, prepare_variant  # noqa: E402
+from recovery.devices import synchronize  # noqa: E402
 from recovery import RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
 from recovery.devices import check_options  # noqa: E402
 from recovery.settings import PRECISIONS  # noqa: E402

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recovery import Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
+from recovery.devices import synchronize  # noqa: E402
 from recovery.evaluation import Evaluation  # noqa: E402
 from recovery.observation import SIDE_MULTIPLE  # noqa: E402
 from recovery.settings import MIN_SIDE  # noqa: E402
@@ -98,13 +99,6 @@ def speedups(device, results):
         eager = next((r["ms"] for r in results if r["precision"] == precision and not r["flags"]), None)
         ratios[label] = eager / fast if eager is not None and fast is not None else None
     return ratios
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def prepare_variant(device, size, width, precision, options, warmup=5):

@@ -82,6 +82,14 @@ def check_gpu_flag(gpu, device, facts=None):
                         "; leave `gpu` out to run on the CPU")
 
 
+def synchronize(device):
+    """Wait for the work queued on ``device`` (a torch.device; the CPU's is done already)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def describe_device(device):
     """A person's name for a ``torch.device``: ``NVIDIA H200``, ``2-core CPU``, ``Apple MPS``."""
     if device.type == "cuda":

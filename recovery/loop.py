@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from utils.metrics import psnr_tensor, ssim_tensor
 
+from .devices import synchronize
 from .evaluation import (CANDIDATES, DETECTION_FIELDS, FINAL, FINAL_LABEL, Evaluation, describe_detection, detection,
                          detection_row, impulse_mask)
 from .observation import Observation
@@ -108,6 +109,7 @@ def fit(context):
             bar.update(1)
             if (state.iteration - 1) % config.show_every and state.iteration != config.num_iter:
                 continue
+            synchronize(context.device)  # the iterations' queued work counts in their seconds
             now = time.perf_counter()
             state.seconds, tick = state.seconds + now - tick, now
             # Measure.
