@@ -9,6 +9,7 @@ import typing
 
 from recovery.settings import add_arguments, check_at_least, check_choices, given_settings, setting
 from utils.errors import InputError
+from utils.optional import import_optional
 
 LAUNCHERS = ("local", "slurm")
 DEFAULT_TASK_CPUS = 2
@@ -66,6 +67,7 @@ class LaunchSettings:
         if self.launcher == "slurm":
             self.task_device(settings.device)
             self.task_cpus(settings.options.threads)
+            import_optional("submitit", "`launcher` slurm")
 
     def task_device(self, device):
         """The device of a Slurm task's run: its GPU, or its CPUs without one. InputError if the

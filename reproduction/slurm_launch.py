@@ -14,7 +14,6 @@ import shlex
 
 from recovery.lock import RunInUse, RunLock
 from utils.errors import InputError
-from utils.optional import import_optional
 
 from .slurm_status import SlurmSweep
 from .states import State
@@ -73,7 +72,6 @@ def run_on_slurm(runs, launch, runs_dir, submit_runs=True, log=print):
     A submission holds a lock on ``<runs_dir>/slurm/submit.lock`` from the state it reads to the
     record it writes, so that two commands never submit a run twice.
     """
-    import_optional("submitit", "`launcher` slurm")
     jobs = SlurmSweep(runs_dir)
     if not submit_runs:
         statuses = jobs.statuses(runs)
@@ -92,7 +90,7 @@ def run_on_slurm(runs, launch, runs_dir, submit_runs=True, log=print):
 
 
 def _slurm_executor(folder, launch, count, cpus):
-    import submitit  # optional: run_on_slurm has made sure of it
+    import submitit  # optional: LaunchSettings.validate has made sure of it
 
     from .run_task import REPOSITORY
 

@@ -96,7 +96,7 @@ class SlurmSweep:
         status = RunStatus(run.ckpt, state, done, run.config.num_iter, job_id)
         if job_id is None:
             return status
-        import submitit  # optional: slurm_launch.run_on_slurm has made sure of it
+        import submitit  # optional: LaunchSettings.validate has made sure of it
 
         from .run_task import error_line
 

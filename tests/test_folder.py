@@ -17,13 +17,15 @@ from PIL import Image
 from slurm_cluster import wait_for
 
 from conftest import REPO
+from tiny import RESIZE, tiny_flags
 from denoising import main
 from recovery.lock import RunLock
 from utils.errors import INTERRUPTED
 
 IMAGES = ("astronaut", "coffee", "chelsea")
-TINY = ["--resize", "64", "--width", "4", "--num_iter", "6", "--show_every", "3", "--device", "cpu", "--threads", "1",
-        "--no_progress"]
+# Each file a tiny run of 6 iterations, one thread; AT_OWN_SIZE without --resize (a file's own size).
+AT_OWN_SIZE = tiny_flags(image=None, resize=None) + ["--threads", "1"]
+TINY_FOLDER = ["--resize", str(RESIZE), "--num_iter", "6", "--show_every", "3"] + AT_OWN_SIZE
 pytestmark = pytest.mark.usefixtures("process_settings_kept")
 
 
@@ -47,7 +49,7 @@ def recovered(tmp_path_factory):
     """A folder recovered once (``--image DIR``): its exit status and what it printed."""
     root = tmp_path_factory.mktemp("folder")
     folder, out_dir = make_folder(root / "in"), root / "out"
-    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY]
+    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY_FOLDER]
     return argv, out_dir, main(argv)
 
 
@@ -78,7 +80,7 @@ def test_the_same_command_again_skips_the_complete_runs(recovered, capsys):
 
 def test_a_folder_of_corrupted_images_has_no_psnr_but_the_impulses_found(tmp_path):
     folder = make_folder(tmp_path / "noisy", damaged=False)
-    assert main(["--noisy", str(folder), "--out_dir", str(tmp_path / "out"), *TINY[2:]]) == 0
+    assert main(["--noisy", str(folder), "--out_dir", str(tmp_path / "out"), "--num_iter", "6", "--show_every", "3", *AT_OWN_SIZE]) == 0
     rows = summary(tmp_path / "out")
     assert sorted(rows) == [f"{name}.png" for name in sorted(IMAGES)]
     assert all(row["psnr_last"] == "" and row["impulses_found"] != "" for row in rows.values())
@@ -91,7 +93,7 @@ def test_a_folder_of_corrupted_images_has_no_psnr_but_the_impulses_found(tmp_pat
 ])
 def test_what_a_folder_cannot_take_is_one_line_and_exit_2(tmp_path, capsys, bad, says):
     folder = make_folder(tmp_path / "in", damaged=False)
-    assert main(["--image", str(folder), "--out_dir", str(tmp_path / "out"), *TINY, *bad]) == 2
+    assert main(["--image", str(folder), "--out_dir", str(tmp_path / "out"), *TINY_FOLDER, *bad]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and says in error
     assert not (tmp_path / "out").exists()
@@ -102,14 +104,14 @@ def test_what_a_folder_cannot_take_is_one_line_and_exit_2(tmp_path, capsys, bad,
     (["--image", "astronaut", "--launcher", "slurm"], "--launcher is for a folder of images"),
 ])
 def test_launcher_flags_without_a_folder_are_one_line_and_exit_2(tmp_path, capsys, bad, says):
-    assert main(["--out_dir", str(tmp_path / "out"), *TINY, *bad]) == 2
+    assert main(["--out_dir", str(tmp_path / "out"), *TINY_FOLDER, *bad]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and says in error
 
 
 def test_a_folder_without_images_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main(["--image", str(tmp_path / "empty"), "--out_dir", str(tmp_path / "out"), *TINY]) == 2
+    assert main(["--image", str(tmp_path / "empty"), "--out_dir", str(tmp_path / "out"), *TINY_FOLDER]) == 2
     assert "no image file in" in capsys.readouterr().err
 
 
@@ -117,8 +119,8 @@ def test_a_folder_without_images_is_one_line_and_exit_2(tmp_path, capsys):
 def test_a_sigterm_stops_the_folder_and_the_same_command_resumes_it(tmp_path):
     folder = make_folder(tmp_path / "in", damaged=False)
     out_dir = tmp_path / "out"
-    argv = [sys.executable, "denoising.py", "--image", str(folder), "--out_dir", str(out_dir), *TINY[:4],
-            "--num_iter", "400", "--show_every", "20", "--checkpoint_seconds", "0", *TINY[8:]]
+    argv = [sys.executable, "denoising.py", "--image", str(folder), "--out_dir", str(out_dir), "--resize", str(RESIZE),
+            "--num_iter", "400", "--show_every", "20", "--checkpoint_seconds", "0", *AT_OWN_SIZE]
     child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: (out_dir / "chelsea_checkpoint.pt").exists(), 120, "the second run's first checkpoint",
@@ -140,7 +142,7 @@ def test_a_sigterm_stops_the_folder_and_the_same_command_resumes_it(tmp_path):
 def test_a_folder_as_a_slurm_job_array(slurm_cluster, tmp_path):
     folder = make_folder(tmp_path / "in")
     out_dir = tmp_path / "out"
-    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY, "--launcher", "slurm", "--gpus_per_task", "0"]
+    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY_FOLDER, "--launcher", "slurm", "--gpus_per_task", "0"]
     assert main(argv) == 1  # submitted; the damaged file reported
     assert not (out_dir / "summary.csv").exists()  # written once every run is complete
     slurm_cluster.wait_until_no_jobs(120)
@@ -159,7 +161,7 @@ def test_a_run_that_fails_is_a_line_on_stderr_and_in_the_summary_with_its_reason
     folder.mkdir()
     Image.fromarray(skimage.data.coffee()).resize((80, 64)).save(folder / "cup: coffee.png")  # ": " in its name
     Image.fromarray(skimage.data.chelsea()).resize((80, 64)).save(folder / "cat.png")
-    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY]
+    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY_FOLDER]
     out_dir.mkdir()
     with contextlib.ExitStack() as stack:
         if failure == "diverged":
@@ -192,7 +194,7 @@ def test_an_out_dir_not_apart_from_the_images_is_refused_before_anything_runs(tm
     Image.open(folder / "coffee.png").save(folder / "coffee_last.png")  # the issue's image written over
     os.symlink(folder, tmp_path / "link")
     before = contents(folder)
-    assert main(["--image", str(folder), "--out_dir", str(tmp_path / out_dir), *TINY]) == 2
+    assert main(["--image", str(folder), "--out_dir", str(tmp_path / out_dir), *TINY_FOLDER]) == 2
     error = capsys.readouterr().err
     assert error.startswith("denoising.py: error: " + says.format(root=tmp_path)) and len(error.splitlines()) == 1
     assert contents(folder) == before and sorted(os.listdir(tmp_path)) == ["in", "link"]
@@ -212,7 +214,7 @@ def test_a_bad_setting_is_one_line_before_any_image_and_touches_nothing(tmp_path
         out_dir.mkdir()
         (out_dir / "summary.csv").write_text("file,run,status\nx.png,x,complete\n")
     before = contents(out_dir) if out_dir_exists else None
-    assert main(["--image", str(folder), "--out_dir", str(out_dir), *TINY, *bad]) == 2
+    assert main(["--image", str(folder), "--out_dir", str(out_dir), *TINY_FOLDER, *bad]) == 2
     captured = capsys.readouterr()
     assert captured.err == f"denoising.py: error: {captured.err[21:]}" and says in captured.err
     assert len(captured.err.splitlines()) == 1 and "skipped" not in captured.out + captured.err
@@ -221,7 +223,7 @@ def test_a_bad_setting_is_one_line_before_any_image_and_touches_nothing(tmp_path
 
 def test_a_changed_image_is_refused_its_run_kept_and_the_advised_way_forward_works(tmp_path, capsys):
     folder, out_dir = make_folder(tmp_path / "in", damaged=False), tmp_path / "out"
-    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY]
+    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY_FOLDER]
     assert main(argv) == 0
     kept = {name: data for name, data in contents(out_dir).items() if name.startswith("coffee_")}
     Image.fromarray(skimage.data.rocket()).resize((128, 96)).save(folder / "coffee.png")  # another image, size
@@ -241,7 +243,7 @@ def test_a_changed_image_is_refused_its_run_kept_and_the_advised_way_forward_wor
 
 def test_a_deleted_image_of_a_complete_run_is_written_again_from_its_checkpoint(tmp_path, capsys):
     folder, out_dir = make_folder(tmp_path / "in", damaged=False), tmp_path / "out"
-    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY]
+    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY_FOLDER]
     assert main(argv) == 0
     written = {name: (out_dir / name).read_bytes() for name in ("coffee_last.png", "coffee_mask.png")}
     checkpoint = (out_dir / "coffee_checkpoint.pt").stat().st_mtime_ns
@@ -267,7 +269,7 @@ def test_every_file_name_is_a_run_of_its_own_and_the_folder_never_gets_stuck(tmp
     image.save(folder / "._a.png")  # macOS's attributes of a.png: hidden, left out
     os.symlink(folder / "nowhere.png", folder / "broken.png")
     os.symlink(folder / "loop.png", folder / "loop.png")
-    argv = ["--noisy", str(folder), "--out_dir", str(out_dir), *TINY[2:], "--no_memory_check"]
+    argv = ["--noisy", str(folder), "--out_dir", str(out_dir), "--num_iter", "6", "--show_every", "3", *AT_OWN_SIZE, "--no_memory_check"]
     printed = []
     for attempt in range(2):  # the second: every run reused, the same two files reported
         assert main(argv) == 1
@@ -293,7 +295,7 @@ def test_a_folder_of_nothing_readable_into_a_fresh_out_dir_writes_its_summary(tm
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n and then nothing of an image")
-    assert main(["--image", str(folder), "--out_dir", str(tmp_path / "new" / "out"), *TINY]) == 1
+    assert main(["--image", str(folder), "--out_dir", str(tmp_path / "new" / "out"), *TINY_FOLDER]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"{folder}/damaged.png: unreadable: cannot read ")
     assert summary(tmp_path / "new" / "out")["damaged.png"]["status"] == line[len(f"{folder}/damaged.png: "):]
@@ -304,7 +306,7 @@ def test_a_run_without_a_record_is_taken_for_its_file_when_the_sizes_agree(tmp_p
     """A run made before records existed (its record deleted here): reused and recorded when its
     image has the file's shape; refused when the file now gives another."""
     folder, out_dir = make_folder(tmp_path / "in", damaged=False), tmp_path / "out"
-    argv = ["--image", str(folder), "--out_dir", str(out_dir), *TINY[2:]]  # no --resize: the size is the file's
+    argv = ["--image", str(folder), "--out_dir", str(out_dir), "--num_iter", "6", "--show_every", "3", *AT_OWN_SIZE]  # no --resize: the size is the file's
     assert main(argv) == 0
     os.remove(out_dir / "coffee_input.json")
     if replaced:

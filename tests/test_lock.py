@@ -8,7 +8,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from cli import TINY
+from tiny import TINY
 from denoising import main
 from full_disk import FILLER
 from recovery.lock import RunInUse, RunLock

@@ -13,8 +13,8 @@ import denoising
 from benchmarks.preflight import requirements
 import matrix_recovery
 import reproduce
-from cli import REPO, exit_status
-from sweep_helpers import RESIZE
+from cli import exit_status
+from tiny import REPO, RESIZE
 from utils.errors import InputError
 from utils.optional import OPTIONAL_PACKAGES, import_optional
 
