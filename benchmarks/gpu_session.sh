@@ -334,6 +334,8 @@ print(iters, cap, f"{iters} iterations from stage d's {eager:.2f} ms (eager) and
       f"iteration and a start-up of {startup} s")
 EOF
 )
+[[ ${ITERS:-} =~ ^[0-9]+$ && ${EAGER_CAP:-} =~ ^[0-9]+$ ]] \
+    || { ITERS=$FIDELITY_ITERS EAGER_CAP=$(( STAGE_LIMIT / 3 )) SIZING="unsized (the sizing did not run)"; }
 EVERY=$(( ITERS / 30 > 10 ? ITERS / 30 : 10 ))
 limited f_eager "$EAGER_CAP" "${FIDELITY[@]}" --ckpt eager --num_iter "$ITERS" --show_every "$EVERY"
 eager_status=$?

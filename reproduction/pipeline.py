@@ -150,8 +150,6 @@ def reproduce(targets, settings, dry_run=False, start_runs=True, progress=True, 
     for run in runs:
         run.validate()
         check_options(run.options, resolved, run.config)
-    if not status_only:  # every drawing writes the table, whose baselines include BM3D
-        import_optional("bm3d", "reproduce.py's results table (its BM3D baselines)")
     if dry_run:
         check_images(settings)  # not listing runs that could not start; a real run loads the images next
         describe_plan(targets, settings, launch, log)
@@ -163,6 +161,7 @@ def reproduce(targets, settings, dry_run=False, start_runs=True, progress=True, 
             return 0
     # Every observation first: a missing image stops us before hours of runs, not after.
     observations = {cell: prepare_observation(plan.cell_config(*cell, settings)) for cell in plan.table_cells()}
+    import_optional("bm3d", "reproduce.py's results table (its BM3D baselines)")  # drawn after the runs
     failures = []
     if start_runs and not on_slurm:
         outcome = execute_locally(runs, settings.device, progress, log)

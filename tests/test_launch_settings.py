@@ -6,6 +6,7 @@ sbatch refuses itself is tests/test_slurm_launch.py's, on a real cluster)."""
 
 import pytest
 
+from conftest import needs_package
 from reproduce import main
 from reproduction.launch_settings import LaunchSettings
 from reproduction.plan import Settings
@@ -60,12 +61,16 @@ def test_a_bad_sbatch_entry_is_one_line_naming_the_flag(tmp_path, capsys, entry,
     assert err.startswith("reproduce.py: error: ") and named in err, err
 
 
+@needs_package("submitit")  # validating the Slurm launcher checks for its client
+def test_sbatch_entries_are_valid_slurm_settings():
+    LaunchSettings(launcher="slurm", sbatch=("account=me", "--qos=high", "hold", "no-kill")).validate(Settings())
+
+
 def test_sbatch_entries_become_the_options_sbatch_spells():
     entries = ("account=me", "--qos=high", "mem_per_cpu=2G", "hold", "exclusive=user", "no-kill")
     options = LaunchSettings(launcher="slurm", sbatch=entries).sbatch_options()
     assert options == {"account": "me", "qos": "high", "mem-per-cpu": "2G", "hold": True, "exclusive": "user",
                        "no-kill": True}
-    LaunchSettings(launcher="slurm", sbatch=entries).validate(Settings())
     # Whole options that begin like the launcher's own are theirs, not a beginning of the launcher's.
     assert LaunchSettings(sbatch=("wait-all-nodes=1", "time-min=60")).sbatch_options() == {
         "wait-all-nodes": "1", "time-min": "60"}
