@@ -94,8 +94,9 @@ class RunContext:
 
 def fit(context):
     """Iterate until ``num_iter`` or a stop request, logging every ``show_every`` iterations and at
-    the last. Returns True if the run diverged (a logged loss, or logged output, that is inf or
-    nan), which stops it there with its last finite checkpoint kept."""
+    the last. Returns None, or, if the run diverged (a logged loss, or logged output, that is inf
+    or nan), which stops it there with its last finite checkpoint kept, the line that says so
+    (:func:`divergence`)."""
     state, config = context.state, context.state.config
     step = context.problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
     with tqdm(total=config.num_iter, initial=state.iteration, disable=not context.progress, unit="it",
@@ -117,7 +118,7 @@ def fit(context):
             state.history.append(row)
             if not finite:  # gradient descent does not come back: stop, not hours later
                 write_history(context.files, state)
-                return True
+                return divergence(row)
             # Report.
             report(context, row, bar)
             # Save, every checkpoint_seconds and at the last iteration.
@@ -125,7 +126,16 @@ def fit(context):
                     or time.perf_counter() - context.saved_at >= context.spec.options.checkpoint_seconds):
                 context.save()
         state.seconds += time.perf_counter() - tick
-    return False
+    return None
+
+
+def divergence(row):
+    """The line that says a run diverged at the logged iteration of its history row ``row``, which
+    is not finite: every report of a divergence (the run's log, a sweep's failure, a job's error)
+    is this line."""
+    loss = row["loss"]
+    what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights or the network's outputs are inf or nan"
+    return f"diverged: {what} at iteration {row['iteration']} (learning rates too large?)"
 
 
 def measure(context, loss, phi):
@@ -183,20 +193,17 @@ def report(context, row, bar):
     write_history(context.files, context.state)
 
 
-def finish(context, diverged):
-    """After the loop: the checkpoint of a stopped run, the final images, and the closing line.
-    Returns the estimated sparse corruption s (``C x H x W float32`` numpy), or None for the DIP
-    methods or a diverged run."""
+def finish(context, divergence):
+    """After the loop: the checkpoint of a stopped run, the final images, and the closing line
+    (``divergence``, what :func:`fit` returned, for a diverged run). Returns the estimated sparse
+    corruption s (``C x H x W float32`` numpy), or None for the DIP methods or a diverged run."""
     state, clean, log, device = context.state, context.observation.clean, context.log, context.device
     if device.type == "cuda":
         log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
-    if diverged:
+    if divergence is not None:
         saved_iteration = context.saved_iteration
         kept = "were not written" if saved_iteration is None else f"are from iteration {saved_iteration}"
-        loss = state.history[-1]["loss"]
-        what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights or the network's outputs are inf or nan"
-        log(f"diverged: {what} at iteration {state.iteration - 1} (learning rates too large?); stopped without "
-            f"writing images; the checkpoint and best image {kept}")
+        log(f"{divergence}; stopped without writing images; the checkpoint and best image {kept}")
         return None
     if context.stop.requested:  # a diverged state is not worth resuming: the last finite one stays
         context.save()

@@ -112,7 +112,7 @@ def summary_row(path, run, failures):
     row = {"file": printable_path(os.path.basename(path)), "run": printable_path(run.ckpt),
            "outputs": printable_path(os.path.join(run.out_dir, run.ckpt)) + "_*"}
     if run.ckpt in failures:
-        return {**row, "status": failures[run.ckpt]}  # "failed: why", as the sweep says it
+        return {**row, "status": str(failures[run.ckpt])}  # "failed: why", as the sweep says it
     result = sweep.load_result(run)
     if result is None:
         return {**row, "status": sweep.run_state(run)[0].value}
@@ -178,9 +178,7 @@ def recover_folder(spec, field, launch, progress=True, log=print, warn=say_on_st
         if outcome.interrupted:
             log("interrupted: the runs' checkpoints are saved; the same command resumes them")
             return INTERRUPTED
-        # The sweep reports a failure as "<ckpt>: failed: why"; a file's name may hold ": " itself.
-        failures = {run.ckpt: failure[len(run.ckpt) + 2:] for run in runs for failure in outcome.failures
-                    if failure.startswith(f"{run.ckpt}: ")}
+        failures = outcome.failures
     rows = [summary_row(path, run, failures) for path, run in current]
     rows += [{"file": printable_path(os.path.basename(path)), "status": why} for path, why in problems.items()]
     rows.sort(key=lambda row: row["file"])
@@ -196,6 +194,6 @@ def _warn_each(problems, failures, current, warn):
     """One ``warn`` line per file that is not recovered: ``file: why``."""
     for path, run in current:
         if run.ckpt in failures:
-            problems = {**problems, path: failures[run.ckpt]}
+            problems = {**problems, path: str(failures[run.ckpt])}
     for path in sorted(problems):
         warn(f"{printable_path(path)}: {problems[path]}")

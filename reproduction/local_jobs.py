@@ -16,7 +16,7 @@ from utils.optional import import_optional
 
 from . import sweep
 from .launch_settings import LaunchSettings
-from .states import DONE, INTERRUPTED, Outcome
+from .states import DONE, STOPPED, Outcome
 
 # submitit's LocalExecutor ends a job at its timeout (2 min unless told): a run may take hours.
 LOCAL_TIMEOUT_MIN = 60 * 24 * 365
@@ -93,7 +93,7 @@ def _local_outcome(job, stopped):
         error = job.exception()
         return DONE if error is None else Outcome.failed(error_line(str(error)))
     if stopped:
-        return INTERRUPTED
+        return STOPPED
     return Outcome.failed(f"the job ended without a result (log: {job.paths.stderr})")
 
 
@@ -145,7 +145,7 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
                 run, slot = running.pop(job)
                 free.append(slot)
                 outcomes[run.ckpt] = _local_outcome(job, stopped)
-                log(f"{printable_path(run.ckpt)}: {outcomes[run.ckpt]}")
+                log(outcomes[run.ckpt].line(run.ckpt))
             time.sleep(LOCAL_POLL_S)
-    failures = [f"{ckpt}: {outcome}" for ckpt, outcome in outcomes.items() if outcome.is_failure]
+    failures = {ckpt: outcome for ckpt, outcome in outcomes.items() if outcome.is_failure}
     return sweep.SweepOutcome(list(outcomes), reused, stopped, failures)

@@ -163,14 +163,14 @@ def reproduce(targets, settings, dry_run=False, start_runs=True, progress=True, 
             return 0
     # Every observation first: a missing image stops us before hours of runs, not after.
     observations = {cell: prepare_observation(plan.cell_config(*cell, settings)) for cell in plan.table_cells()}
-    failures = []
+    failures = {}
     if start_runs and not on_slurm:
         outcome = execute_locally(runs, settings.device, progress, log)
         if outcome.interrupted:
             log("interrupted: the runs' checkpoints are saved; the same command resumes them")
             return INTERRUPTED
         failures = outcome.failures
-    for failure in failures:
-        log(f"failed: {failure}")
+    for ckpt, outcome in failures.items():
+        log(outcome.line(ckpt))
     draw_outputs(targets, settings, observations, log)
     return 1 if failures else 0

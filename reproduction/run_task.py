@@ -74,7 +74,7 @@ class RunTask(submitit.helpers.Checkpointable):
         _print(f"{run.ckpt}: {start} on {run.device}" + (f" (restart {restarts})" if restarts else ""))
         report = run_recovery(run, resume=state is not State.MISSING, progress=False, log=_print)
         if report.diverged:
-            raise RunFailure("diverged: the loss became inf or nan (learning rates too large?)")
+            raise RunFailure(report.divergence)
         return None if report.state.reached(run.config.num_iter) else report.stop_signal
 
 

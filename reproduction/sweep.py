@@ -20,7 +20,7 @@ from recovery import RunFiles, RunState, run_recovery
 from utils.atomic_files import printable_path
 from utils.errors import InputError, OutputError, RunFailure
 
-from .states import DONE, INTERRUPTED, Outcome, State
+from .states import DONE, STOPPED, Outcome, State
 
 
 def saved_state(run):
@@ -75,7 +75,7 @@ def denoising_command(run, resume):
 
 def execute_run(run, resume, progress=True, log=print, check_memory=True):
     """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns its
-    ``states.Outcome``: DONE, INTERRUPTED or a failure with its reason (settings named as flags)."""
+    ``states.Outcome``: DONE, STOPPED or a failure with its reason (settings named as flags)."""
     try:
         report = run_recovery(run, resume=resume, progress=progress, log=log, check_memory=check_memory)
     except OutputError as exc:  # a full disk: reported at the end, and the other runs go on
@@ -83,8 +83,8 @@ def execute_run(run, resume, progress=True, log=print, check_memory=True):
     except (InputError, RunFailure) as exc:  # another process holds it, it does not fit in memory...
         return Outcome.failed(exc.for_command_line())
     if report.interrupted:
-        return INTERRUPTED
-    return Outcome.failed("diverged (the loss became inf or nan)") if report.diverged else DONE
+        return STOPPED
+    return Outcome.failed(report.divergence) if report.diverged else DONE
 
 
 @dataclasses.dataclass
@@ -92,7 +92,7 @@ class SweepOutcome:
     executed: list  # ckpt names of the runs started or resumed
     reused: list  # ckpt names of the runs already complete
     interrupted: bool
-    failures: list  # "ckpt: why" for runs that failed
+    failures: dict  # {ckpt: states.Outcome} of the runs that failed
 
 
 def split_runs(runs):
@@ -119,13 +119,13 @@ def execute_runs(runs, progress=True, log=print, check_memory=True):
     todo, reused = split_runs(runs)
     for ckpt in reused:
         log(f"{printable_path(ckpt)}: complete, reused")
-    executed, failures = [], []
+    executed, failures = [], {}
     for number, (run, resume) in enumerate(todo, 1):
         log(f"[{number}/{len(todo)}] {printable_path(run.ckpt)}: {'resuming' if resume else 'starting'}")
         executed.append(run.ckpt)
         outcome = execute_run(run, resume, progress, log, check_memory)
-        if outcome == INTERRUPTED:
+        if outcome == STOPPED:
             return SweepOutcome(executed, reused, interrupted=True, failures=failures)
         if outcome.is_failure:
-            failures.append(f"{run.ckpt}: {outcome}")
+            failures[run.ckpt] = outcome
     return SweepOutcome(executed, reused, interrupted=False, failures=failures)

@@ -43,8 +43,8 @@ def test_local_jobs_take_one_run_per_device_and_stop_cleanly_on_ctrl_c(tmp_path)
         from recovery import *
         from reproduction import local_jobs
         outcome = local_jobs.execute_in_local_jobs({runs!r}, ["cpu", "cpu"], log=lambda m: print(m, flush=True))
-        for failure in outcome.failures:
-            print("failure", failure)
+        for ckpt, failure in outcome.failures.items():
+            print("failure", failure.line(ckpt))
         sys.exit({INTERRUPTED} if outcome.interrupted else 1)
         """)
     sweep_process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,

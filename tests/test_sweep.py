@@ -105,7 +105,7 @@ def test_a_failing_run_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch, 
     outcome = sweep.execute_runs([bad, tiny_run(tmp_path, "good", num_iter=2)], progress=False,
                                  log=lambda m: None)
     assert outcome.executed == ["bad", "good"] and not outcome.interrupted
-    assert len(outcome.failures) == 1 and outcome.failures[0].startswith(f"bad: failed: {failure}")
+    assert list(outcome.failures) == ["bad"] and str(outcome.failures["bad"]).startswith(f"failed: {failure}")
     assert sweep.run_state(tiny_run(tmp_path, "good", num_iter=2)) == (State.COMPLETE, 2)
 
 
@@ -124,7 +124,7 @@ def test_speed_options_reach_every_run(tmp_path, monkeypatch, capsys):
 
     def record(run, **kwargs):
         calls.append(run)
-        return recovery.RunReport(run, None, None, None, None, stop_signal=None, diverged=False)
+        return recovery.RunReport(run, None, None, None, None, stop_signal=None, divergence=None)
 
     monkeypatch.setattr(reproduction.sweep, "run_recovery", record)
     options = StepOptions(channels_last=True, compile=True, threads=1)
