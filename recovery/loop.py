@@ -94,9 +94,8 @@ class RunContext:
 
 def fit(context):
     """Iterate until ``num_iter`` or a stop request, logging every ``show_every`` iterations and at
-    the last. Returns None, or, if the run diverged (a logged loss, or logged output, that is inf
-    or nan), which stops it there with its last finite checkpoint kept, the line that says so
-    (:func:`divergence`)."""
+    the last. Returns True if the run diverged (a logged loss, or logged output, that is inf or
+    nan), which stops it there with its last finite checkpoint kept."""
     state, config = context.state, context.state.config
     step = context.problem.stepper()  # after any saved state is loaded: a CUDA graph captures the tensors as they are
     with tqdm(total=config.num_iter, initial=state.iteration, disable=not context.progress, unit="it",
@@ -118,7 +117,7 @@ def fit(context):
             state.history.append(row)
             if not finite:  # gradient descent does not come back: stop, not hours later
                 write_history(context.files, state)
-                return divergence(row)
+                return True
             # Report.
             report(context, row, bar)
             # Save, every checkpoint_seconds and at the last iteration.
@@ -126,16 +125,7 @@ def fit(context):
                     or time.perf_counter() - context.saved_at >= context.spec.options.checkpoint_seconds):
                 context.save()
         state.seconds += time.perf_counter() - tick
-    return None
-
-
-def divergence(row):
-    """The line that says a run diverged at the logged iteration of its history row ``row``, which
-    is not finite: every report of a divergence (the run's log, a sweep's failure, a job's error)
-    is this line."""
-    loss = row["loss"]
-    what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights or the network's outputs are inf or nan"
-    return f"diverged: {what} at iteration {row['iteration']} (learning rates too large?)"
+    return False
 
 
 def measure(context, loss, phi):
@@ -193,10 +183,20 @@ def report(context, row, bar):
     write_history(context.files, context.state)
 
 
+def describe_divergence(row):
+    """The line that says a run diverged at the logged iteration of its history row ``row``, where
+    :func:`fit` stopped it: every report of a divergence (the run's log, a sweep's failure, a
+    job's error) is this line."""
+    loss = row["loss"]
+    what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights or the network's outputs are inf or nan"
+    return f"diverged: {what} at iteration {row['iteration']} (learning rates too large?)"
+
+
 def finish(context, divergence):
     """After the loop: the checkpoint of a stopped run, the final images, and the closing line
-    (``divergence``, what :func:`fit` returned, for a diverged run). Returns the estimated sparse
-    corruption s (``C x H x W float32`` numpy), or None for the DIP methods or a diverged run."""
+    (``divergence``: :func:`describe_divergence` for a run that diverged, else None). Returns the
+    estimated sparse corruption s (``C x H x W float32`` numpy), or None for the DIP methods or a
+    diverged run."""
     state, clean, log, device = context.state, context.observation.clean, context.log, context.device
     if device.type == "cuda":
         log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")

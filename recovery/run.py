@@ -18,7 +18,7 @@ from .devices import check_options, describe_device, out_of_memory_as_failure, r
 from .duration import cpu_fallback_note
 from .evaluation import Evaluation
 from .lock import RunLock
-from .loop import RunContext, finish, fit
+from .loop import RunContext, describe_divergence, finish, fit
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
 from .outputs import RunFiles, write_observation, write_settings
@@ -37,7 +37,7 @@ class RunReport:
     about noisy - clean, so within about [-1, 1]; None for the DIP methods or a diverged run).
     ``stop_signal`` is the signal that stopped the run early (its checkpoint saved), else None;
     ``divergence`` the line that says it stopped at a logged iteration whose loss or output is inf
-    or nan (``loop.divergence``; no images written then), else None.
+    or nan (``loop.describe_divergence``; no images written then), else None.
     """
 
     spec: RunSpec
@@ -102,7 +102,7 @@ def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, 
         state = _state_under_lock(checked, files, resume, overwrite)
         context = prepare(checked, state, files, overwrite, stop, progress, log)
         _log_header(context)
-        divergence = fit(context)
+        divergence = describe_divergence(context.state.history[-1]) if fit(context) else None
         impulses = finish(context, divergence)
     return RunReport(spec, files, checked.observation, context.state, impulses, stop.signal, divergence)
 
