@@ -81,7 +81,7 @@ def cell_rows(args, image, noise, nlevel, seed, cpu):
     common = {"image": image, "noise": noise, "nlevel": nlevel, "seed": seed,
               "true_density": float((observation.noisy != observation.clean).mean())}
     rows = []
-    result = sweep.load_result(run)
+    result = sweep.load_state(run)
     if result is not None:
         detection = {field: result.history[-1].get(field) for field in DETECTION_FIELDS}
         for method, estimate in ((LAST, result.last), (FINAL, result.final)):

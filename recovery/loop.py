@@ -183,20 +183,27 @@ def report(context, row, bar):
     write_history(context.files, context.state)
 
 
-def finish(context, diverged):
-    """After the loop: the checkpoint of a stopped run, the final images, and the closing line.
-    Returns the estimated sparse corruption s (``C x H x W float32`` numpy), or None for the DIP
-    methods or a diverged run."""
+def describe_divergence(row):
+    """The line that says a run diverged at the logged iteration of its history row ``row``, where
+    :func:`fit` stopped it: every report of a divergence (the run's log, a sweep's failure, a
+    job's error) is this line."""
+    loss = row["loss"]
+    what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights or the network's outputs are inf or nan"
+    return f"diverged: {what} at iteration {row['iteration']} (learning rates too large?)"
+
+
+def finish(context, divergence):
+    """After the loop: the checkpoint of a stopped run, the final images, and the closing line
+    (``divergence``: :func:`describe_divergence` for a run that diverged, else None). Returns the
+    estimated sparse corruption s (``C x H x W float32`` numpy), or None for the DIP methods or a
+    diverged run."""
     state, clean, log, device = context.state, context.observation.clean, context.log, context.device
     if device.type == "cuda":
         log(f"peak GPU memory: {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB reserved by this process")
-    if diverged:
+    if divergence is not None:
         saved_iteration = context.saved_iteration
         kept = "were not written" if saved_iteration is None else f"are from iteration {saved_iteration}"
-        loss = state.history[-1]["loss"]
-        what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights or the network's outputs are inf or nan"
-        log(f"diverged: {what} at iteration {state.iteration - 1} (learning rates too large?); stopped without "
-            f"writing images; the checkpoint and best image {kept}")
+        log(f"{divergence}; stopped without writing images; the checkpoint and best image {kept}")
         return None
     if context.stop.requested:  # a diverged state is not worth resuming: the last finite one stays
         context.save()

@@ -18,7 +18,7 @@ from .devices import check_options, describe_device, out_of_memory_as_failure, r
 from .duration import cpu_fallback_note
 from .evaluation import Evaluation
 from .lock import RunLock
-from .loop import RunContext, finish, fit
+from .loop import RunContext, describe_divergence, finish, fit
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
 from .outputs import RunFiles, write_observation, write_settings
@@ -36,8 +36,8 @@ class RunReport:
     iterations done, wall time); ``impulses`` the estimated s = g*g - h*h (``C x H x W float32``,
     about noisy - clean, so within about [-1, 1]; None for the DIP methods or a diverged run).
     ``stop_signal`` is the signal that stopped the run early (its checkpoint saved), else None;
-    ``diverged`` says it stopped at a logged iteration whose loss or output is inf or nan (no images written
-    then).
+    ``divergence`` the line that says it stopped at a logged iteration whose loss or output is inf
+    or nan (``loop.describe_divergence``; no images written then), else None.
     """
 
     spec: RunSpec
@@ -46,11 +46,15 @@ class RunReport:
     state: RunState
     impulses: object
     stop_signal: int
-    diverged: bool
+    divergence: str
 
     @property
     def interrupted(self):
         return self.stop_signal is not None
+
+    @property
+    def diverged(self):
+        return self.divergence is not None
 
     @property
     def last(self):
@@ -98,9 +102,9 @@ def run_recovery(spec, resume=False, overwrite=False, progress=True, log=print, 
         state = _state_under_lock(checked, files, resume, overwrite)
         context = prepare(checked, state, files, overwrite, stop, progress, log)
         _log_header(context)
-        diverged = fit(context)
-        impulses = finish(context, diverged)
-    return RunReport(spec, files, checked.observation, context.state, impulses, stop.signal, diverged)
+        divergence = describe_divergence(context.state.history[-1]) if fit(context) else None
+        impulses = finish(context, divergence)
+    return RunReport(spec, files, checked.observation, context.state, impulses, stop.signal, divergence)
 
 
 def check_run(spec, resume, overwrite, check_memory=True, state=None):

@@ -59,16 +59,16 @@ def split_readable(pairs, launch, check_memory=True):
     ``check_memory``; on Slurm the task checks on its node), and ``{file: why}`` for the others (a
     damaged file, an image too small...), read here so that no run starts on one."""
     readable, unreadable = [], {}
-    for path, run in pairs:
+    for path, spec in pairs:
         try:
             if launch.launcher == "slurm":
-                observation = prepare_observation(run.config)
+                observation = prepare_observation(spec.config)
             else:
-                observation = check_run(run, resume=False, overwrite=True, check_memory=check_memory).observation
+                observation = check_run(spec, resume=False, overwrite=True, check_memory=check_memory).observation
         except (InputError, RunFailure) as exc:  # RunFailure: resizing it ran out of memory
             unreadable[path] = f"{UNREADABLE}: {exc.for_command_line()}"
         else:
-            readable.append((path, run, tuple(observation.noisy.shape)))
+            readable.append((path, spec, tuple(observation.noisy.shape)))
     return readable, unreadable
 
 
@@ -83,45 +83,45 @@ def follow_inputs(readable):
     version, or a one-image command) is taken for the file's when its image has the file's shape.
     InputError for a run made with other settings (the folder's way forward: another ``out_dir``)."""
     current, changed, records = [], {}, []
-    for path, run, shape in readable:
-        saved = sweep.saved_state(run)
+    for path, spec, shape in readable:
+        saved = sweep.saved_state(spec)
         try:
             now = input_record(path)
         except OSError as exc:
             changed[path] = f"{UNREADABLE}: cannot read it ({exc.strerror})"
             continue
-        recorded = None if saved is None else read_record(run)
+        recorded = None if saved is None else read_record(spec)
         made = None if saved is None or not saved.problem else tuple(saved.problem["y"].shape[1:])
         if saved is None or (recorded is None and made == shape):
-            records.append((run, path, now))
+            records.append((spec, path, now))
         elif recorded != now:
             was, is_now = ((describe_record(recorded), describe_record(now)) if recorded else
                            (_describe_shape(made), _describe_shape(shape)))
-            where = printable_path(os.path.join(run.out_dir, run.ckpt))
+            where = printable_path(os.path.join(spec.out_dir, spec.ckpt))
             changed[path] = InputError(
                 f"{CHANGED} since its run was made (from {was}; now {is_now}): "
                 f"its run is kept; move or delete {where}_* to make it again, or give another `out_dir`"
             ).for_command_line()
             continue
-        current.append((path, run))
+        current.append((path, spec))
     return current, changed, records
 
 
-def summary_row(path, run, failures):
+def summary_row(path, spec, failures):
     """The summary's row of one file's run, from its checkpoint."""
-    row = {"file": printable_path(os.path.basename(path)), "run": printable_path(run.ckpt),
-           "outputs": printable_path(os.path.join(run.out_dir, run.ckpt)) + "_*"}
-    if run.ckpt in failures:
-        return {**row, "status": failures[run.ckpt]}  # "failed: why", as the sweep says it
-    result = sweep.load_result(run)
-    if result is None:
-        return {**row, "status": sweep.run_state(run)[0].value}
-    last_row = result.history[-1]
-    height, width = result.last.shape[1:]
-    return {**row, "status": "complete" if result.reached(run.config.num_iter) else "partial",
-            "size": f"{width}x{height}", "iterations": result.iteration,  # width x height, as the run's log
+    row = {"file": printable_path(os.path.basename(path)), "run": printable_path(spec.ckpt),
+           "outputs": printable_path(os.path.join(spec.out_dir, spec.ckpt)) + "_*"}
+    if spec.ckpt in failures:
+        return {**row, "status": str(failures[spec.ckpt])}  # "failed: why", as the sweep says it
+    state = sweep.load_state(spec)
+    if state is None:
+        return {**row, "status": sweep.run_state(spec)[0].value}
+    last_row = state.history[-1]
+    height, width = state.last.shape[1:]
+    return {**row, "status": "complete" if state.reached(spec.config.num_iter) else "partial",
+            "size": f"{width}x{height}", "iterations": state.iteration,  # width x height, as the run's log
             "psnr_last": last_row.get("psnr"), "psnr_final": last_row.get(f"psnr_{FINAL}"),
-            "impulses_found": last_row.get("impulses_found"), "seconds": result.seconds}
+            "impulses_found": last_row.get("impulses_found"), "seconds": state.seconds}
 
 
 def _markdown_cell(value, form):
@@ -165,23 +165,21 @@ def recover_folder(spec, field, launch, progress=True, log=print, warn=say_on_st
     problems.update(listing.not_files)
     problems.update(changed)
     make_folder(spec.out_dir)
-    for run, path, record in records:
-        write_record(run, path, record)
-    runs = [run for _, run in current]
+    for file_spec, path, record in records:
+        write_record(file_spec, path, record)
+    file_specs = [file_spec for _, file_spec in current]  # spec's, one per file
     failures = {}
-    if runs and launch.launcher == "slurm":
-        if not run_on_slurm(runs, launch, spec.out_dir, log=log):
+    if file_specs and launch.launcher == "slurm":
+        if not run_on_slurm(file_specs, launch, spec.out_dir, log=log):
             _warn_each(problems, {}, current, warn)
             return 1 if problems else 0  # the summary waits for the runs: the same command writes it
-    elif runs:
-        outcome = execute_locally(runs, spec.device, progress, log, check_memory)
+    elif file_specs:
+        outcome = execute_locally(file_specs, spec.device, progress, log, check_memory)
         if outcome.interrupted:
             log("interrupted: the runs' checkpoints are saved; the same command resumes them")
             return INTERRUPTED
-        # The sweep reports a failure as "<ckpt>: failed: why"; a file's name may hold ": " itself.
-        failures = {run.ckpt: failure[len(run.ckpt) + 2:] for run in runs for failure in outcome.failures
-                    if failure.startswith(f"{run.ckpt}: ")}
-    rows = [summary_row(path, run, failures) for path, run in current]
+        failures = outcome.failures
+    rows = [summary_row(path, file_spec, failures) for path, file_spec in current]
     rows += [{"file": printable_path(os.path.basename(path)), "status": why} for path, why in problems.items()]
     rows.sort(key=lambda row: row["file"])
     stem = write_summary(spec.out_dir, rows)
@@ -194,8 +192,8 @@ def recover_folder(spec, field, launch, progress=True, log=print, warn=say_on_st
 
 def _warn_each(problems, failures, current, warn):
     """One ``warn`` line per file that is not recovered: ``file: why``."""
-    for path, run in current:
-        if run.ckpt in failures:
-            problems = {**problems, path: failures[run.ckpt]}
+    for path, spec in current:
+        if spec.ckpt in failures:
+            problems = {**problems, path: str(failures[spec.ckpt])}
     for path in sorted(problems):
         warn(f"{printable_path(path)}: {problems[path]}")

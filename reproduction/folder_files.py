@@ -129,16 +129,16 @@ def describe_record(record):
     return f"{record['bytes']:,} bytes, SHA-256 {record['sha256'][:DIGEST_HEX_DIGITS]}..."
 
 
-def record_path(run):
-    """``<out_dir>/<ckpt>_input.json`` of the RunSpec ``run``."""
-    return os.path.join(run.out_dir, run.ckpt + RECORD_SUFFIX)
+def record_path(spec):
+    """``<out_dir>/<ckpt>_input.json`` of the RunSpec ``spec``."""
+    return os.path.join(spec.out_dir, spec.ckpt + RECORD_SUFFIX)
 
 
-def read_record(run):
-    """The input record of ``run``: ``{"bytes", "sha256"}``, or None when it has none that can be
+def read_record(spec):
+    """The input record of the run ``spec``: ``{"bytes", "sha256"}``, or None when it has none that can be
     read as one (its run is then judged as one made without a record)."""
     try:
-        with open(record_path(run)) as f:
+        with open(record_path(spec)) as f:
             record = json.load(f)
     except (OSError, ValueError):
         return None
@@ -147,8 +147,8 @@ def read_record(run):
     return {"bytes": record["bytes"], "sha256": record["sha256"]}
 
 
-def write_record(run, path, record):
-    write_json(record_path(run), {**record, "file": printable_path(os.path.abspath(path))})
+def write_record(spec, path, record):
+    write_json(record_path(spec), {**record, "file": printable_path(os.path.abspath(path))})
 
 
 def check_apart(out_dir, folder):

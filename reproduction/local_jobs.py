@@ -16,7 +16,7 @@ from utils.optional import import_optional
 
 from . import sweep
 from .launch_settings import LaunchSettings
-from .states import DONE, INTERRUPTED, Outcome
+from .states import DONE, STOPPED, Outcome
 
 # submitit's LocalExecutor ends a job at its timeout (2 min unless told): a run may take hours.
 LOCAL_TIMEOUT_MIN = 60 * 24 * 365
@@ -77,11 +77,11 @@ def submit_local_job(executor, gpu, function, *args):
         return executor.submit(function, *args)
 
 
-def _start_local_job(executor, run, gpu):
-    """Submit ``run`` as a local job on the GPU ``gpu``, or on the CPU when ``gpu`` is None."""
+def _start_local_job(executor, spec, gpu):
+    """Submit the run ``spec`` as a local job on the GPU ``gpu``, or on the CPU when ``gpu`` is None."""
     from .run_task import RunTask
 
-    task = RunTask(dataclasses.replace(run, device="cpu" if gpu is None else "cuda"), LaunchSettings().max_restarts)
+    task = RunTask(dataclasses.replace(spec, device="cpu" if gpu is None else "cuda"), LaunchSettings().max_restarts)
     return submit_local_job(executor, gpu, task)
 
 
@@ -93,22 +93,22 @@ def _local_outcome(job, stopped):
         error = job.exception()
         return DONE if error is None else Outcome.failed(error_line(str(error)))
     if stopped:
-        return INTERRUPTED
+        return STOPPED
     return Outcome.failed(f"the job ended without a result (log: {job.paths.stderr})")
 
 
-def execute_locally(runs, device, progress=True, log=print, check_memory=True):
+def execute_locally(specs, device, progress=True, log=print, check_memory=True):
     """Bring every run to completion on this machine: in this process on ``device``, or one local
     job per GPU where ``device`` means several (:func:`local_job_devices`); a ``sweep.SweepOutcome``.
     ``check_memory`` False starts the runs made in this process without the memory check (a
     local job checks always)."""
     devices = local_job_devices(device)
     if len(devices) > 1:
-        return execute_in_local_jobs(runs, devices, progress, log)
-    return sweep.execute_runs(runs, progress, log, check_memory)
+        return execute_in_local_jobs(specs, devices, progress, log)
+    return sweep.execute_runs(specs, progress, log, check_memory)
 
 
-def execute_in_local_jobs(runs, devices, progress=True, log=print):
+def execute_in_local_jobs(specs, devices, progress=True, log=print):
     """Bring every run to completion as local jobs (submitit's LocalExecutor), at most one per
     device of ``devices`` (``cuda:K``, or ``cpu`` for a CPU standing in for a GPU) at a time;
     returns a ``sweep.SweepOutcome``. With at most one run to make, it runs in this process.
@@ -116,9 +116,9 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
     The first stop signal (Ctrl-C, SIGTERM...) starts no further job and stops the running ones,
     which save their checkpoints; a second one stops this process at once.
     """
-    todo, reused = sweep.split_runs(runs)
+    todo, reused = sweep.split_runs(specs)
     if len(todo) <= 1:
-        return sweep.execute_runs(runs, progress, log)
+        return sweep.execute_runs(specs, progress, log)
     gpus = [physical_gpu(device) for device in devices]  # a device that cannot be given fails before any job
     submitit = import_optional("submitit", "one local job per GPU")
     for ckpt in reused:
@@ -131,10 +131,10 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
     with StopRequest() as stop:
         while running or (waiting and not stop.requested):
             while waiting and free and not stop.requested:
-                (run, resume), (device, gpu) = waiting.pop(0), free.pop(0)
-                job = _start_local_job(executor, run, gpu)
-                running[job] = run, (device, gpu)
-                log(f"{printable_path(run.ckpt)}: {'resuming' if resume else 'starting'} on {device} "
+                (spec, resume), (device, gpu) = waiting.pop(0), free.pop(0)
+                job = _start_local_job(executor, spec, gpu)
+                running[job] = spec, (device, gpu)
+                log(f"{printable_path(spec.ckpt)}: {'resuming' if resume else 'starting'} on {device} "
                     f"(log: {job.paths.stdout})")
             if stop.requested and not stopped:
                 stopped = True
@@ -142,10 +142,10 @@ def execute_in_local_jobs(runs, devices, progress=True, log=print):
                     if not job.done():  # alive, so its id (the controller's pid) is still its own
                         os.kill(int(job.job_id), signal.SIGTERM)  # which the controller passes on to the run
             for job in [job for job in running if job.done()]:
-                run, slot = running.pop(job)
+                spec, slot = running.pop(job)
                 free.append(slot)
-                outcomes[run.ckpt] = _local_outcome(job, stopped)
-                log(f"{printable_path(run.ckpt)}: {outcomes[run.ckpt]}")
+                outcomes[spec.ckpt] = _local_outcome(job, stopped)
+                log(outcomes[spec.ckpt].line(spec.ckpt))
             time.sleep(LOCAL_POLL_S)
-    failures = [f"{ckpt}: {outcome}" for ckpt, outcome in outcomes.items() if outcome.is_failure]
+    failures = {ckpt: outcome for ckpt, outcome in outcomes.items() if outcome.is_failure}
     return sweep.SweepOutcome(list(outcomes), reused, stopped, failures)

@@ -45,15 +45,15 @@ def describe_plan(targets, settings, launch, log=print):
     """Log the runs the targets need, each with its state and an equivalent ``denoising.py``
     command, where they would compute (``launch``, a ``LaunchSettings``), and the files
     that would be written. Writes nothing."""
-    runs = plan.runs_for(targets, settings)
+    specs = plan.runs_for(targets, settings)
     directory = plan.runs_dir(settings)
-    log(f"{len(runs)} runs in {directory}/ (device {settings.device}):")
-    for run in runs:
-        state, done = sweep.run_state(run)
+    log(f"{len(specs)} runs in {directory}/ (device {settings.device}):")
+    for spec in specs:
+        state, done = sweep.run_state(spec)
         status = state.value
         if state is not State.MISSING:
-            status += f", {sweep.describe_progress(done, run.config.num_iter)} it."
-        log(f"  {run.ckpt:<24} {status:<32} {sweep.denoising_command(run, state is State.PARTIAL)}")
+            status += f", {sweep.describe_progress(done, spec.config.num_iter)} it."
+        log(f"  {spec.ckpt:<24} {status:<32} {sweep.denoising_command(spec, state is State.PARTIAL)}")
     if launch.launcher == "slurm":
         gpus = f"{launch.gpus_per_task} GPU" + "s" * (launch.gpus_per_task > 1) if launch.gpus_per_task else "no GPU"
         log(f"the runs not complete would go to one Slurm job array, a task each with {gpus} and "
@@ -89,26 +89,27 @@ def table_description(settings, directory):
 def draw_outputs(targets, settings, observations, log=print):
     """Draw the targets' figures and write the results table from whatever runs exist."""
     directory = plan.runs_dir(settings)
-    all_runs = plan.runs_for(plan.TARGETS, settings)
-    results = {run.ckpt: sweep.load_result(run) for run in all_runs}
+    all_specs = plan.runs_for(plan.TARGETS, settings)
+    states = {spec.ckpt: sweep.load_state(spec) for spec in all_specs}
     stems = output_stems(targets, settings.out_dir)
     os.makedirs(settings.out_dir, exist_ok=True)
 
-    def results_of(runs):
-        return [results[run.ckpt] for run in runs]
+    def states_of(specs):
+        return [states[spec.ckpt] for spec in specs]
 
-    def observations_of(runs):
-        return [observations[(run.config.image, run.config.nlevel)] for run in runs]
+    def observations_of(specs):
+        return [observations[(spec.config.image, spec.config.nlevel)] for spec in specs]
 
-    figure3_runs, figure4_runs = plan.figure3_runs(settings), plan.figure4_runs(settings)
-    for target, runs in (("3", figure3_runs), ("4", figure4_runs)):
+    figure3_specs, figure4_specs = plan.figure3_runs(settings), plan.figure4_runs(settings)
+    for target, specs in (("3", figure3_specs), ("4", figure4_specs)):
         if target in stems:
-            figures.draw_recovery_grid(stems[target], runs, results_of(runs), observations_of(runs))
+            figures.draw_recovery_grid(stems[target], specs, states_of(specs), observations_of(specs))
     if "5" in stems:
-        figures.draw_figure5(stems["5"], figure3_runs, results_of(figure3_runs), figure4_runs, results_of(figure4_runs))
+        figures.draw_figure5(stems["5"], figure3_specs, states_of(figure3_specs), figure4_specs,
+                             states_of(figure4_specs))
     if "teaser" in stems:
-        teaser_runs = plan.teaser_runs(settings)
-        figures.draw_teaser(stems["teaser"], teaser_runs, results_of(teaser_runs), figures.at_paper_scale(settings))
+        teaser_specs = plan.teaser_runs(settings)
+        figures.draw_teaser(stems["teaser"], teaser_specs, states_of(teaser_specs), figures.at_paper_scale(settings))
 
     cpu = describe_device(torch.device("cpu"))
     rows = []
@@ -116,8 +117,8 @@ def draw_outputs(targets, settings, observations, log=print):
         observation = observations[(image, nlevel)]
         cache = os.path.join(directory, f"{plan.cell_name(image, nlevel)}_classical.json")
         classical = table.classical_rows(image, nlevel, observation, settings, cache, cpu)
-        cell_runs = [run for run in all_runs if (run.config.image, run.config.nlevel) == (image, nlevel)]
-        rows += table.cell_rows(image, nlevel, classical, cell_runs, results_of(cell_runs), observation.clean,
+        cell_specs = [spec for spec in all_specs if (spec.config.image, spec.config.nlevel) == (image, nlevel)]
+        rows += table.cell_rows(image, nlevel, classical, cell_specs, states_of(cell_specs), observation.clean,
                                 settings.width)
     table.write_results(stems["table"], rows, settings.width, table_description(settings, directory))
     log("wrote " + ", ".join(output_files(stems)))
@@ -144,32 +145,32 @@ def reproduce(targets, settings, dry_run=False, start_runs=True, progress=True, 
     if status_only and not on_slurm:
         raise InputError("`status` shows the state of Slurm jobs: it needs `launcher` slurm")
     check_writable_folder(settings.out_dir, "`out_dir`")
-    runs = plan.runs_for(targets, settings)
+    specs = plan.runs_for(targets, settings)
     # A Slurm task's device is on its node, not here: checked by its kind alone.
     resolved = torch.device(launch.task_device(settings.device)) if on_slurm else resolve_device(settings.device)
-    for run in runs:
-        run.validate()
-        check_options(run.options, resolved, run.config)
+    for spec in specs:
+        spec.validate()
+        check_options(spec.options, resolved, spec.config)
     if dry_run:
         check_images(settings)  # not listing runs that could not start; a real run loads the images next
         describe_plan(targets, settings, launch, log)
         return 0
     if on_slurm and start_runs:
         check_images(settings)  # here, not in every task
-        complete = run_on_slurm(runs, launch, plan.runs_dir(settings), submit_runs=not status_only, log=log)
+        complete = run_on_slurm(specs, launch, plan.runs_dir(settings), submit_runs=not status_only, log=log)
         if status_only or not complete:
             return 0
     # Every observation first: a missing image stops us before hours of runs, not after.
     observations = {cell: prepare_observation(plan.cell_config(*cell, settings)) for cell in plan.table_cells()}
     import_optional("bm3d", "reproduce.py's results table (its BM3D baselines)")  # drawn after the runs
-    failures = []
+    failures = {}
     if start_runs and not on_slurm:
-        outcome = execute_locally(runs, settings.device, progress, log)
+        outcome = execute_locally(specs, settings.device, progress, log)
         if outcome.interrupted:
             log("interrupted: the runs' checkpoints are saved; the same command resumes them")
             return INTERRUPTED
         failures = outcome.failures
-    for failure in failures:
-        log(f"failed: {failure}")
+    for ckpt, outcome in failures.items():
+        log(outcome.line(ckpt))
     draw_outputs(targets, settings, observations, log)
     return 1 if failures else 0

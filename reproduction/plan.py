@@ -174,14 +174,14 @@ def runs_for(targets, settings):
         "teaser": teaser_runs,
         "table": lambda s: figure3_runs(s) + figure4_runs(s) + table_runs(s),
     }
-    runs = {}
+    specs = {}
     for target in TARGETS:
         if target in targets:
-            for run in builders[target](settings):
-                kept = runs.get(run.ckpt)
-                if kept is None or run.config.num_iter > kept.config.num_iter:
-                    runs[run.ckpt] = run  # a replaced entry keeps its place
-    return list(runs.values())
+            for spec in builders[target](settings):
+                kept = specs.get(spec.ckpt)
+                if kept is None or spec.config.num_iter > kept.config.num_iter:
+                    specs[spec.ckpt] = spec  # a replaced entry keeps its place
+    return list(specs.values())
 
 
 def _unique(items):

@@ -34,8 +34,8 @@ class RunTask(submitit.helpers.Checkpointable):
     the error. Returns ``{"ckpt", "iterations", "seconds", "devices"}`` of the complete run.
     """
 
-    def __init__(self, run, max_restarts):
-        self.run = run
+    def __init__(self, spec, max_restarts):
+        self.spec = spec
         self.max_restarts = max_restarts
 
     def __call__(self):
@@ -56,26 +56,26 @@ class RunTask(submitit.helpers.Checkpointable):
                 # submitit's own requeue for each of them (private, but fixed by the pin <1.6).
                 submitit.JobEnvironment()._requeue(self.max_restarts - restarts)
             raise SystemExit(signal_exit_status(stop_signal))
-        saved = sweep.load_result(self.run)
-        return {"ckpt": self.run.ckpt, "iterations": saved.iteration, "seconds": saved.seconds,
-                "devices": saved.devices}
+        state = sweep.load_state(self.spec)
+        return {"ckpt": self.spec.ckpt, "iterations": state.iteration, "seconds": state.seconds,
+                "devices": state.devices}
 
     def _run(self, restarts):
         """Bring the run to its end; the signal that stopped it first, or None."""
-        run = self.run
-        state, done = sweep.run_state(run)
-        if state is State.COMPLETE and not sweep.images_missing(run, sweep.saved_state(run)):
+        spec = self.spec
+        state, done = sweep.run_state(spec)
+        if state is State.COMPLETE and not sweep.images_missing(spec, sweep.saved_state(spec)):
             return None
         if restarts > self.max_restarts:
             raise RunFailure(f"requeued {restarts} times, more than `max_restarts` {self.max_restarts} (its "
                              f"checkpoint is kept, and the same command submits it again: best with a larger "
                              f"`time_min`)")
         start = f"resuming at iteration {done:,}" if state is not State.MISSING else "starting"
-        _print(f"{run.ckpt}: {start} on {run.device}" + (f" (restart {restarts})" if restarts else ""))
-        report = run_recovery(run, resume=state is not State.MISSING, progress=False, log=_print)
+        _print(f"{spec.ckpt}: {start} on {spec.device}" + (f" (restart {restarts})" if restarts else ""))
+        report = run_recovery(spec, resume=state is not State.MISSING, progress=False, log=_print)
         if report.diverged:
-            raise RunFailure("diverged: the loss became inf or nan (learning rates too large?)")
-        return None if report.state.reached(run.config.num_iter) else report.stop_signal
+            raise RunFailure(report.divergence)
+        return None if report.state.reached(spec.config.num_iter) else report.stop_signal
 
 
 class _StoppedBeforeRun(BaseException):

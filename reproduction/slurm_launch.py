@@ -23,17 +23,17 @@ from .states import State
 WARNING_S = 90
 
 
-def slurm_task_run(run, launch):
-    """The RunSpec ``run`` as its Slurm task makes it: paths absolute (a task may start in
+def slurm_task_run(spec, launch):
+    """The RunSpec ``spec`` as its Slurm task makes it: paths absolute (a task may start in
     another folder), the task's device and its CPUs as PyTorch threads."""
-    config = run.config.with_absolute_paths()
-    options = dataclasses.replace(run.options, threads=launch.task_cpus(run.options.threads))
-    return dataclasses.replace(run, out_dir=os.path.abspath(run.out_dir), device=launch.task_device(run.device),
+    config = spec.config.with_absolute_paths()
+    options = dataclasses.replace(spec.options, threads=launch.task_cpus(spec.options.threads))
+    return dataclasses.replace(spec, out_dir=os.path.abspath(spec.out_dir), device=launch.task_device(spec.device),
                                config=config, options=options)
 
 
-def submit(jobs, runs, launch, log=print):
-    """Submit ``runs`` as one job array (a single job for one run) and record their jobs in
+def submit(jobs, specs, launch, log=print):
+    """Submit the runs ``specs`` as one job array (a single job for one run) and record their jobs in
     ``jobs`` (a ``SlurmSweep``); returns the job ids.
 
     :raises InputError: Slurm is missing, or sbatch refused the array (a GPU asked of a cluster
@@ -44,8 +44,8 @@ def submit(jobs, runs, launch, log=print):
     from .run_task import RunTask
 
     os.makedirs(jobs.submitit_folder, exist_ok=True)
-    tasks = [RunTask(slurm_task_run(run, launch), launch.max_restarts) for run in runs]
-    executor = _slurm_executor(jobs.submitit_folder, launch, len(runs), tasks[0].run.options.threads)
+    tasks = [RunTask(slurm_task_run(spec, launch), launch.max_restarts) for spec in specs]
+    executor = _slurm_executor(jobs.submitit_folder, launch, len(specs), tasks[0].spec.options.threads)
     before = set(os.listdir(jobs.submitit_folder))
     # submitit writes sbatch's error to stderr, then raises it: the one line is ours.
     with contextlib.redirect_stderr(io.StringIO()):
@@ -55,17 +55,17 @@ def submit(jobs, runs, launch, log=print):
             _remove_new_files(jobs.submitit_folder, before)  # the pickles of tasks never submitted
             raise InputError(_sbatch_refusal(str(exc), launch)) from None
     job_ids = [job.job_id for job in submitted]
-    jobs.record([run.ckpt for run in runs], job_ids)
+    jobs.record([spec.ckpt for spec in specs], job_ids)
     array_id = job_ids[0].split("_")[0]
     what = f"job array {array_id} ({len(job_ids)} tasks)" if len(job_ids) > 1 else f"job {array_id}"
     log(f"submitted {len(job_ids)} run{'s' * (len(job_ids) > 1)} to Slurm as {what}: "
-        f"{', '.join(f'{run.ckpt} {job_id}' for run, job_id in zip(runs, job_ids))}")
+        f"{', '.join(f'{spec.ckpt} {job_id}' for spec, job_id in zip(specs, job_ids))}")
     log(f"logs: {submitted[0].paths.stdout} (and .err), one folder per task in {jobs.submitit_folder}/")
     log("the same command shows their state and, once every run is complete, draws the figures and the table")
     return job_ids
 
 
-def run_on_slurm(runs, launch, runs_dir, submit_runs=True, log=print):
+def run_on_slurm(specs, launch, runs_dir, submit_runs=True, log=print):
     """Show where every run stands and, with ``submit_runs``, submit those that are neither
     complete nor queued nor running as one job array. Returns True when every run is complete.
 
@@ -74,15 +74,15 @@ def run_on_slurm(runs, launch, runs_dir, submit_runs=True, log=print):
     """
     jobs = SlurmSweep(runs_dir)
     if not submit_runs:
-        statuses = jobs.statuses(runs)
+        statuses = jobs.statuses(specs)
         jobs.show(statuses, log)
         return all(status.state is State.COMPLETE for status in statuses)
     os.makedirs(jobs.folder, exist_ok=True)
     try:
         with RunLock(os.path.join(jobs.folder, "submit.lock"), "submission"):
-            statuses = jobs.statuses(runs)
+            statuses = jobs.statuses(specs)
             jobs.show(statuses, log)
-            if waiting := [run for run, status in zip(runs, statuses) if status.needs_job]:
+            if waiting := [spec for spec, status in zip(specs, statuses) if status.needs_job]:
                 submit(jobs, waiting, launch, log)
     except RunInUse as exc:
         raise InputError(f"another process is submitting the runs of {runs_dir} to Slurm ({exc})") from None

@@ -85,15 +85,15 @@ class SlurmSweep:
             submitted.setdefault(ckpt, []).append(job_id)
         write_json(self.jobs_path, {"jobs": submitted})
 
-    def statuses(self, runs):
+    def statuses(self, specs):
         """A :class:`RunStatus` per run, from the checkpoints and from Slurm."""
         submitted = self.submitted()
         queue = queued_tasks() if submitted else {}
-        return [self._status(run, (submitted.get(run.ckpt) or [None])[-1], queue) for run in runs]
+        return [self._status(spec, (submitted.get(spec.ckpt) or [None])[-1], queue) for spec in specs]
 
-    def _status(self, run, job_id, queue):
-        state, done = sweep.run_state(run)
-        status = RunStatus(run.ckpt, state, done, run.config.num_iter, job_id)
+    def _status(self, spec, job_id, queue):
+        state, done = sweep.run_state(spec)
+        status = RunStatus(spec.ckpt, state, done, spec.config.num_iter, job_id)
         if job_id is None:
             return status
         import submitit  # optional: LaunchSettings.validate has made sure of it

@@ -2,12 +2,14 @@
 
 A run's :class:`State` comes from its checkpoint (MISSING, PARTIAL, COMPLETE) and, for a run given
 to Slurm, from its job (QUEUED, RUNNING, FAILED). An :class:`Outcome` is what one execution of a
-run ended in: DONE, INTERRUPTED (its checkpoint saved, the same command resumes it) or FAILED, with
-the reason beside it.
+run ended in: DONE, STOPPED (by a stop signal, its checkpoint saved: the same command resumes it)
+or FAILED, with the reason beside it; its lines are worded here alone.
 """
 
 import dataclasses
 import enum
+
+from utils.atomic_files import printable_path
 
 
 class State(enum.Enum):
@@ -22,18 +24,18 @@ class State(enum.Enum):
 
 
 class Ending(enum.Enum):
-    """How one execution of a run ended."""
+    """How one execution of a run ended; the value is how its line writes it."""
 
     DONE = "done"
-    INTERRUPTED = "interrupted"
+    STOPPED = "interrupted"  # the word of the sweep's own closing line when a stop signal ends it
     FAILED = "failed"
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """What one execution of a run ended in: ``ending``, and for FAILED the ``reason`` (one line:
-    ``diverged (the loss became inf or nan)``). ``str()`` is the line logged for it: ``done``,
-    ``interrupted``, ``failed: <reason>``."""
+    ``diverged: the loss is nan at iteration 3 (learning rates too large?)``). ``str()`` says it:
+    ``done``, ``interrupted``, ``failed: <reason>``; :meth:`line` says it of a run."""
 
     ending: Ending
     reason: str = ""
@@ -49,6 +51,10 @@ class Outcome:
     def __str__(self):
         return f"failed: {self.reason}" if self.is_failure else self.ending.value
 
+    def line(self, ckpt):
+        """The line logged for the run named ``ckpt``: ``<ckpt>: done``, ``<ckpt>: failed: <reason>``..."""
+        return f"{printable_path(ckpt)}: {self}"
+
 
 DONE = Outcome(Ending.DONE)
-INTERRUPTED = Outcome(Ending.INTERRUPTED)
+STOPPED = Outcome(Ending.STOPPED)

@@ -20,38 +20,38 @@ from recovery import RunFiles, RunState, run_recovery
 from utils.atomic_files import printable_path
 from utils.errors import InputError, OutputError, RunFailure
 
-from .states import DONE, INTERRUPTED, Outcome, State
+from .states import DONE, STOPPED, Outcome, State
 
 
-def saved_state(run):
-    """The RunState of the RunSpec ``run``, or None; InputError if it belongs to another problem."""
-    path = RunFiles(run.out_dir, run.ckpt).checkpoint
+def saved_state(spec):
+    """The RunState of the RunSpec ``spec``, or None; InputError if it belongs to another problem."""
+    path = RunFiles(spec.out_dir, spec.ckpt).checkpoint
     if not os.path.exists(path):
         return None
     saved = RunState.load(path)
     try:
-        run.config.with_absolute_paths().check_resumable(saved.config)
+        spec.config.with_absolute_paths().check_resumable(saved.config)
     except InputError as exc:
         raise InputError(f"{path} was made with other settings ({exc}); use another `out_dir`") from None
     return saved
 
 
-def run_state(run):
+def run_state(spec):
     """``(state, iterations done)``, state a ``State``: MISSING, PARTIAL or COMPLETE."""
-    saved = saved_state(run)
+    saved = saved_state(spec)
     if saved is None:
         return State.MISSING, 0
-    return (State.COMPLETE if saved.reached(run.config.num_iter) else State.PARTIAL), saved.iteration
+    return (State.COMPLETE if saved.reached(spec.config.num_iter) else State.PARTIAL), saved.iteration
 
 
-def images_missing(run, saved):
-    """True when ``saved`` (the RunState of ``run``) has images to show and one of the image files
+def images_missing(spec, saved):
+    """True when ``saved`` (the RunState of the run ``spec``) has images to show and one of the image files
     its end writes is missing (deleted by hand): resuming the run writes them again."""
     if saved is None or saved.last is None:
         return False
-    files = RunFiles(run.out_dir, run.ckpt)
+    files = RunFiles(spec.out_dir, spec.ckpt)
     expected = [files.last, files.panel] + [files.final] * (saved.final is not None)
-    expected += [files.impulses, files.mask] * run.config.has_corruption_term
+    expected += [files.impulses, files.mask] * spec.config.has_corruption_term
     return not all(os.path.exists(path) for path in expected)
 
 
@@ -61,30 +61,30 @@ def describe_progress(done, num_iter):
     return f"{done:,}" if done >= num_iter else f"{done:,} of {num_iter:,}"
 
 
-def load_result(run):
+def load_state(spec):
     """The run's RunState, or None if it has nothing to show yet (not started, or stopped before
     its first logged iteration)."""
-    saved = saved_state(run)
+    saved = saved_state(spec)
     return None if saved is None or saved.last is None else saved
 
 
-def denoising_command(run, resume):
-    """The ``denoising.py`` command line that does what the sweep does for ``run``."""
-    return shlex.join(["python"] + run.to_argv(resume))
+def denoising_command(spec, resume):
+    """The ``denoising.py`` command line that does what the sweep does for the run ``spec``."""
+    return shlex.join(["python"] + spec.to_argv(resume))
 
 
-def execute_run(run, resume, progress=True, log=print, check_memory=True):
+def execute_run(spec, resume, progress=True, log=print, check_memory=True):
     """Start (or, with ``resume``, continue) one run to its ``num_iter``; returns its
-    ``states.Outcome``: DONE, INTERRUPTED or a failure with its reason (settings named as flags)."""
+    ``states.Outcome``: DONE, STOPPED or a failure with its reason (settings named as flags)."""
     try:
-        report = run_recovery(run, resume=resume, progress=progress, log=log, check_memory=check_memory)
+        report = run_recovery(spec, resume=resume, progress=progress, log=log, check_memory=check_memory)
     except OutputError as exc:  # a full disk: reported at the end, and the other runs go on
         return Outcome.failed(str(exc))
     except (InputError, RunFailure) as exc:  # another process holds it, it does not fit in memory...
         return Outcome.failed(exc.for_command_line())
     if report.interrupted:
-        return INTERRUPTED
-    return Outcome.failed("diverged (the loss became inf or nan)") if report.diverged else DONE
+        return STOPPED
+    return Outcome.failed(report.divergence) if report.diverged else DONE
 
 
 @dataclasses.dataclass
@@ -92,40 +92,40 @@ class SweepOutcome:
     executed: list  # ckpt names of the runs started or resumed
     reused: list  # ckpt names of the runs already complete
     interrupted: bool
-    failures: list  # "ckpt: why" for runs that failed
+    failures: dict  # {ckpt: states.Outcome} of the runs that failed
 
 
-def split_runs(runs):
-    """``(todo, reused)``: ``todo`` the ``(run, resume)`` of every run not complete, or complete
+def split_runs(specs):
+    """``(todo, reused)``: ``todo`` the ``(spec, resume)`` of every run not complete, or complete
     but short of an image file (resumed, it writes them again), ``reused`` the ckpt names of those
     complete."""
     todo, reused = [], []
-    for run in runs:
-        saved = saved_state(run)
-        if saved is not None and saved.reached(run.config.num_iter) and not images_missing(run, saved):
-            reused.append(run.ckpt)
+    for spec in specs:
+        saved = saved_state(spec)
+        if saved is not None and saved.reached(spec.config.num_iter) and not images_missing(spec, saved):
+            reused.append(spec.ckpt)
         else:
-            todo.append((run, saved is not None))
+            todo.append((spec, saved is not None))
     return todo, reused
 
 
-def execute_runs(runs, progress=True, log=print, check_memory=True):
-    """Bring every run in ``runs`` to completion in this process, one after another; returns a
+def execute_runs(specs, progress=True, log=print, check_memory=True):
+    """Bring every run of ``specs`` to completion in this process, one after another; returns a
     :class:`SweepOutcome`.
 
     The first Ctrl-C stops the current run after its current iteration (its checkpoint saved)
     and no further run is started.
     """
-    todo, reused = split_runs(runs)
+    todo, reused = split_runs(specs)
     for ckpt in reused:
         log(f"{printable_path(ckpt)}: complete, reused")
-    executed, failures = [], []
-    for number, (run, resume) in enumerate(todo, 1):
-        log(f"[{number}/{len(todo)}] {printable_path(run.ckpt)}: {'resuming' if resume else 'starting'}")
-        executed.append(run.ckpt)
-        outcome = execute_run(run, resume, progress, log, check_memory)
-        if outcome == INTERRUPTED:
+    executed, failures = [], {}
+    for number, (spec, resume) in enumerate(todo, 1):
+        log(f"[{number}/{len(todo)}] {printable_path(spec.ckpt)}: {'resuming' if resume else 'starting'}")
+        executed.append(spec.ckpt)
+        outcome = execute_run(spec, resume, progress, log, check_memory)
+        if outcome == STOPPED:
             return SweepOutcome(executed, reused, interrupted=True, failures=failures)
         if outcome.is_failure:
-            failures.append(f"{run.ckpt}: {outcome}")
+            failures[spec.ckpt] = outcome
     return SweepOutcome(executed, reused, interrupted=False, failures=failures)

@@ -86,38 +86,38 @@ def classical_rows(image, nlevel, observation, settings, path, device_name):
     return rows
 
 
-def run_rows(run, result, clean):
+def run_rows(spec, state, clean):
     """The rows of one learned run: its last iterate, its final answer (``FINAL_LABEL``, at the
     same iteration; left out for a run that has none) and, for DIP and DIP-L1 (which need early
     stopping), also its PSNR-best logged iterate, an oracle since it is chosen with ``clean``."""
-    config = run.config
+    config = spec.config
     iterates = [PEAK, LAST, FINAL_LABEL] if config.method != "ours" else [LAST, FINAL_LABEL]
     common = {"image": config.image, "nlevel": config.nlevel, "method": METHOD_NAMES[config.method],
               "width": config.width, "num_iter": config.num_iter}
-    if result is None:
+    if state is None:
         return [{**common, "iterate": iterate, "status": NOT_RUN} for iterate in iterates]
-    common.update(iterations=result.iteration, device=", ".join(result.devices), seconds=result.seconds,
-                  status="done" if result.reached(config.num_iter) else "partial")
-    logged = [row for row in result.history if row["psnr"] is not None]
-    images = {PEAK: result.best, LAST: result.last, FINAL_LABEL: result.final}
+    common.update(iterations=state.iteration, device=", ".join(state.devices), seconds=state.seconds,
+                  status="done" if state.reached(config.num_iter) else "partial")
+    logged = [row for row in state.history if row["psnr"] is not None]
+    images = {PEAK: state.best, LAST: state.last, FINAL_LABEL: state.final}
     rows = []
     for iterate in (iterate for iterate in iterates if images[iterate] is not None):
         image = images[iterate]
-        at = int(max(logged, key=lambda row: row["psnr"])["iteration"]) if iterate == PEAK else result.last_iteration
+        at = int(max(logged, key=lambda row: row["psnr"])["iteration"]) if iterate == PEAK else state.last_iteration
         rows.append({**common, "iterate": iterate, "at_iteration": at,
                      "psnr": psnr(clean, image), "ssim": ssim(clean, image)})
     return rows
 
 
-def cell_rows(image, nlevel, classical, runs, results, clean, main_width):
+def cell_rows(image, nlevel, classical, specs, states, clean, main_width):
     """All rows of one cell: classical filters, then the runs at ``main_width`` (DIP, DIP-L1,
     ours), then runs at other widths (the teaser's)."""
-    order = sorted(range(len(runs)), key=lambda i: (runs[i].config.width != main_width,
-                                                    -runs[i].config.width,
-                                                    METHOD_ORDER.index(runs[i].config.method)))
+    order = sorted(range(len(specs)), key=lambda i: (specs[i].config.width != main_width,
+                                                     -specs[i].config.width,
+                                                     METHOD_ORDER.index(specs[i].config.method)))
     rows = [dict(row) for row in classical]
     for i in order:
-        rows += run_rows(runs[i], results[i], clean)
+        rows += run_rows(specs[i], states[i], clean)
     return rows
 
 

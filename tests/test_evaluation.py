@@ -206,22 +206,22 @@ def tiny_run(folder, ckpt, method):
 
 
 def test_the_table_and_figures_carry_the_final_answer(tmp_path, monkeypatch):
-    runs = [tiny_run(tmp_path, "ours", "ours"), tiny_run(tmp_path, "dip", "dip")]
-    sweep.execute_runs(runs, progress=False, log=lambda m: None)
-    results = [sweep.load_result(run) for run in runs]
-    clean = prepare_observation(runs[0].config).clean
-    rows = [row for run, result in zip(runs, results) for row in table.run_rows(run, result, clean)]
+    specs = [tiny_run(tmp_path, "ours", "ours"), tiny_run(tmp_path, "dip", "dip")]
+    sweep.execute_runs(specs, progress=False, log=lambda m: None)
+    states = [sweep.load_state(spec) for spec in specs]
+    clean = prepare_observation(specs[0].config).clean
+    rows = [row for spec, state in zip(specs, states) for row in table.run_rows(spec, state, clean)]
     ours, dip = METHOD_NAMES["ours"], METHOD_NAMES["dip"]
     assert [(row["method"], row["iterate"]) for row in rows] == [(ours, table.LAST), (ours, FINAL_LABEL),
                                                                  (dip, table.PEAK), (dip, table.LAST),
                                                                  (dip, FINAL_LABEL)]
-    images = [results[0].last, results[0].final, results[1].best, results[1].last, results[1].final]
+    images = [states[0].last, states[0].final, states[1].best, states[1].last, states[1].final]
     for row, image in zip(rows, images, strict=True):
         assert row["psnr"] == psnr(clean, image)
     assert rows[1]["at_iteration"] == rows[0]["at_iteration"] == 3
     summary = table.results_markdown(rows, 4, []).splitlines()
     assert f"| {ours}, {table.LAST} | {ours}, {FINAL_LABEL} |" in summary[5]  # the summary: a column of its own
-    not_run = table.run_rows(runs[0], None, clean)
+    not_run = table.run_rows(specs[0], None, clean)
     assert [row["iterate"] for row in not_run] == [table.LAST, FINAL_LABEL]
 
     drawn, real_save_grid = {}, reproduction.figures.save_grid
@@ -231,11 +231,11 @@ def test_the_table_and_figures_carry_the_final_answer(tmp_path, monkeypatch):
         real_save_grid(paths, grid, labels, titles)
 
     monkeypatch.setattr(reproduction.figures, "save_grid", save_grid)
-    observations = [prepare_observation(run.config) for run in runs]
-    reproduction.figures.draw_recovery_grid(str(tmp_path / "figure3"), runs, [results[0], None], observations)
+    observations = [prepare_observation(spec.config) for spec in specs]
+    reproduction.figures.draw_recovery_grid(str(tmp_path / "figure3"), specs, [states[0], None], observations)
     assert len(drawn["grid"]) == 4 and "final" in drawn["labels"][3] and "last" in drawn["labels"][2]
     (image, caption), (missing, why) = drawn["grid"][3]
-    assert image is results[0].final and caption == f"{psnr(clean, results[0].final):.2f} dB"
+    assert image is states[0].final and caption == f"{psnr(clean, states[0].final):.2f} dB"
     assert missing is None and why == "not run"
     assert (tmp_path / "figure3.pdf").read_bytes().startswith(b"%PDF") and (tmp_path / "figure3.png").is_file()
 

@@ -166,7 +166,8 @@ def test_a_run_that_fails_is_a_line_on_stderr_and_in_the_summary_with_its_reason
     with contextlib.ExitStack() as stack:
         if failure == "diverged":
             argv += ["--lr", "1e12"]
-            reason, failing = "failed: diverged (the loss became inf or nan)", ["cat.png", "cup: coffee.png"]
+            reason = "failed: diverged: the loss is nan at iteration 3 (learning rates too large?)"  # the run's line
+            failing = ["cat.png", "cup: coffee.png"]
         else:  # another process holds the run: here this one, through the run's own lock
             stack.enter_context(RunLock(str(out_dir / "cup: coffee.lock"), "cup: coffee"))
             reason = (f"failed: run 'cup: coffee' is in use by process {os.getpid()} "

@@ -111,6 +111,6 @@ def test_the_out_dir_must_lie_apart_from_the_images_links_followed(tmp_path, mon
 
 @pytest.mark.parametrize("text", ['{"bytes": 3, "sha256": "abc"}', "{not json", '{"bytes": "3"}', "[]", ""])
 def test_a_record_that_cannot_be_read_as_one_is_none(tmp_path, text):
-    run = RunSpec("a", str(tmp_path))
+    spec = RunSpec("a", str(tmp_path))
     (tmp_path / "a_input.json").write_text(text)
-    assert read_record(run) == ({"bytes": 3, "sha256": "abc"} if text.startswith('{"bytes": 3') else None)
+    assert read_record(spec) == ({"bytes": 3, "sha256": "abc"} if text.startswith('{"bytes": 3') else None)

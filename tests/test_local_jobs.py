@@ -34,23 +34,23 @@ def test_local_jobs_take_one_run_per_device_and_stop_cleanly_on_ctrl_c(tmp_path)
     # the runs' processes).
     bad = tiny_run(tmp_path, "bad", num_iter=3, threads=1)
     bad = dataclasses.replace(bad, config=dataclasses.replace(bad.config, image="no_such_image"))
-    runs = [tiny_run(tmp_path, "a", num_iter=3, show_every=1, threads=1),
-            tiny_run(tmp_path, "b", num_iter=3, show_every=1, threads=1), bad,
-            tiny_run(tmp_path, "c", num_iter=100000, threads=1)]
+    specs = [tiny_run(tmp_path, "a", num_iter=3, show_every=1, threads=1),
+             tiny_run(tmp_path, "b", num_iter=3, show_every=1, threads=1), bad,
+             tiny_run(tmp_path, "c", num_iter=100000, threads=1)]
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {REPOSITORY!r})
         from recovery import *
         from reproduction import local_jobs
-        outcome = local_jobs.execute_in_local_jobs({runs!r}, ["cpu", "cpu"], log=lambda m: print(m, flush=True))
-        for failure in outcome.failures:
-            print("failure", failure)
+        outcome = local_jobs.execute_in_local_jobs({specs!r}, ["cpu", "cpu"], log=lambda m: print(m, flush=True))
+        for ckpt, failure in outcome.failures.items():
+            print("failure", failure.line(ckpt))
         sys.exit({INTERRUPTED} if outcome.interrupted else 1)
         """)
     sweep_process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: sweep.run_state(runs[3])[1] >= 10, PROGRESS_WAIT_S, "progress of c", interval_s=0.1)
+        wait_for(lambda: sweep.run_state(specs[3])[1] >= 10, PROGRESS_WAIT_S, "progress of c", interval_s=0.1)
         os.killpg(sweep_process.pid, signal.SIGINT)
         output, _ = sweep_process.communicate(timeout=60)
     finally:
@@ -58,7 +58,7 @@ def test_local_jobs_take_one_run_per_device_and_stop_cleanly_on_ctrl_c(tmp_path)
             os.killpg(sweep_process.pid, signal.SIGKILL)
     assert sweep_process.returncode == INTERRUPTED, output
     lines = output.splitlines()
-    assert [sweep.run_state(run) for run in runs[:2]] == [(State.COMPLETE, 3)] * 2
+    assert [sweep.run_state(spec) for spec in specs[:2]] == [(State.COMPLETE, 3)] * 2
     assert {"a: done", "b: done", "c: interrupted"} <= set(lines), output
     failed = "bad: failed: InputError: image 'no_such_image' not found"
     reported = [line for line in lines if line.startswith(failed)]  # logged, and among the sweep's failures
@@ -70,9 +70,9 @@ def test_local_jobs_take_one_run_per_device_and_stop_cleanly_on_ctrl_c(tmp_path)
         log = f.read()
     stopped = re.search(r"stopped by SIGTERM after iteration (\d+); checkpoint saved", log)
     # Saved where it stopped, not at an earlier logged iteration: it was stopped, not killed.
-    assert stopped and sweep.run_state(runs[3]) == (State.PARTIAL, int(stopped.group(1)) + 1), log
-    for run in runs[:2] + runs[3:]:
-        with open(RunFiles(run.out_dir, run.ckpt).args) as f:
+    assert stopped and sweep.run_state(specs[3]) == (State.PARTIAL, int(stopped.group(1)) + 1), log
+    for spec in specs[:2] + specs[3:]:
+        with open(RunFiles(spec.out_dir, spec.ckpt).args) as f:
             assert '"threads": 1' in f.read()
     with pytest.raises(ProcessLookupError):  # no job process is left
         os.killpg(sweep_process.pid, 0)

@@ -18,9 +18,9 @@ def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path, capsys, sa
     out_dir = tmp_path / "figures"
     assert main(["--figure", "all", "--dry_run", "--out_dir", str(out_dir), "--data_dir", sample_data_dir, *TINY_SWEEP]) == 0
     listing = capsys.readouterr().out
-    for run in plan.runs_for(plan.TARGETS, Settings(width=4, num_iter=2, resize=RESIZE)):
-        line = next(line for line in listing.splitlines() if line.split()[:1] == [run.ckpt])
-        assert "not started" in line and f"python denoising.py --ckpt {run.ckpt} " in line
+    for spec in plan.runs_for(plan.TARGETS, Settings(width=4, num_iter=2, resize=RESIZE)):
+        line = next(line for line in listing.splitlines() if line.split()[:1] == [spec.ckpt])
+        assert "not started" in line and f"python denoising.py --ckpt {spec.ckpt} " in line
     assert "figure3.pdf" in listing and "results.csv" in listing
     assert not out_dir.exists()
 

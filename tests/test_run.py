@@ -27,7 +27,7 @@ from recovery import Recovery, RecoveryConfig, RunSpec, RunState, run_recovery
 from recovery.lock import RunLock
 from recovery.state import HISTORY_FIELDS
 from reproduction import sweep
-from reproduction.states import State
+from reproduction.states import Outcome, State
 from cli import run_cli
 from same_run import assert_same_problem_state
 import tiny
@@ -85,12 +85,12 @@ def test_a_second_process_on_a_running_run_is_refused_until_the_first_is_killed(
 
 
 def test_a_sweep_reports_a_run_in_use_and_goes_on(tmp_path):
-    runs = [RunSpec(name, str(tmp_path), "cpu", TINY_CONFIG) for name in ("busy", "free")]
+    specs = [RunSpec(name, str(tmp_path), "cpu", TINY_CONFIG) for name in ("busy", "free")]
     with RunLock(str(tmp_path / "busy.lock"), "busy"):
-        outcome = sweep.execute_runs(runs, progress=False, log=lambda m: None)
-    assert outcome.failures == [f"busy: failed: run 'busy' is in use by process {os.getpid()} "
-                                f"(it holds {tmp_path / 'busy.lock'})"]
-    assert sweep.run_state(runs[1]) == (State.COMPLETE, 2)
+        outcome = sweep.execute_runs(specs, progress=False, log=lambda m: None)
+    assert outcome.failures == {"busy": Outcome.failed(f"run 'busy' is in use by process {os.getpid()} "
+                                                       f"(it holds {tmp_path / 'busy.lock'})")}
+    assert sweep.run_state(specs[1]) == (State.COMPLETE, 2)
 
 
 def test_a_termination_signal_saves_and_the_resumed_run_is_bitwise_the_whole_one(tmp_path, capfd):

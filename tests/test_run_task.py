@@ -15,13 +15,13 @@ from utils.errors import RunFailure  # noqa: E402
 
 
 def test_a_task_requeued_too_often_fails_and_keeps_its_checkpoint(tmp_path, monkeypatch):
-    run = tiny_run(tmp_path, "a", num_iter=4, show_every=2, threads=1)
+    spec = tiny_run(tmp_path, "a", num_iter=4, show_every=2, threads=1)
     monkeypatch.setenv("SLURM_RESTART_COUNT", "3")
     with pytest.raises(RunFailure, match="requeued 3 times, more than max_restarts 2"):
-        RunTask(run, max_restarts=2)()
+        RunTask(spec, max_restarts=2)()
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
     threads = torch.get_num_threads()
     try:
-        assert RunTask(run, max_restarts=2)()["iterations"] == 4
+        assert RunTask(spec, max_restarts=2)()["iterations"] == 4
     finally:
         torch.set_num_threads(threads)

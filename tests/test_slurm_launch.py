@@ -251,10 +251,10 @@ def test_an_sbatch_option_sbatch_refuses_is_its_one_line_and_exit_2(slurm_cluste
 
 
 def test_runs_of_the_slurm_launcher_compute_where_their_task_is():
-    run = dataclasses.replace(tiny_run("relative", "a", num_iter=4), device="auto", options=StepOptions())
-    task_run = slurm_task_run(run, LaunchSettings(launcher="slurm", gpus_per_task=0, cpus_per_task=3))
-    assert (task_run.device, task_run.options.threads) == ("cpu", 3) and os.path.isabs(task_run.out_dir)
-    gpu_run = slurm_task_run(run, LaunchSettings(launcher="slurm"))
-    assert (gpu_run.device, gpu_run.options.threads) == ("cuda", DEFAULT_TASK_CPUS)
+    spec = dataclasses.replace(tiny_run("relative", "a", num_iter=4), device="auto", options=StepOptions())
+    task_spec = slurm_task_run(spec, LaunchSettings(launcher="slurm", gpus_per_task=0, cpus_per_task=3))
+    assert (task_spec.device, task_spec.options.threads) == ("cpu", 3) and os.path.isabs(task_spec.out_dir)
+    gpu_spec = slurm_task_run(spec, LaunchSettings(launcher="slurm"))
+    assert (gpu_spec.device, gpu_spec.options.threads) == ("cuda", DEFAULT_TASK_CPUS)
     with pytest.raises(InputError, match="device"):
         LaunchSettings(launcher="slurm").task_device("mps")
