@@ -10,7 +10,6 @@ import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
 from .atomic_files import atomic_path
 
@@ -53,6 +52,10 @@ def panel_layout(tiles, tile_inches=3.0):
     height, width = sizes.pop()
     zoom = max(1, math.ceil(tile_inches * PANEL_DPI / max(height, width)))
     padding = max(1, round(PANEL_GAP_INCHES * PANEL_DPI / zoom))
+    # Imported here: torchvision's import takes over a second, nearly half of denoising.py's, and a run
+    # lays out its panel only when it writes its outputs.
+    from torchvision.utils import make_grid
+
     grid = make_grid([_to_tensor(image) for image, _ in tiles], nrow=len(tiles), padding=padding, pad_value=1.0)
     padding = (grid.shape[2] - len(tiles) * width) // (len(tiles) + 1)  # make_grid pads no single tile
     pixels = np.round(grid.numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
