@@ -12,7 +12,6 @@ from recovery.stopping import STOP_SIGNALS
 from utils.errors import RunFailure, signal_exit_status
 
 from . import sweep
-from .states import State
 
 # The checkout holding this package: a job unpickles its task by reference to these modules, so a
 # job's Python is given this folder on its PYTHONPATH.
@@ -63,16 +62,16 @@ class RunTask(submitit.helpers.Checkpointable):
     def _run(self, restarts):
         """Bring the run to its end; the signal that stopped it first, or None."""
         spec = self.spec
-        state, done = sweep.run_state(spec)
-        if state is State.COMPLETE and not sweep.images_missing(spec, sweep.saved_state(spec)):
+        saved = sweep.saved_state(spec)  # read once: the run takes it as the state it resumes
+        if sweep.is_finished(spec, saved):
             return None
         if restarts > self.max_restarts:
             raise RunFailure(f"requeued {restarts} times, more than `max_restarts` {self.max_restarts} (its "
                              f"checkpoint is kept, and the same command submits it again: best with a larger "
                              f"`time_min`)")
-        start = f"resuming at iteration {done:,}" if state is not State.MISSING else "starting"
+        start = "starting" if saved is None else f"resuming at iteration {saved.iteration:,}"
         _print(f"{spec.ckpt}: {start} on {spec.device}" + (f" (restart {restarts})" if restarts else ""))
-        report = run_recovery(spec, resume=state is not State.MISSING, progress=False, log=_print)
+        report = run_recovery(spec, resume=saved is not None, progress=False, log=_print, state=saved)
         if report.diverged:
             raise RunFailure(report.divergence)
         return None if report.state.reached(spec.config.num_iter) else report.stop_signal

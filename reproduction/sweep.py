@@ -44,6 +44,13 @@ def run_state(spec):
     return (State.COMPLETE if saved.reached(spec.config.num_iter) else State.PARTIAL), saved.iteration
 
 
+def is_finished(spec, saved):
+    """Whether the run ``spec``, whose RunState is ``saved`` (None: not started), has nothing left
+    to do: complete, and every image file of its end on disk (resuming a complete run writes a
+    deleted one again)."""
+    return saved is not None and saved.reached(spec.config.num_iter) and not images_missing(spec, saved)
+
+
 def images_missing(spec, saved):
     """True when ``saved`` (the RunState of the run ``spec``) has images to show and one of the image files
     its end writes is missing (deleted by hand): resuming the run writes them again."""
@@ -102,7 +109,7 @@ def split_runs(specs):
     todo, reused = [], []
     for spec in specs:
         saved = saved_state(spec)
-        if saved is not None and saved.reached(spec.config.num_iter) and not images_missing(spec, saved):
+        if is_finished(spec, saved):
             reused.append(spec.ckpt)
         else:
             todo.append((spec, saved is not None))
