@@ -151,7 +151,8 @@ def _check_resumable_state(state, config, device):
         raise InputError(f"the run was made on a {kind} device; resume it on one (`device` {kind})")
 
 
-def _describe_shape(shape):
+def describe_shape(shape):
+    """An image's ``C x H x W`` shape as a person reads it: ``grayscale 64x48``, ``3-channel 64x48``."""
     channels, height, width = shape
     return f"{'grayscale' if channels == 1 else f'{channels}-channel'} {width}x{height}"
 
@@ -161,8 +162,8 @@ def _check_same_observation_shape(state, observation):
     gives another (the file was replaced, by one of other channels or size)."""
     made = tuple(state.problem["y"].shape[1:])
     if made != observation.noisy.shape:
-        raise InputError(f"the run was made on a {_describe_shape(made)} image, and the image is now "
-                         f"{_describe_shape(observation.noisy.shape)} after cropping: resume it with the image it "
+        raise InputError(f"the run was made on a {describe_shape(made)} image, and the image is now "
+                         f"{describe_shape(observation.noisy.shape)} after cropping: resume it with the image it "
                          f"was made with, or start it again (`overwrite`)")
 
 

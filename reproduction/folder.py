@@ -20,7 +20,7 @@ import sys
 from recovery import prepare_observation
 from recovery.devices import resolve_device
 from recovery.evaluation import FINAL
-from recovery.run import check_run
+from recovery.run import check_run, describe_shape
 from utils.atomic_files import atomic_path, check_writable_folder, make_folder, printable_path, write_csv
 from utils.errors import INTERRUPTED, InputError, RunFailure, one_line
 
@@ -73,7 +73,7 @@ def split_readable(pairs, launch, check_memory=True):
 
 
 def _describe_shape(shape):
-    return "an image of unknown size" if shape is None else f"a {shape[0]}-channel {shape[2]}x{shape[1]} image"
+    return "an image of unknown size" if shape is None else f"a {describe_shape(shape)} image"
 
 
 def follow_inputs(readable):
