@@ -34,7 +34,7 @@ from utils.metrics import psnr, ssim  # noqa: E402
 PROG = "impulse_models.py"
 FIELDS = ("image", "noise", "nlevel", "seed", "method", "psnr", "ssim", "true_density", "impulses_found", "precision",
           "recall", "iterations", "device", "seconds")
-LAST, FINAL = "ours, last", "ours, final"
+LAST, FINAL, REFINED = "ours, last", "ours, final", "ours, refined"
 
 
 def build_parser():
@@ -84,7 +84,9 @@ def cell_rows(args, image, noise, nlevel, seed, cpu):
     result = sweep.load_state(run)
     if result is not None:
         detection = {field: result.history[-1].get(field) for field in DETECTION_FIELDS}
-        for method, estimate in ((LAST, result.last), (FINAL, result.final)):
+        for method, estimate in ((LAST, result.last), (FINAL, result.final), (REFINED, result.refined)):
+            if estimate is None:  # a run made without the refined answer
+                continue
             rows.append({**common, **detection, "method": method, "psnr": psnr(observation.clean, estimate),
                          "ssim": ssim(observation.clean, estimate), "iterations": result.iteration,
                          "device": ", ".join(result.devices), "seconds": result.seconds})
@@ -96,18 +98,18 @@ def cell_rows(args, image, noise, nlevel, seed, cpu):
 
 def summary_markdown(rows, args):
     """Per corruption: the means over the seeds of every method's PSNR, the detection, and the
-    final answer's margin over the best classical filter."""
+    final and refined answers' margins over the best classical filter."""
     lines = ["# Impulse models: ours against the classical filters", "",
              f"scikit-image samples resized to {args.resize} px (shorter side), centre-cropped to multiples of 32; "
              f"ours at width {args.width}, {args.num_iter:,} iterations; PSNR in dB, the mean over seeds "
-             f"{', '.join(map(str, args.seeds))}. *found*: the fraction of elements the run's final answer takes as "
-             "impulses, against the fraction the corruption changed (*true*).", ""]
+             f"{', '.join(map(str, args.seeds))}. *found*: the fraction of elements the run's detector (the refined "
+             "answer's) takes for impulses, against the fraction the corruption changed (*true*).", ""]
     for noise in args.noises:
         of_noise = [row for row in rows if row["noise"] == noise]
         methods = list(dict.fromkeys(row["method"] for row in of_noise))
-        filters = [method for method in methods if method not in (LAST, FINAL, "noisy input")]
-        header = ["image", "density", "noisy", "last", "final", "best filter", "final - best", "found (true)",
-                  "precision", "recall"]
+        filters = [method for method in methods if method not in (LAST, FINAL, REFINED, "noisy input")]
+        header = ["image", "density", "noisy", "last", "final", "refined", "best filter", "final - best",
+                  "refined - best", "found (true)", "precision", "recall"]
         lines += [f"## {NOISE_NAMES[noise]} ({noise})", ""]
         summary, every = [], []
         for image, nlevel in dict.fromkeys((row["image"], row["nlevel"]) for row in of_noise):
@@ -118,10 +120,10 @@ def summary_markdown(rows, args):
                 return statistics.fmean(values) if values else None
 
             best = max(filters, key=mean)
-            final = mean(FINAL)
+            margin = lambda method: "" if mean(method) is None else f"{mean(method) - mean(best):+.2f}"  # noqa: E731
             summary.append([image, f"{nlevel:.0%}", _number(mean("noisy input")), _number(mean(LAST)),
-                            _number(final), f"{_number(mean(best))} ({best})",
-                            "" if final is None else f"{final - mean(best):+.2f}",
+                            _number(mean(FINAL)), _number(mean(REFINED)), f"{_number(mean(best))} ({best})",
+                            margin(FINAL), margin(REFINED),
                             f"{_number(mean(FINAL, 'impulses_found'), '.1%')} "
                             f"({_number(mean(FINAL, 'true_density'), '.1%')})",
                             _number(mean(FINAL, "precision"), ".3f"), _number(mean(FINAL, "recall"), ".3f")])

@@ -45,6 +45,7 @@ WEIGHT_EMA_WEIGHT = 0.9
 FILL_THRESHOLD = 2 / 255
 CANDIDATES = ("on_z", "output_ema", "weight_ema", "y_minus_s", "filled")
 FINAL = "filled"
+ESTIMATE = "weight_ema"  # the candidate that fills the impulses found, here and in the refined answer
 DESCRIPTIONS = {  # short, for the table's iterate column, the figures' rows and the panel's captions
     "on_z": "output on z",
     "output_ema": "output EMA",
@@ -214,13 +215,13 @@ class Evaluation:
             images["on_z"] = self.on_input(problem.network)
         if "output_ema" in wanted:
             images["output_ema"] = self.output_average.clone()  # a copy: the next update changes the average in place
-        images["weight_ema"] = self.on_input(self.averaged_network)  # what ``filled`` fills with
-        images["filled"] = images["weight_ema"]
+        images[ESTIMATE] = self.on_input(self.averaged_network)  # what ``filled`` fills with
+        images["filled"] = images[ESTIMATE]
         if problem.corruption is not None:
             with torch.no_grad():
                 impulses = problem.corruption() if impulses is None else impulses
                 images["y_minus_s"] = (problem.y - impulses).clamp_(0.0, 1.0)
-                images["filled"] = fill_impulses(problem.y, images["y_minus_s"], impulses, images["weight_ema"],
+                images["filled"] = fill_impulses(problem.y, images["y_minus_s"], impulses, images[ESTIMATE],
                                                  self.fill_threshold, problem.config.remove)
         return {name: images[name][0].float() for name in CANDIDATES if name in images and name in wanted}
 

@@ -14,20 +14,24 @@ images stay on the device until a checkpoint needs them.
 
 import dataclasses
 import math
+import os
 import time
 import typing
 
 import torch
 from tqdm import tqdm
 
-from utils.metrics import psnr_tensor, ssim_tensor
+from utils.errors import InputError
+from utils.metrics import psnr, psnr_tensor, ssim_tensor
+from utils.optional import import_optional
 
 from .devices import synchronize
-from .evaluation import (CANDIDATES, DETECTION_FIELDS, FINAL, FINAL_LABEL, Evaluation, describe_detection, detection,
-                         detection_row, impulse_mask)
+from .evaluation import (CANDIDATES, DETECTION_FIELDS, ESTIMATE, FINAL, FINAL_LABEL, Evaluation, describe_detection,
+                         detection, detection_row)
 from .observation import Observation
 from .outputs import RunFiles, write_best, write_final_images, write_history
 from .problem import Recovery
+from .refinement import REFINED_LABEL, ImpulseDetector, refine
 from .settings import RunSpec
 from .state import HISTORY_FIELDS, RunState
 from .stopping import StopRequest
@@ -54,6 +58,7 @@ class RunContext:
     problem: Recovery
     state: RunState
     evaluation: Evaluation
+    detector: ImpulseDetector
     stop: StopRequest
     log: typing.Callable = print
     progress: bool = True
@@ -120,6 +125,9 @@ def fit(context):
                 return True
             # Report.
             report(context, row, bar)
+            # Refine, at the last iteration: before its checkpoint, which keeps the refined answer.
+            if state.iteration == config.num_iter:
+                refine_answer(context)
             # Save, every checkpoint_seconds and at the last iteration.
             if (state.iteration == config.num_iter
                     or time.perf_counter() - context.saved_at >= context.spec.options.checkpoint_seconds):
@@ -144,14 +152,16 @@ def measure(context, loss, phi):
     every = context.spec.options.log_candidates or state.iteration == state.config.num_iter
     with torch.no_grad():
         impulses = None if context.problem.corruption is None else context.problem.corruption()  # s, for both below
-    candidates = context.evaluation.outputs(CANDIDATES if every else (FINAL,), impulses)
+    candidates = context.evaluation.outputs(CANDIDATES if every else (FINAL, ESTIMATE), impulses)
+    estimate = candidates[ESTIMATE] if every else candidates.pop(ESTIMATE)  # a column at the last iteration only
     context.images.update(last=last, final=candidates[FINAL])
     images = torch.stack([last, *candidates.values()])
     # Every value by its name, on the device: the row's columns, and "finite".
     measured = {"loss": loss.detach().float(),
                 "finite": torch.isfinite(images).all() & context.problem.parameters_finite()}
     if impulses is not None:
-        measured.update(zip(DETECTION_FIELDS, detection(impulse_mask(impulses[0]), context.corrupted)))
+        found = context.detector(context.problem.y[0], estimate, impulses[0])
+        measured.update(zip(DETECTION_FIELDS, detection(found, context.corrupted)))
     metric_columns = []  # the images' columns: the last iterate's, then each candidate's
     if context.clean is not None:
         for metric, of_images in (("psnr", psnr_tensor), ("ssim", ssim_tensor)):
@@ -183,6 +193,31 @@ def report(context, row, bar):
     write_history(context.files, context.state)
 
 
+def impulses_found(context, sign="both"):
+    """The impulses the run's detector finds now (``context.detector`` on y, the averaged network's
+    output and s), of one sign with ``sign``: ``C x H x W`` bool on the device, and that output
+    (``C x H x W float32``). Runs with a corruption term only."""
+    problem = context.problem
+    with torch.no_grad():
+        estimate = context.evaluation.on_input(context.evaluation.averaged_network)[0]
+        return context.detector(problem.y[0], estimate, problem.corruption()[0], sign), estimate
+
+
+def refine_answer(context):
+    """The refined answer (``refinement.refine``) into ``state.refined``, for a run with a corruption
+    term unless ``no_refined``; without the ``bm3d`` package a note says so, and there is none."""
+    if context.problem.corruption is None or context.spec.options.no_refined:
+        return
+    try:
+        import_optional("bm3d", feature="the refined answer")
+    except InputError as exc:
+        context.log(f"note: {exc}; no {os.path.basename(context.files.refined)}")
+        return
+    found, estimate = impulses_found(context, sign=context.state.config.remove)
+    observed = context.problem.y[0]
+    context.state.refined = refine(*(image.cpu().numpy() for image in (observed, estimate, found)))
+
+
 def describe_divergence(row):
     """The line that says a run diverged at the logged iteration of its history row ``row``, where
     :func:`fit` stopped it: every report of a divergence (the run's log, a sweep's failure, a
@@ -212,7 +247,8 @@ def finish(context, divergence):
     impulses = context.problem.impulses()
     if state.last is None:
         return impulses
-    write_final_images(context.files, context.observation, state, impulses)
+    found = None if impulses is None else impulses_found(context)[0].cpu().numpy()
+    write_final_images(context.files, context.observation, state, impulses, found)
     if not context.stop.requested:
         summary = f"done: {state.iteration} iterations in {state.seconds:.1f} s"
         if clean is not None:
@@ -220,6 +256,8 @@ def finish(context, divergence):
             summary += f"; PSNR noisy {context.observation.noisy_psnr:.2f} dB, recovered (last) {last:.2f} dB"
             if final is not None:
                 summary += f", {FINAL_LABEL} {final:.2f} dB"
+            if state.refined is not None:
+                summary += f", {REFINED_LABEL} {psnr(clean, state.refined):.2f} dB"
             summary += f", best (oracle) {state.best_psnr:.2f} dB"
         log(summary)
         if state.history[-1].get("impulses_found") is not None:  # none in a checkpoint older than the detection

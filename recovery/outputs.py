@@ -12,7 +12,8 @@ from utils.image_io import save_png
 from utils.metrics import psnr
 from utils.plotting import save_panel
 
-from .evaluation import FINAL_LABEL, impulse_mask
+from .evaluation import FINAL_LABEL
+from .refinement import REFINED_LABEL
 from .state import HISTORY_FIELDS
 
 
@@ -37,6 +38,11 @@ class RunFiles:
         return self._path("final.png")
 
     @property
+    def refined(self):
+        """The refined answer (``recovery.refinement``) at the run's last iteration (no clean image used)."""
+        return self._path("refined.png")
+
+    @property
     def best(self):
         """The PSNR-best logged iterate (an oracle: it uses the clean image)."""
         return self._path("best.png")
@@ -58,7 +64,8 @@ class RunFiles:
 
     @property
     def mask(self):
-        """Where the run found impulses (``ours``): white elements, black elsewhere."""
+        """Where the run found impulses (``ours``; the refined answer's detector,
+        ``refinement.detect_impulses``): white elements, black elsewhere."""
         return self._path("mask.png")
 
     @property
@@ -80,7 +87,7 @@ class RunFiles:
 
     def all(self):
         """Every file of the run."""
-        return [self.last, self.final, self.best, self.noisy, self.clean, self.impulses, self.mask, self.panel, self.history,
+        return [self.last, self.final, self.refined, self.best, self.noisy, self.clean, self.impulses, self.mask, self.panel, self.history,
                 self.args, self.checkpoint]
 
     def remove_temporaries(self):
@@ -123,10 +130,12 @@ def write_best(files, state, depth):
     save_png(files.best, state.best, depth)
 
 
-def write_final_images(files, observation, state, impulses):
-    """``_last.png``, ``_final.png`` (``state.final``, when the run has one), ``_impulses.png``
-    and ``_mask.png`` (``impulses`` is s, ``C x H x W`` in about [-1, 1], or None) and the panel: noisy, recovered
-    (last, then final) and clean, or the impulses when there is no clean image.
+def write_final_images(files, observation, state, impulses, found):
+    """``_last.png``, ``_final.png`` and ``_refined.png`` (``state.final`` and ``state.refined``,
+    when the run has them), ``_impulses.png`` and ``_mask.png`` (``impulses`` is s, ``C x H x W``
+    in about [-1, 1], and ``found`` the impulses detected, bool of its shape; or both None) and the
+    panel: noisy, recovered (last, final, refined) and clean, or the impulses when there is no
+    clean image.
 
     The images are PNGs of the observation's bit depth, grayscale for one channel; the mask, black
     and white, is 8-bit always, and the panel (a figure for people) too."""
@@ -136,6 +145,9 @@ def write_final_images(files, observation, state, impulses):
     if state.final is not None:
         save_png(files.final, state.final, depth)
         recovered.append((state.final, FINAL_LABEL))
+    if state.refined is not None:
+        save_png(files.refined, state.refined, depth)
+        recovered.append((state.refined, REFINED_LABEL))
     clean = observation.clean
     if clean is not None:
         tiles = [(observation.noisy, f"noisy, {observation.noisy_psnr:.2f} dB")]
@@ -145,7 +157,7 @@ def write_final_images(files, observation, state, impulses):
         tiles = [(observation.noisy, "noisy")] + recovered
     if impulses is not None:
         save_png(files.impulses, (impulses + 1) / 2, depth)
-        save_png(files.mask, impulse_mask(impulses).astype(np.float32))
+        save_png(files.mask, found.astype(np.float32))
         if clean is None:
             tiles.append(((impulses + 1) / 2, "impulses s"))
     save_panel(files.panel, tiles)

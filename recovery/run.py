@@ -23,6 +23,7 @@ from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
 from .outputs import RunFiles, write_observation, write_settings
 from .problem import Recovery
+from .refinement import ImpulseDetector
 from .settings import RecoveryConfig, RunSpec
 from .state import RunState
 from .stopping import StopRequest
@@ -204,8 +205,9 @@ def prepare(checked, state, files, overwrite, stop, progress=True, log=print):
         write_observation(files, checked.observation)
     if (name := describe_device(checked.device)) not in state.devices:
         state.devices.append(name)
+    detector = ImpulseDetector.for_run(spec.config, checked.observation.bit_depth)
     return RunContext(spec, checked.device, files, checked.observation, problem, state,
-                      Evaluation(problem, state.evaluation), stop, log, progress,
+                      Evaluation(problem, state.evaluation), detector, stop, log, progress,
                       saved_iteration=state.last_iteration if state.history else None)
 
 

@@ -240,6 +240,11 @@ class StepOptions:
                                    "iteration; by default those of the last iterate and the final answer, and "
                                    "every candidate's at the last iteration")
 
+    # BM3D at the run's end: about a second at 64x64 and minutes at 512x512 on a CPU, what a test
+    # or a quick look may not want to pay.
+    no_refined: bool = setting(False, "do not make the refined answer (_refined.png: impulses detected by value, "
+                               "filled from their surroundings, BM3D) at the run's end")
+
     def __post_init__(self):
         check_types(self)
 

@@ -35,7 +35,8 @@ class RunState:
     ``loss``, ``psnr`` and ``ssim`` (None without a clean image), ``seconds`` since the start,
     then ``psnr_<candidate>`` and ``ssim_<candidate>`` for each of ``evaluation.CANDIDATES``.
     ``last`` is the network output at the last logged iteration, ``final`` the candidate
-    ``evaluation.FINAL`` there, and ``best`` the logged output with the highest PSNR (an oracle:
+    ``evaluation.FINAL`` there, ``refined`` the refined answer (``recovery.refinement``) of a run
+    that has reached ``num_iter`` (None before, and where it cannot be made), and ``best`` the logged output with the highest PSNR (an oracle:
     it uses the clean image), each ``C x H x W float32`` in [0, 1] or None.
     ``seconds`` is the loop's wall time over all sessions; ``devices`` names every device the run
     has computed on. ``read_from`` (not saved) tells the file :meth:`load` read it from.
@@ -49,6 +50,7 @@ class RunState:
     best: np.ndarray = None
     last: np.ndarray = None
     final: np.ndarray = None
+    refined: np.ndarray = None
     evaluation: dict = None
     seconds: float = 0.0
     devices: list = dataclasses.field(default_factory=list)
@@ -73,7 +75,8 @@ class RunState:
             "format": FORMAT, "version": FORMAT_VERSION,
             "config": dataclasses.asdict(self.config), "problem": self.problem, "iteration": self.iteration,
             "history": self.history, "best_psnr": self.best_psnr, "best": as_tensor(self.best),
-            "last": as_tensor(self.last), "final": as_tensor(self.final), "evaluation": self.evaluation,
+            "last": as_tensor(self.last), "final": as_tensor(self.final), "refined": as_tensor(self.refined),
+            "evaluation": self.evaluation,
             "seconds": self.seconds, "devices": self.devices,
         }
 
@@ -94,6 +97,7 @@ class RunState:
         return cls(config=config, problem=saved["problem"], iteration=saved["iteration"],
                    history=history, best_psnr=saved["best_psnr"], best=as_array(saved["best"]),
                    last=as_array(saved["last"]), final=as_array(saved.get("final")),
+                   refined=as_array(saved.get("refined")),
                    evaluation=saved.get("evaluation"), seconds=saved["seconds"], devices=saved["devices"])
 
     def save(self, path):

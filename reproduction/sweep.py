@@ -58,6 +58,7 @@ def images_missing(spec, saved):
         return False
     files = RunFiles(spec.out_dir, spec.ckpt)
     expected = [files.last, files.panel] + [files.final] * (saved.final is not None)
+    expected += [files.refined] * (saved.refined is not None)
     expected += [files.impulses, files.mask] * spec.config.has_corruption_term
     return not all(os.path.exists(path) for path in expected)
 

@@ -26,4 +26,5 @@ def assert_same_problem_state(a, b):
             assert torch.equal(value, b.problem[part][key]), key
     assert torch.equal(a.problem["generator"], b.problem["generator"])
     assert np.array_equal(a.last, b.last) and np.array_equal(a.best, b.best)
+    assert (a.refined is None) == (b.refined is None) and (a.refined is None or np.array_equal(a.refined, b.refined))
     assert comparable_history(a.history) == comparable_history(b.history)

@@ -18,7 +18,7 @@ def tiny_run(folder, ckpt, num_iter=6, method="ours", show_every=2, threads=None
     images; ``threads`` its PyTorch threads (None: this process's). It writes a checkpoint at
     every logged iteration, since the tests watch its progress through them."""
     config = RecoveryConfig(**TINY_PROBLEM, num_iter=num_iter, show_every=show_every, method=method)
-    return RunSpec(ckpt, str(folder), "cpu", config, StepOptions(threads=threads, checkpoint_seconds=0))
+    return RunSpec(ckpt, str(folder), "cpu", config, StepOptions(threads=threads, checkpoint_seconds=0, no_refined=True))
 
 
 def forbid_runs(monkeypatch):

@@ -9,7 +9,7 @@ from conftest import optional_module
 from benchmarks import impulse_models
 from tiny import tiny_flags
 
-TINY_BENCHMARK = ["--images", "coffee", "--nlevels", "0.3", *tiny_flags(image=None, progress_bar=True),
+TINY_BENCHMARK = ["--images", "coffee", "--nlevels", "0.3", *tiny_flags(image=None, progress_bar=True, refined=True),
                   "--num_iter", "4", "--show_every", "2", "--threads", "1"]
 
 
@@ -31,15 +31,16 @@ def test_every_method_is_measured_on_the_same_cell(tabulated):
     out_dir, _ = tabulated
     rows = read_rows(out_dir / "impulse_models.csv")
     methods = [row["method"] for row in rows]
-    assert methods[:2] == [impulse_models.LAST, impulse_models.FINAL]
+    assert methods[:3] == [impulse_models.LAST, impulse_models.FINAL, impulse_models.REFINED]
     assert "ROAD + inpainting + BM3D" in " ".join(methods) and "median 3x3" in methods
     assert len({row["true_density"] for row in rows}) == 1  # one corrupted image for all
-    for row in rows[:2]:  # ours carries its detection, measured against the truth
+    for row in rows[:3]:  # ours carries its detection, measured against the truth
         assert row["iterations"] == "4" and 0 <= float(row["recall"]) <= 1
         # Nothing found (4 iterations are few): no precision, an empty cell rather than 1.
         assert row["precision"] == "" if float(row["impulses_found"]) == 0 else 0 <= float(row["precision"]) <= 1
     summary = (out_dir / "impulse_models.md").read_text()
     assert "## random-valued impulse (random_valued)" in summary and "| coffee | 30% |" in summary
+    assert "| refined | best filter | final - best | refined - best |" in summary
 
 
 def test_run_again_reuses_the_run_and_the_cached_filters(tabulated, capsys):

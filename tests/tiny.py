@@ -12,14 +12,16 @@ WIDTH = 4
 TINY_PROBLEM = {"image": "astronaut", "resize": RESIZE, "width": WIDTH}
 
 
-def tiny_flags(image=TINY_PROBLEM["image"], resize=RESIZE, device="cpu", progress_bar=False):
+def tiny_flags(image=TINY_PROBLEM["image"], resize=RESIZE, device="cpu", progress_bar=False, refined=False):
     """The command-line flags of a tiny run: denoising.py's, or with ``image`` None reproduce.py's
     and the benchmarks'. ``resize`` None keeps an image's own size, ``device`` None leaves the
-    device to the command."""
+    device to the command. Without ``refined`` the runs make no refined answer (``--no_refined``,
+    which the benchmarks do not take): its BM3D costs seconds, more than a tiny run itself."""
     flags = [] if image is None else ["--image", image]
     flags += [] if resize is None else ["--resize", str(resize)]
     flags += ["--width", str(WIDTH)]
     flags += [] if device is None else ["--device", device]
+    flags += [] if refined else ["--no_refined"]
     return flags + ([] if progress_bar else ["--no_progress"])
 
 
