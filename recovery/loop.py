@@ -31,7 +31,7 @@ from .evaluation import (CANDIDATES, DETECTION_FIELDS, ESTIMATE, FINAL, FINAL_LA
 from .observation import Observation
 from .outputs import RunFiles, write_best, write_final_images, write_history
 from .problem import Recovery
-from .refinement import REFINED_LABEL, ImpulseDetector, refine
+from .refinement import REFINED_LABEL, ImpulseDetector, refine, strong_impulses_extreme
 from .settings import RunSpec
 from .state import HISTORY_FIELDS, RunState
 from .stopping import StopRequest
@@ -213,8 +213,15 @@ def refine_answer(context):
     except InputError as exc:
         context.log(f"note: {exc}; no {os.path.basename(context.files.refined)}")
         return
-    found, estimate = impulses_found(context, sign=context.state.config.remove)
-    observed = context.problem.y[0]
+    config, observed = context.state.config, context.problem.y[0]
+    if context.detector.extreme_values is None:  # a file's impulses: say what the data made of them
+        with torch.no_grad():
+            extreme, share = strong_impulses_extreme(observed, context.problem.corruption()[0],
+                                                     context.detector.bit_depth)
+        if share.isfinite():
+            context.log(f"note: {share.item():.0%} of the strong impulses found are 0 or 1: the refined answer takes "
+                        + ("only 0s and 1s for impulses" if extreme else "any value for an impulse"))
+    found, estimate = impulses_found(context, sign=config.remove)
     context.state.refined = refine(*(image.cpu().numpy() for image in (observed, estimate, found)))
 
 

@@ -7,7 +7,8 @@ impulse and replaces it with the network's output. Where the network has not fit
 estimate. The refined answer uses three things the run knows without the clean image:
 
 - **Detect.** Under an impulse model whose impulses are 0 and 1 (``salt_pepper``,
-  ``salt_pepper_pixel``: ``EXTREME_NOISES``) an element whose observed value is not extreme (within
+  ``salt_pepper_pixel``: ``EXTREME_NOISES``; for a ``noisy`` file, where most of the strong
+  impulses the run's s finds are 0 or 1) an element whose observed value is not extreme (within
   half a level of the file's bit depth of 0 or 1) is never an impulse. An extreme element is one
   where it lies far from the network's estimate e (the averaged network on z): ``|y - e|`` above
   ``RESIDUAL_SIGMAS`` times the fit's own residual scale, read from the elements known to be clean
@@ -19,46 +20,64 @@ estimate. The refined answer uses three things the run knows without the clean i
   inpainted (scikit-image's biharmonic inpainting, channel by channel): the network gives the
   image's shape, the kept neighbours the texture it has not fitted.
 - **Denoise.** The fills are denoised by BM3D (what the ``bm3d`` package gives, as in the
-  baselines) with a sigma of ``BM3D_SIGMA_PER_FOUND`` times the fraction of elements found, and the
-  elements kept stay exactly as observed.
+  baselines) with a sigma of ``BM3D_SIGMA``, and the elements kept stay exactly as observed. The
+  best sigma hardly follows the density (a fill's error depends more on how well its surroundings
+  are known than on how many impulses there are), so it is one constant.
 
 The constants were tuned on scikit-image samples never reported (astronaut, coffee, chelsea,
 rocket, camera): docs/impulse_noise.md has the tuning table.
 """
 
 import dataclasses
+import typing
 
 import numpy as np
-import skimage.restoration
 import torch
-
-from utils.baselines import bm3d_denoise
 
 EXTREME_NOISES = ("salt_pepper", "salt_pepper_pixel")  # impulse models whose impulses are 0 or 1
 MAD_TO_SIGMA = 1.4826  # a Gaussian's standard deviation over its median absolute deviation
 RESIDUAL_SIGMAS = 1.0  # |y - e| over the fit's residual scale above which an extreme element is an impulse
 SPARSE_THRESHOLD = 2 / 255  # |s| above which the run takes an element for an impulse (evaluation.FILL_THRESHOLD)
-BM3D_SIGMA_PER_FOUND = 60 / 255  # BM3D's sigma per unit of the fraction of elements found
-MIN_BM3D_SIGMA = 1 / 255
+BM3D_SIGMA = 0.03  # BM3D's sigma (data range 1) on the fills: the best mean of 0.015, 0.03 and 0.045 when tuned
+STRONG_IMPULSE = 0.25  # |s| above which an element is surely an impulse, for the check of a file's impulse model
 REFINED_LABEL = "refined (impulses detected by value, filled, BM3D)"  # how every output names the refined answer
 
 
 @dataclasses.dataclass(frozen=True)
 class ImpulseDetector:
     """The run's detector (:func:`detect_impulses`) with what it knows of the run: whether its
-    impulses are 0 and 1 (``extreme_values``: its ``noise`` is one of ``EXTREME_NOISES``; for a
-    ``noisy`` file, the model ``noise`` names) and the bit depth of its observation."""
+    impulses are 0 and 1 (``extreme_values``: its ``noise`` is one of ``EXTREME_NOISES``), or None
+    for a ``noisy`` file, whose impulses are taken for 0 and 1 where most of the strong impulses
+    found are (:func:`strong_impulses_extreme`); and the bit depth of its observation."""
 
-    extreme_values: bool
+    extreme_values: typing.Optional[bool]
     bit_depth: int = 8
 
     @classmethod
     def for_run(cls, config, bit_depth):
         """The detector of a run of ``config`` (a RecoveryConfig) on an observation of ``bit_depth`` bits."""
-        return cls(config.noise in EXTREME_NOISES, bit_depth)
+        return cls(None if config.noisy is not None else config.noise in EXTREME_NOISES, bit_depth)
 
     def __call__(self, observed, estimate, impulses, sign="both"):
-        return detect_impulses(observed, estimate, impulses, self.extreme_values, self.bit_depth, sign)
+        if self.extreme_values is not None:
+            return detect_impulses(observed, estimate, impulses, self.extreme_values, self.bit_depth, sign)
+        found = [detect_impulses(observed, estimate, impulses, extreme, self.bit_depth, sign) for extreme in (True, False)]
+        return torch.where(strong_impulses_extreme(observed, impulses, self.bit_depth)[0], *found)
+
+
+def strong_impulses_extreme(observed, impulses, bit_depth=8):
+    """Whether at least half of the elements where the run's s is large (|s| above
+    ``STRONG_IMPULSE``) are extreme in ``observed`` (tensors of one shape), as they all are where
+    the impulses are 0 and 1 (True too where s is nowhere that large: the paper's model), and that
+    share (NaN then): 0-dim tensors, without host synchronisation.
+
+    >>> y, s = torch.tensor([0.0, 1.0, 0.3, 0.5]), torch.tensor([-0.5, 0.6, 0.4, 0.0])
+    >>> strong_impulses_extreme(y, s)
+    (tensor(True), tensor(0.6667))
+    """
+    strong = impulses.abs() > STRONG_IMPULSE
+    count, extreme = strong.sum(), (strong & extreme_elements(observed, bit_depth)).sum()
+    return 2 * extreme >= count, extreme / count
 
 
 def extreme_elements(observed, bit_depth=8):
@@ -119,6 +138,8 @@ def fill_from_surroundings(observed, estimate, found):
     ``C x H x W`` float numpy arrays in [0, 1] (``found`` bool), any memory layout; returns a new
     ``C x H x W float32`` array in [0, 1]. A channel whose every element was found takes the
     estimate there: it has no surroundings to inpaint from."""
+    import skimage.restoration  # here: a run that makes no refined answer does not pay its import
+
     observed, estimate = (np.asarray(image, dtype=np.float32) for image in (observed, estimate))
     residual = observed - estimate
     filled = observed.copy()
@@ -135,14 +156,14 @@ def fill_from_surroundings(observed, estimate, found):
 
 
 def refine(observed, estimate, found):
-    """The refined answer: :func:`fill_from_surroundings`, then BM3D of sigma
-    ``BM3D_SIGMA_PER_FOUND`` times the fraction found (at least ``MIN_BM3D_SIGMA``) on the fills,
-    the other elements kept as observed. ``C x H x W`` float numpy arrays in [0, 1], C 1 or 3, H and
+    """The refined answer: :func:`fill_from_surroundings`, then BM3D of sigma ``BM3D_SIGMA`` on
+    the fills, the other elements kept as observed. ``C x H x W`` float numpy arrays in [0, 1], C 1 or 3, H and
     W at least ``utils.baselines.BM3D_MIN_SIDE`` (``found`` bool); returns ``C x H x W float32``
     in [0, 1]. Needs the ``bm3d`` package (:func:`utils.optional.import_optional`)."""
+    from utils.baselines import bm3d_denoise  # here, as scikit-image's inpainting in the fill
+
     found = np.asarray(found, dtype=bool)
     filled = fill_from_surroundings(observed, estimate, found)
     if not found.any():
         return filled
-    sigma = max(BM3D_SIGMA_PER_FOUND * float(found.mean()), MIN_BM3D_SIGMA)
-    return np.where(found, bm3d_denoise(filled, sigma), filled)
+    return np.where(found, bm3d_denoise(filled, BM3D_SIGMA), filled)

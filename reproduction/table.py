@@ -11,6 +11,7 @@ import os
 import time
 
 from recovery.evaluation import FINAL_LABEL
+from recovery.refinement import REFINED_LABEL
 from utils.atomic_files import atomic_path, write_csv, write_json
 from utils.baselines import (BM3D_SIGMA_PER_DENSITY, TV_L1_WEIGHT, adaptive_median_filter, adaptive_median_then_bm3d,
                              median_filter, tv_l1_restoration)
@@ -88,10 +89,11 @@ def classical_rows(image, nlevel, observation, settings, path, device_name):
 
 def run_rows(spec, state, clean):
     """The rows of one learned run: its last iterate, its final answer (``FINAL_LABEL``, at the
-    same iteration; left out for a run that has none) and, for DIP and DIP-L1 (which need early
+    same iteration; left out for a run that has none), for ours its refined answer
+    (``REFINED_LABEL``; left out for a run made without one) and, for DIP and DIP-L1 (which need early
     stopping), also its PSNR-best logged iterate, an oracle since it is chosen with ``clean``."""
     config = spec.config
-    iterates = [PEAK, LAST, FINAL_LABEL] if config.method != "ours" else [LAST, FINAL_LABEL]
+    iterates = [PEAK, LAST, FINAL_LABEL] if config.method != "ours" else [LAST, FINAL_LABEL, REFINED_LABEL]
     common = {"image": config.image, "nlevel": config.nlevel, "method": METHOD_NAMES[config.method],
               "width": config.width, "num_iter": config.num_iter}
     if state is None:
@@ -99,7 +101,7 @@ def run_rows(spec, state, clean):
     common.update(iterations=state.iteration, device=", ".join(state.devices), seconds=state.seconds,
                   status="done" if state.reached(config.num_iter) else "partial")
     logged = [row for row in state.history if row["psnr"] is not None]
-    images = {PEAK: state.best, LAST: state.last, FINAL_LABEL: state.final}
+    images = {PEAK: state.best, LAST: state.last, FINAL_LABEL: state.final, REFINED_LABEL: state.refined}
     rows = []
     for iterate in (iterate for iterate in iterates if images[iterate] is not None):
         image = images[iterate]

@@ -60,7 +60,8 @@ def test_resume_is_bitwise(tmp_path, monkeypatch):
     assert main(common + ["--ckpt", "full", "--num_iter", "8"]) == 0
     assert main(common + ["--ckpt", "split", "--num_iter", "4"]) == 0
     monkeypatch.setattr(recovery.run, "describe_device", lambda device: "another CPU")  # as if resumed elsewhere
-    assert main(["--out_dir", str(tmp_path), "--ckpt", "split", "--resume", "--num_iter", "8", "--no_progress"]) == 0
+    assert main(["--out_dir", str(tmp_path), "--ckpt", "split", "--resume", "--num_iter", "8", "--no_progress",
+                 "--no_refined"]) == 0
     full = RunState.load(tmp_path / "full_checkpoint.pt")
     split = RunState.load(tmp_path / "split_checkpoint.pt")
     # The results table names every device a run computed on.

@@ -100,6 +100,18 @@ def test_a_sign_keeps_the_impulses_brighter_or_darker_than_the_estimate(sign, ex
     assert found.tolist() == expected + [False] * 3
 
 
+@pytest.mark.parametrize("impulse_values", ["extreme", "any"])
+def test_a_file_s_impulses_are_taken_for_0_and_1_where_most_strong_ones_found_are(impulse_values):
+    clean, observed, estimate, corrupted = noisy_case(0)
+    if impulse_values == "any":
+        observed = np.where(corrupted, np.random.default_rng(1).random(clean.shape), clean).astype(np.float32)
+    observed, estimate = torch.from_numpy(observed), torch.from_numpy(estimate)
+    impulses = observed - torch.from_numpy(clean)  # s as a run that has found the impulses has it
+    detector = ImpulseDetector.for_run(RecoveryConfig(noisy="photo.png"), bit_depth=8)
+    expected = detect_impulses(observed, estimate, impulses, extreme_values=impulse_values == "extreme")
+    assert detector.extreme_values is None and torch.equal(detector(observed, estimate, impulses), expected)
+
+
 @pytest.mark.parametrize("noise,extreme", [("salt_pepper", True), ("salt_pepper_pixel", True), ("random_valued", False)])
 def test_a_run_s_detector_knows_its_impulse_model(noise, extreme):
     detector = ImpulseDetector.for_run(RecoveryConfig(noise=noise), bit_depth=16)

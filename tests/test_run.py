@@ -96,7 +96,8 @@ def test_a_sweep_reports_a_run_in_use_and_goes_on(tmp_path):
 def test_a_termination_signal_saves_and_the_resumed_run_is_bitwise_the_whole_one(tmp_path, capfd):
     # One signal: the handler treats every stop signal alike (tests/test_stopping.py).
     signum = signal.SIGTERM
-    common = TINY + ["--out_dir", str(tmp_path), "--show_every", "3"]
+    # With the refined answer: the resumed session makes it as the whole run does (where bm3d is installed).
+    common = tiny.tiny_flags(refined=True) + TINY[len(tiny.TINY):] + ["--out_dir", str(tmp_path), "--show_every", "3"]
     assert run_child(common + ["--ckpt", "whole", "--num_iter", "400"]) == 0
     stopped = start_child(common + ["--ckpt", "split", "--num_iter", "400"])
     wait_for(lambda: checkpoint_iteration(tmp_path / "split_checkpoint.pt") > 0)
