@@ -82,7 +82,7 @@ def cell_rows(args, image, noise, nlevel, seed, cpu):
               "true_density": float((observation.noisy != observation.clean).mean())}
     rows = []
     result = sweep.load_state(run)
-    if result is not None:
+    if result is not None and result.reached(run.config.num_iter):  # a partial run's iterate is not the answer
         detection = {field: result.history[-1].get(field) for field in DETECTION_FIELDS}
         for method, estimate in ((LAST, result.last), (FINAL, result.final), (REFINED, result.refined)):
             if estimate is None:  # a run made without the refined answer
@@ -101,19 +101,23 @@ def summary_markdown(rows, args):
     final and refined answers' margins over the best classical filter."""
     lines = ["# Impulse models: ours against the classical filters", "",
              f"scikit-image samples resized to {args.resize} px (shorter side), centre-cropped to multiples of 32; "
-             f"ours at width {args.width}, {args.num_iter:,} iterations; PSNR in dB, the mean over seeds "
-             f"{', '.join(map(str, args.seeds))}. *found*: the fraction of elements the run's detector (the refined "
+             f"ours at width {args.width}, {args.num_iter:,} iterations; PSNR in dB, every method's the mean over "
+             f"the seeds (of {', '.join(map(str, args.seeds))}) whose run is complete (*seeds run*; all of them "
+             "where none is). *found*: the fraction of elements the run's detector (the refined "
              "answer's) takes for impulses, against the fraction the corruption changed (*true*).", ""]
     for noise in args.noises:
         of_noise = [row for row in rows if row["noise"] == noise]
         methods = list(dict.fromkeys(row["method"] for row in of_noise))
         filters = [method for method in methods if method not in (LAST, FINAL, REFINED, "noisy input")]
-        header = ["image", "density", "noisy", "last", "final", "refined", "best filter", "final - best",
+        header = ["image", "density", "seeds run", "noisy", "last", "final", "refined", "best filter", "final - best",
                   "refined - best", "found (true)", "precision", "recall"]
         lines += [f"## {NOISE_NAMES[noise]} ({noise})", ""]
         summary, every = [], []
         for image, nlevel in dict.fromkeys((row["image"], row["nlevel"]) for row in of_noise):
             cell = [row for row in of_noise if (row["image"], row["nlevel"]) == (image, nlevel)]
+            run_seeds = [row["seed"] for row in cell if row["method"] == LAST]
+            if run_seeds:  # the filters on the very corrupted images ours ran on
+                cell = [row for row in cell if row["seed"] in run_seeds]
 
             def mean(method, field="psnr", cell=cell):
                 values = [row[field] for row in cell if row["method"] == method and row.get(field) is not None]
@@ -121,7 +125,8 @@ def summary_markdown(rows, args):
 
             best = max(filters, key=mean)
             margin = lambda method: "" if mean(method) is None else f"{mean(method) - mean(best):+.2f}"  # noqa: E731
-            summary.append([image, f"{nlevel:.0%}", _number(mean("noisy input")), _number(mean(LAST)),
+            seeds = ", ".join(map(str, run_seeds)) or "none"
+            summary.append([image, f"{nlevel:.0%}", seeds, _number(mean("noisy input")), _number(mean(LAST)),
                             _number(mean(FINAL)), _number(mean(REFINED)), f"{_number(mean(best))} ({best})",
                             margin(FINAL), margin(REFINED),
                             f"{_number(mean(FINAL, 'impulses_found'), '.1%')} "

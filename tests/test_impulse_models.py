@@ -61,6 +61,10 @@ def test_no_run_tabulates_the_filters_of_cells_without_a_run(tabulated):
     ours = [row for row in rows if row["method"].startswith("ours")]
     assert {row["seed"] for row in ours} == {"0"} and {row["seed"] for row in rows} == {"0", "1"}
     assert not (out_dir / "runs" / "coffee_random_valued_03_s1_checkpoint.pt").exists()
+    # The summary compares on the seeds run: the filters' means are those of seed 0 alone.
+    summary = (out_dir / "impulse_models.md").read_text()
+    filter_psnr = next(float(row["psnr"]) for row in rows if row["method"] == "median 3x3" and row["seed"] == "0")
+    assert "| coffee | 30% | 0 |" in summary and f"| {filter_psnr:.2f} |" in summary
 
 
 def exit_status(argv):
