@@ -4,8 +4,10 @@ Each iteration *descends* (one gradient-descent step) and folds the step into th
 averages. At a logged iteration it *measures* (the loss and, with a clean image, the PSNR and SSIM
 of the last iterate and of the final answer, and of every evaluation candidate at the last
 iteration or with ``log_candidates``, computed on the device and brought to the host in one
-transfer), *reports* (a history row, the log line) and, every ``checkpoint_seconds``
-of wall time and at the last iteration, *saves* (the checkpoint, the history, the best image).
+transfer; the detection's columns with the run's impulse detector), *reports* (a history row, the
+log line), at the run's last iteration *refines* (the refined answer, ``refinement.refine``, once)
+and, every ``checkpoint_seconds`` of wall time and at the last iteration, *saves* (the checkpoint,
+the history, the best image).
 After the loop, :func:`finish` saves a stopped run and writes the final images.
 
 Nothing but the measurement's one transfer waits for the device at a logged iteration: the
