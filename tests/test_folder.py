@@ -281,7 +281,7 @@ def test_every_file_name_is_a_run_of_its_own_and_the_folder_never_gets_stuck(tmp
         assert f"{len(ODD_NAMES)} of {len(ODD_NAMES) + 2} files recovered" in captured.out
         printed.append(captured.out)
     assert "] two\\nlines: starting\n" in printed[0] and "two\\nlines: complete, reused\n" in printed[1]
-    assert "96x64 after cropping" in printed[0]  # width x height, as the summary's size
+    assert ", 96x64\n" in printed[0]  # width x height, as the summary's size
     rows = summary(out_dir)
     assert sorted(rows) == sorted(["broken.png", "loop.png", "caf\\xff.png", "two\\nlines.png"] +
                                   [name for name in ODD_NAMES if name.isprintable()])
