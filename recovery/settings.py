@@ -29,8 +29,9 @@ REMOVALS = ("both", "salt", "pepper")
 PRECISIONS = ("fp32", "tf32", "bf16")
 STEPS = ("eager", "graph")
 MIN_SIDE = 64  # the network's least side (see models.SkipEncoderDecoder)
-# Pixels neighbouring tiles share by default: of 16, 32 and 64 on scikit-image's samples, the least
-# whose blended answer is within 0.1 dB of the largest overlap's (docs/tiling.md).
+# Pixels neighbouring tiles share at least by default: the network's side multiple, so that a tile's
+# border (where its network sees no neighbourhood) lies in the overlap, where the blend's window gives
+# it little weight. Not tuned: docs/tiling.md measures the cost of tiling at this overlap only.
 DEFAULT_TILE_OVERLAP = 32
 # Bounds beyond which no run can start. Sizes: a 65536-pixel side is a 51 GB float32 image even at
 # width 1, and a width of 65536 is a network of 2.3 TB of weights; beyond them torch's size arithmetic
@@ -214,10 +215,11 @@ class RecoveryConfig:
         if self.resize is not None:
             check_at_least(self, MIN_SIDE, "resize")
             check_at_most(self, MAX_SIDE, "resize")
+        check_at_least(self, 0, "tile_overlap")
+        check_at_most(self, MAX_SIDE, "tile_overlap")
         if self.tile is not None:
             check_at_least(self, MIN_SIDE, "tile")  # the network's least side: 0 and negative too
             check_at_most(self, MAX_SIDE, "tile")
-            check_at_least(self, 0, "tile_overlap")
             if 2 * self.tile_overlap >= self.tile:
                 raise InputError(f"`tile_overlap` {self.tile_overlap} leaves `tile` {self.tile} no interior that "
                                  f"is its own: it must be less than half the tile")

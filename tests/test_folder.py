@@ -6,7 +6,6 @@ import contextlib
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,8 +13,8 @@ import time
 import pytest
 import skimage.data
 from PIL import Image
-from slurm_cluster import wait_for
 
+from cli import stopped_by_sigterm
 from conftest import REPO
 from tiny import RESIZE, tiny_flags
 from denoising import main
@@ -121,15 +120,9 @@ def test_a_sigterm_stops_the_folder_and_the_same_command_resumes_it(tmp_path):
     out_dir = tmp_path / "out"
     argv = [sys.executable, "denoising.py", "--image", str(folder), "--out_dir", str(out_dir), "--resize", str(RESIZE),
             "--num_iter", "400", "--show_every", "20", "--checkpoint_seconds", "0", *AT_OWN_SIZE]
-    child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: (out_dir / "chelsea_checkpoint.pt").exists(), 120, "the second run's first checkpoint",
-                 interval_s=0.05)
-        child.send_signal(signal.SIGTERM)
-        printed, _ = child.communicate(timeout=60)
-    finally:
-        child.kill()
-    assert child.returncode == INTERRUPTED, printed
+    status, printed = stopped_by_sigterm(argv, lambda: (out_dir / "chelsea_checkpoint.pt").exists(),
+                                         "the second run's first checkpoint")
+    assert status == INTERRUPTED, printed
     assert "the same command resumes them" in printed
     assert not (out_dir / "summary.csv").exists() and not (out_dir / "coffee_checkpoint.pt").exists()
     again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -4,15 +4,14 @@ command with --resume reuses complete tiles, a real SIGTERM stops it with the in
 and --resume goes on; refusals; the tiles as a job array on the real test Slurm (slow)."""
 
 import csv
-import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import skimage.data
-from slurm_cluster import wait_for
 
+from cli import stopped_by_sigterm
 from conftest import REPO
 from denoising import main
 from recovery import RunFiles, RunState
@@ -99,15 +98,9 @@ def test_a_tiled_run_beside_a_whole_run_of_the_same_name_is_refused(tmp_path, ca
 def test_a_sigterm_stops_the_tiles_and_resume_goes_on(tmp_path):
     argv = [sys.executable, "denoising.py", *tiled_flags(tmp_path, num_iter=100), "--checkpoint_seconds", "0"]
     tiles = tmp_path / "out" / "t_tiles"
-    child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: (tiles / "t_tile_r0_c1_checkpoint.pt").exists(), 180, "the second tile's first checkpoint",
-                 interval_s=0.05)
-        child.send_signal(signal.SIGTERM)
-        printed, _ = child.communicate(timeout=60)
-    finally:
-        child.kill()
-    assert child.returncode == INTERRUPTED, printed
+    status, printed = stopped_by_sigterm(argv, lambda: (tiles / "t_tile_r0_c1_checkpoint.pt").exists(),
+                                         "the second tile's first checkpoint", timeout_s=180)
+    assert status == INTERRUPTED, printed
     assert "stopped by SIGTERM" in printed and "continue with: python denoising.py" in printed
     assert "--resume" in printed.splitlines()[-1] and not (tmp_path / "out" / "t_last.png").exists()
     assert not (tiles / "t_tile_r0_c2_checkpoint.pt").exists()
