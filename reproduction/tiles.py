@@ -22,6 +22,7 @@ from models import SparseCorruption
 from recovery import RunFiles, RunState, prepare_observation, resolve_device
 from recovery.evaluation import FINAL, impulse_mask
 from recovery.outputs import write_final_images, write_observation, write_settings
+from recovery.run import check_run
 from recovery.tiling import Blend, tile_grid
 from utils.atomic_files import check_writable_folder, make_folder, printable_path
 from utils.errors import INTERRUPTED, InputError
@@ -64,9 +65,10 @@ class TiledRun:
     specs: list
 
 
-def check_tiled(spec, launch, resume=False, overwrite=False):
+def check_tiled(spec, launch, resume=False, overwrite=False, check_memory=True):
     """Everything that can be wrong with the tiled run ``spec`` before anything is written: InputError
-    naming the first problem, else a :class:`TiledRun`."""
+    naming the first problem (a tile too large for the memory of the device here too, unless not
+    ``check_memory`` or on Slurm, whose tasks check on their nodes), else a :class:`TiledRun`."""
     spec = dataclasses.replace(spec, config=spec.config.with_absolute_paths())
     spec.validate()
     if resume and overwrite:
@@ -88,6 +90,8 @@ def check_tiled(spec, launch, resume=False, overwrite=False):
                              f"pass `resume` to continue them, `overwrite` to start them again, or another `ckpt`")
         for tile_spec in started:
             sweep.saved_state(tile_spec)  # InputError for tiles made with other settings
+    if check_memory and launch.launcher != "slurm":  # every tile has the first one's size
+        check_run(specs[0], resume=False, overwrite=True, check_memory=True)
     return TiledRun(spec, observation, grid, specs)
 
 
@@ -103,7 +107,7 @@ def recover_tiled(spec, launch, resume=False, overwrite=False, progress=True, lo
     :raises InputError: a bad setting, tiles made with other settings, tiles that exist without
         ``resume`` or ``overwrite``; nothing was written then.
     """
-    tiled = check_tiled(spec, launch, resume, overwrite)
+    tiled = check_tiled(spec, launch, resume, overwrite, check_memory)
     spec, folder = tiled.spec, tiles_folder(tiled.spec)
     if overwrite:
         for path in [RunFiles(tile_spec.out_dir, tile_spec.ckpt) for tile_spec in tiled.specs] + [

@@ -13,6 +13,7 @@ import skimage.data
 
 from cli import stopped_by_sigterm
 from conftest import REPO
+import recovery.run
 from denoising import main
 from recovery import RunFiles, RunState
 from tiny import tiny_flags
@@ -84,6 +85,21 @@ def test_bad_tiled_settings_are_one_line_exit_2_and_write_nothing(tmp_path, caps
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and says in error, error
     assert not (tmp_path / "out").exists()
+
+
+def test_tiles_too_large_for_the_memory_are_refused_before_any_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(recovery.run, "available_bytes", lambda device: 2**20)  # as on a machine with 1 MiB free
+    assert main(tiled_flags(tmp_path)) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "the run needs about 0.9 GiB, 0.0 GiB available" in error, error
+    assert "--tile " not in error and not (tmp_path / "out").exists()  # a tile names no tile
+
+
+def test_a_folder_of_images_takes_no_tile(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    odd_image(tmp_path / "in")
+    assert main(["--image", str(tmp_path / "in"), "--out_dir", str(tmp_path / "out"), "--tile", "128"]) == 2
+    assert "--tile is for one image, not a folder of images" in capsys.readouterr().err
 
 
 def test_a_tiled_run_beside_a_whole_run_of_the_same_name_is_refused(tmp_path, capsys):
