@@ -54,7 +54,7 @@ def axis_starts(length, tile, overlap):
     each neighbour; ``[0]`` when one tile (of the whole ``length``) covers it.
 
     >>> axis_starts(450, 128, 32), axis_starts(100, 128, 32)
-    ([0, 107, 215, 322], [0])
+    ([0, 80, 161, 242, 322], [0])
     """
     if length <= tile:
         return [0]
