@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from models import SparseCorruption
-from recovery import RunFiles, RunState, prepare_observation, resolve_device
+from recovery import Observation, RunFiles, RunSpec, RunState, prepare_observation, resolve_device
 from recovery.evaluation import FINAL, impulse_mask
 from recovery.outputs import write_final_images, write_observation, write_settings
 from recovery.run import check_run
@@ -59,8 +59,8 @@ class TiledRun:
     """What checking a tiled run found: its spec (paths absolute), the whole image's observation
     (``C x H x W``, for the blend and its PSNR), the grid and the tiles' RunSpecs."""
 
-    spec: object
-    observation: object
+    spec: RunSpec
+    observation: Observation
     grid: list
     specs: list
 
