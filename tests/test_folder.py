@@ -59,7 +59,7 @@ def test_every_image_is_a_run_named_after_its_file_and_the_damaged_one_is_report
     assert sorted(rows) == sorted([f"{name}.png" for name in IMAGES] + ["damaged.png"])
     for name in IMAGES:
         row = rows[f"{name}.png"]
-        assert row["run"] == name and row["status"] == "complete" and row["size"] == "64x64"
+        assert row["run"] == name and row["status"] == "complete" and row["size"] == "80x64"  # the file's own size
         assert row["iterations"] == "6" and float(row["psnr_last"]) > 0 and float(row["psnr_final"]) > 0
         assert 0 <= float(row["impulses_found"]) <= 1
         assert (out_dir / f"{name}_last.png").exists() and (out_dir / f"{name}_mask.png").exists()
@@ -309,7 +309,7 @@ def test_a_run_without_a_record_is_taken_for_its_file_when_the_sizes_agree(tmp_p
     assert main(argv) == replaced
     err = capsys.readouterr().err
     if replaced:
-        assert err.startswith(f"{folder}/coffee.png: changed since its run was made (from a 3-channel 64x64 image; "
+        assert err.startswith(f"{folder}/coffee.png: changed since its run was made (from a 3-channel 80x64 image; "
                               f"now a 3-channel 96x64 image): its run is kept; ")
         assert not (out_dir / "coffee_input.json").exists()
     else:

@@ -12,10 +12,11 @@ import pytest
 import skimage.data
 
 from cli import stopped_by_sigterm
-from conftest import REPO
+from conftest import REPO, needs_package
 import recovery.run
 from denoising import main
 from recovery import RunFiles, RunState
+from reproduction import local_jobs
 from tiny import tiny_flags
 from utils.errors import INTERRUPTED
 from utils.image_io import load_image, save_png
@@ -124,6 +125,18 @@ def test_a_sigterm_stops_the_tiles_and_resume_goes_on(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "t_tile_r0_c0: complete, reused" in again.stdout and "t_tile_r0_c1: resuming" in again.stdout
     assert list(summary(tmp_path / "out")) == TILES + ["whole"]
+
+
+@pytest.mark.slow  # real submitit jobs in real processes
+@needs_package("submitit")
+def test_the_tiles_as_local_jobs_one_per_device(tmp_path, capsys, monkeypatch):
+    # Two CPU jobs standing in for two GPUs, as tests/test_local_jobs.py has them.
+    monkeypatch.setattr(local_jobs, "local_job_devices", lambda device: ["cpu", "cpu"])
+    assert main(tiled_flags(tmp_path)) == 0
+    printed = capsys.readouterr().out
+    assert "6 runs as local jobs, one at a time on each of cpu, cpu" in printed
+    assert printed.count(": done") == 6 and "done: 6 tiles blended into 450x300" in printed
+    assert [row["status"] for row in summary(tmp_path / "out").values()] == ["complete"] * 7
 
 
 @pytest.mark.slow
