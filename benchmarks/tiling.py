@@ -32,7 +32,7 @@ from recovery.evaluation import FINAL  # noqa: E402
 from recovery.padding import image_window, network_sides  # noqa: E402
 from reproduction.table import markdown_table  # noqa: E402
 from utils.atomic_files import write_json  # noqa: E402
-from utils.image_io import load_image, save_png  # noqa: E402
+from utils.image_io import load_image, resize_shorter_side, save_png  # noqa: E402
 from utils.metrics import psnr  # noqa: E402
 
 DEVICE = "2-core development CPU, shared with other jobs"
@@ -50,7 +50,7 @@ def run_denoising(argv, log_path):
 
 
 def common_flags(args):
-    return ["--width", str(args.width), "--num_iter", str(args.num_iter), "--show_every", str(args.num_iter // 4),
+    return ["--width", str(args.width), "--num_iter", str(args.num_iter), "--show_every", str(max(1, args.num_iter // 4)),
             "--device", "cpu", "--threads", "1", "--no_progress", "--overwrite"]
 
 
@@ -108,10 +108,16 @@ def measure_tiles(args):
 
 
 def measure_large(args):
-    """The whole run refused by the memory check, then the same in tiles."""
+    """The whole run refused by the memory check, then the same in tiles. The image is resized once,
+    into a PNG file of its own: resizing 512 px to 5,120 takes 45 s here, which every tile's run
+    would otherwise spend again."""
     rows, folder = [], os.path.join(args.out_dir, "large")
     os.makedirs(folder, exist_ok=True)
-    base = ["--image", args.images[0], "--resize", str(args.resize), "--out_dir", folder, *common_flags(args)]
+    path = os.path.join(folder, f"{args.images[0]}_{args.resize}.png")
+    if not os.path.exists(path):
+        image, _, _, _ = load_image(args.images[0])
+        save_png(path, resize_shorter_side(image, args.resize))
+    base = ["--image", path, "--out_dir", folder, *common_flags(args)]
     for setting in [None] + args.tiles:
         ckpt = "whole" if setting is None else f"tile{setting.replace(':', '_')}"
         extra = [] if setting is None else ["--tile", setting.split(":")[0], "--tile_overlap", setting.split(":")[1]]
