@@ -7,7 +7,7 @@ The reference's flags keep their meaning and defaults. This file only turns the 
 one ``recovery.RunSpec`` and calls ``recovery.run_recovery``; every setting, its default and its
 help live in ``recovery/settings.py``. Outputs land in ``--out_dir`` as ``<ckpt>_*``. A folder given as
 ``--image`` or ``--noisy`` is a run per image file (``reproduction/folder.py``), with reproduce.py's
-launcher flags.
+launcher flags; so is ``--tile N``, one image recovered in tiles (``reproduction/tiles.py``).
 """
 
 import dataclasses
@@ -19,7 +19,8 @@ from recovery import RecoveryConfig, RunFiles, RunSpec, RunState, StepOptions, r
 from recovery.devices import check_gpu_flag
 from recovery.settings import add_arguments, given_settings
 from reproduction.launch_settings import add_launch_arguments, launch_from_args
-from utils.errors import EXPECTED_FAILURES, InputError, OneLineErrorParser, report_failure, signal_exit_status
+from utils.errors import (EXPECTED_FAILURES, INTERRUPTED, InputError, OneLineErrorParser, report_failure,
+                          signal_exit_status)
 
 PROG = "denoising.py"
 # What a failure leaves: one run, or the runs of a folder (which take no --resume).
@@ -39,14 +40,16 @@ def build_parser():
     p.add_argument("--no_progress", action="store_true", help="no progress bar; log lines only")
     p.add_argument("--no_memory_check", action="store_true", help="start even if the run's estimated peak "
                    "memory exceeds what the device has available")
-    launch = p.add_argument_group("a folder of images (--image DIR or --noisy DIR): where its runs compute")
+    launch = p.add_argument_group("a folder of images (--image DIR or --noisy DIR) or the tiles of one (--tile N): "
+                                  "where their runs compute")
     add_launch_arguments(launch)
     return p
 
 
-def spec_from_args(args):
-    """The RunSpec the command line asks for, and on --resume the RunState of the run's checkpoint
-    (else None): problem settings not given come from it, so ``--ckpt NAME --resume`` is enough."""
+def spec_from_args(args, whole_run=True):
+    """The RunSpec the command line asks for, and for a ``whole_run`` (not a folder's or a tiled
+    run's) on --resume the RunState of the run's checkpoint (else None): problem settings not given
+    come from it, so ``--ckpt NAME --resume`` is enough."""
     spec = RunSpec(**given_settings(RunSpec, args))
     given = given_settings(RecoveryConfig, args)
     if "noisy" in given and "image" in given:
@@ -54,7 +57,7 @@ def spec_from_args(args):
     for added in ("nlevel", "noise"):
         if "noisy" in given and added in given:
             raise InputError(f"`{added}` adds noise, and `noisy` images have theirs already: give one of them")
-    state = RunState.load(RunFiles(spec.out_dir, spec.ckpt).checkpoint) if args.resume else None
+    state = RunState.load(RunFiles(spec.out_dir, spec.ckpt).checkpoint) if args.resume and whole_run else None
     base = RecoveryConfig() if state is None else state.config
     return RunSpec(spec.ckpt, spec.out_dir, spec.device, config=dataclasses.replace(base, **given),
                    options=StepOptions(**given_settings(StepOptions, args))), state
@@ -81,21 +84,33 @@ def main(argv=None):
     field = None
     try:
         launch, launching = launch_from_args(args)
-        field = RecoveryConfig(**given_settings(RecoveryConfig, args)).folder_field
+        given = RecoveryConfig(**given_settings(RecoveryConfig, args))
+        field = given.folder_field
+        tiled = given.tile is not None and given.tile_index is None
         if field is not None:
             refuse_single_run_flags(args)
-        spec, state = spec_from_args(args)
+            if given.tile is not None:
+                raise InputError("`tile` is for one image, not a folder of images")
+        spec, state = spec_from_args(args, whole_run=field is None and not tiled)
         if args.gpu is not None:
             check_gpu_flag(args.gpu, spec.device)
-        if field is not None:
-            from reproduction.folder import recover_folder  # the sweep and its launchers: not for one image
+        if field is not None or tiled:
+            # The sweep and its launchers: not for one image in one piece.
+            from reproduction.folder import recover_folder
+            from reproduction.tiles import recover_tiled
 
             spec.options.validate()
             launch.validate(spec)
+            if tiled:
+                status = recover_tiled(spec, launch, resume=args.resume, overwrite=args.overwrite,
+                                       progress=not args.no_progress, check_memory=not args.no_memory_check)
+                if status == INTERRUPTED:
+                    print(f"continue with: python {shlex.join(spec.to_argv(resume=True))}")
+                return status
             return recover_folder(spec, field, launch, progress=not args.no_progress,
                                   check_memory=not args.no_memory_check)
         if launching:
-            raise InputError(f"`{launching[0]}` is for a folder of images (`image` DIR or `noisy` DIR)")
+            raise InputError(f"`{launching[0]}` is for a folder of images (`image` DIR or `noisy` DIR) or `tile`")
         report = run_recovery(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                               check_memory=not args.no_memory_check, state=state)
     # Ctrl-C lands here only outside the loop's own clean stop (start-up, or a second Ctrl-C).

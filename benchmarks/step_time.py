@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from recovery import Recovery, RecoveryConfig, StepOptions, describe_device, resolve_device  # noqa: E402
 from recovery.devices import synchronize  # noqa: E402
 from recovery.evaluation import Evaluation  # noqa: E402
-from recovery.observation import SIDE_MULTIPLE  # noqa: E402
+from recovery.padding import SIDE_MULTIPLE  # noqa: E402
 from recovery.settings import MIN_SIDE  # noqa: E402
 from utils.atomic_files import check_writable_folder, write_json  # noqa: E402
 from utils.errors import InputError, OneLineErrorParser, OutputError  # noqa: E402

@@ -6,7 +6,9 @@ for theta and ``lr_c`` for g and h (docs/method.md has every detail). The module
 data goes through them:
 
 - ``settings``: every setting (``RecoveryConfig``, ``StepOptions``, ``RunSpec``), its check, its flag;
-- ``observation``: the image, cropped and corrupted (``prepare_observation``);
+- ``observation``: the image at its own size (or a tile of it), corrupted (``prepare_observation``);
+  ``padding``: the canvas the network computes an image of any size on; ``tiling``: an image as
+  overlapping tiles, and their answers blended into one;
 - ``problem``: the network, the corruption term, the optimisers and one iteration (``Recovery``);
 - ``state``: a run's progress and its checkpoint format (``RunState``);
 - ``run``: one run from checks to outputs (``run_recovery``), with ``outputs`` (the files it

@@ -26,6 +26,7 @@ from .devices import resolve_device
 from .memory import saved_activation_bytes
 from .observation import prepare_observation
 from .outputs import RunFiles
+from .padding import network_sides
 from .problem import INPUT_CHANNELS
 from .state import RunState
 
@@ -101,15 +102,17 @@ def _iterations_done(spec):
 def sweep_cpu_seconds(specs, threads):
     """Estimated seconds the runs of the RunSpecs ``specs`` take on this CPU at ``threads`` threads,
     one after another, counting only the iterations each has left (its checkpoint, if any, says how
-    many are done). Loads each image once for its size after cropping."""
+    many are done). Loads each image once for the size of its network's canvas."""
     sides, total = {}, 0.0
     for spec in specs:
         left = spec.config.num_iter - _iterations_done(spec)
         if left <= 0:
             continue
-        key = (spec.config.image, spec.config.noisy, spec.config.resize, spec.config.data_dir)
+        config = spec.config
+        key = (config.image, config.noisy, config.resize, config.data_dir, config.tile, config.tile_overlap,
+               config.tile_index)
         if key not in sides:
-            sides[key] = prepare_observation(spec.config).noisy.shape[1:]
+            sides[key] = network_sides(*prepare_observation(spec.config).noisy.shape[1:])
         height, width = sides[key]
         total += left * step_ms(spec.config, height, width, threads) / 1000
     return total

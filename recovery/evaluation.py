@@ -198,10 +198,10 @@ class Evaluation:
             torch._foreach_lerp_(self.averaged, self.parameters, 1.0 - self.weights_weight)
 
     def on_input(self, network):
-        """``network`` (the problem's or its average) on the unperturbed z: ``1 x C x H x W``
-        float32 on the device, in [0, 1]. In the training pass's precision."""
+        """``network`` (the problem's or its average) on the unperturbed z, the image's window of it:
+        ``1 x C x H x W`` float32 on the device, in [0, 1]. In the training pass's precision."""
         with torch.no_grad(), batch_statistics_untracked(network), self.problem.network_precision():
-            return network(self.problem.z).float()
+            return self.problem.image_part(network(self.problem.z)).float()
 
     def outputs(self, names=CANDIDATES, impulses=None):
         """The candidates of ``names`` (and ``FINAL``) that the problem has now, ``{name: C x H x W

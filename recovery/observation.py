@@ -1,4 +1,4 @@
-"""The data of one problem: the image, cropped for the network, and its seeded corruption."""
+"""The data of one problem: the image at its own size (or one tile of it), and its seeded corruption."""
 
 import dataclasses
 import functools
@@ -10,13 +10,11 @@ from utils.atomic_files import printable_path
 from utils.corruption import corrupt
 from utils.errors import InputError, RunFailure
 from utils.image_decoding import not_a_regular_file
-from utils.image_io import ALPHA_NOTE, crop_to_multiple, is_jpeg, load_image, resize_shorter_side, resized_shape
+from utils.image_io import ALPHA_NOTE, is_jpeg, load_image, resize_shorter_side, resized_shape
 from utils.metrics import psnr
 
-from .settings import MIN_SIDE
-
-# Five stride-2 scales: sides must be multiples of 32 (and at least MIN_SIDE).
-SIDE_MULTIPLE = 32
+from .padding import describe_padding, network_sides
+from .tiling import tile_grid
 
 
 @dataclasses.dataclass
@@ -40,12 +38,14 @@ class Observation:
 
 
 def prepare_observation(config, check_size=None):
-    """Load, resize and crop the image of ``config`` (a RecoveryConfig) and, unless it is already
-    noisy, corrupt it with the seeded impulses of ``config.noise`` at ``config.nlevel``.
+    """Load and resize the image of ``config`` (a RecoveryConfig) and, unless it is already noisy,
+    corrupt it with the seeded impulses of ``config.noise`` at ``config.nlevel``; with
+    ``config.tile_index``, cut that tile out of the whole (the corruption is the whole image's, the
+    same for every tile). The image keeps its own size: the network's canvas is ``padding``'s.
 
-    ``check_size(channels, height, width)``, if given, is called with the shape the run's images will have
-    before an image of that size is made (resizing makes it), so that a caller can refuse there a
-    size that would not fit in memory: an InputError it raises comes out of this call.
+    ``check_size(channels, height, width)``, if given, is called with the canvas the run's network
+    will compute on before an image of that size is made (resizing makes it), so that a caller can
+    refuse there a size that would not fit in memory: an InputError it raises comes out of this call.
     """
     if config.noisy is not None and not os.path.isfile(config.noisy):
         kind = not_a_regular_file(config.noisy)
@@ -53,9 +53,10 @@ def prepare_observation(config, check_size=None):
         raise InputError(f"`noisy` image '{printable_path(config.noisy)}' {problem}")
     image, description, notes, depth = load_image(config.noisy or config.image, config.data_dir)
     shape = image.shape if config.resize is None else resized_shape(image.shape, config.resize)
-    height, width = _network_sides(shape)
+    tile = None if config.tile_index is None else _tile(config, shape)
+    height, width = shape[1:] if tile is None else (tile.height, tile.width)
     if check_size is not None:
-        check_size(shape[0], height, width)
+        check_size(shape[0], *network_sides(height, width))
     if config.resize is not None:
         try:
             image = resize_shorter_side(image, config.resize)
@@ -63,26 +64,32 @@ def prepare_observation(config, check_size=None):
             raise RunFailure(f"resizing the image to {shape[2]}x{shape[1]} ran out of memory; use a smaller "
                              f"`resize`") from None
         notes.append(f"resized to {image.shape[2]}x{image.shape[1]}")
-    if image.shape[1:] != (height, width):
-        notes.append(f"centre-cropped from {image.shape[2]}x{image.shape[1]} to multiples of {SIDE_MULTIPLE}")
-    image = crop_to_multiple(image, SIDE_MULTIPLE)
+    if tile is not None:
+        notes.append(f"tile {tile.index} (row {tile.row}, column {tile.column}): {tile.describe()} of the "
+                     f"{shape[2]}x{shape[1]} image")
+    if (padding := describe_padding(height, width)) is not None:
+        notes.append(padding)
     if config.noisy is not None:
         notes += _impulse_notes(config.noisy, notes)
-        return Observation(noisy=image, clean=None, description=description, notes=notes, bit_depth=depth)
+        return Observation(noisy=_cut(image, tile), clean=None, description=description, notes=notes,
+                           bit_depth=depth)
     noisy = corrupt(image, config.noise, config.nlevel, config.seed)
-    return Observation(noisy=noisy, clean=image, description=description, notes=notes, bit_depth=depth)
+    return Observation(noisy=_cut(noisy, tile), clean=_cut(image, tile), description=description, notes=notes,
+                       bit_depth=depth)
 
 
-def _network_sides(shape):
-    """The height and width of a ``shape`` (C, H, W) image centre-cropped for the network, or
-    InputError if they are too small for it."""
-    height, width = (side - side % SIDE_MULTIPLE for side in shape[1:])
-    if height < MIN_SIDE or width < MIN_SIDE:
-        raise InputError(
-            f"image is {shape[2]}x{shape[1]}: the network needs at least {MIN_SIDE}x{MIN_SIDE} "
-            f"after centre-cropping to multiples of {SIDE_MULTIPLE}"
-        )
-    return height, width
+def _tile(config, shape):
+    """The ``tiling.Tile`` of ``config.tile_index`` in the grid of an image of ``shape`` (C, H, W)."""
+    grid = tile_grid(shape[1], shape[2], config.tile, config.tile_overlap)
+    if config.tile_index >= len(grid):
+        raise InputError(f"`tile_index` {config.tile_index} is beyond the {len(grid)} tiles (0 to {len(grid) - 1}) "
+                         f"of the {shape[2]}x{shape[1]} image")
+    return grid[config.tile_index]
+
+
+def _cut(image, tile):
+    """The pixels of ``tile`` of a ``C x H x W`` image (a copy), or the image when ``tile`` is None."""
+    return image if tile is None else np.ascontiguousarray(image[:, tile.window[0], tile.window[1]])
 
 
 def _impulse_notes(path, notes):

@@ -9,6 +9,7 @@ from models import SkipEncoderDecoder, SparseCorruption
 from utils.errors import InputError
 
 from .cuda_graph import CudaGraphStep
+from .padding import image_window, network_sides
 from .settings import StepOptions
 
 INPUT_CHANNELS = 32  # channels of the network input z
@@ -28,9 +29,13 @@ class Recovery:
     :param device: where to compute (a ``torch.device`` or its name).
     :param StepOptions options: how to compute each iteration (layout, compilation, CUDA graph).
 
-    Everything random is drawn from ``config.seed``: the initialisation and z on the CPU (so they
-    are the same on every device), the per-iteration input perturbations from a generator on the
-    device, whose state is part of :meth:`state_dict`.
+    Everything random is drawn from ``config.network_seed`` (``config.seed``, or a tile's own): the
+    initialisation and z on the CPU (so they are the same on every device), the per-iteration
+    input perturbations from a generator on the device, whose state is part of :meth:`state_dict`.
+
+    The network and z have the sides of the canvas that holds the image (``padding.network_sides``),
+    and the network's output is cut to the image's window (``window``, None when the canvas is the
+    image) before anything else sees it: phi, g, h and y have the image's own ``H x W``.
 
     ``network`` is the module that owns the parameters; ``run_network`` calls it, through
     ``torch.compile`` when ``options.compile`` (the same parameters and buffers, not a copy).
@@ -42,10 +47,11 @@ class Recovery:
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         shape = (1,) + tuple(noisy.shape)
+        self.window = image_window(*shape[2:])
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+            torch.manual_seed(config.network_seed)
             self.network = SkipEncoderDecoder(INPUT_CHANNELS, shape[1], config.width)
-            self.z = torch.rand((1, INPUT_CHANNELS) + shape[2:]) * INPUT_SCALE
+            self.z = torch.rand((1, INPUT_CHANNELS) + network_sides(*shape[2:])) * INPUT_SCALE
             self.z_digest = hashlib.sha256(self.z.numpy().tobytes()).hexdigest()
             self.corruption = SparseCorruption(shape, CORRUPTION_INIT_SCALE) if config.has_corruption_term else None
         if self.device.type == "cuda":
@@ -56,7 +62,7 @@ class Recovery:
         self.z = self.z.to(self.device, memory_format=self.memory_format)
         self.y = torch.from_numpy(noisy)[None].to(self.device)
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(config.seed)
+        self.generator.manual_seed(config.network_seed)
         self.criterion = torch.nn.L1Loss() if config.uses_l1 else torch.nn.MSELoss()
         optimizer = OPTIMIZERS[config.alg]
         self.optimizer = optimizer(self.network.parameters(), lr=config.lr)
@@ -77,13 +83,18 @@ class Recovery:
         out = torch.empty(self.z.shape, device=self.device) if out is None else out
         return out.normal_(0.0, INPUT_NOISE_STD, generator=self.generator)
 
+    def image_part(self, output):
+        """The image's window of a network ``output`` (``1 x C x H' x W'`` on the canvas): ``1 x C x H x W``
+        (a view); ``output`` itself when the canvas is the image."""
+        return output if self.window is None else output[..., self.window[0], self.window[1]]
+
     def forward(self, noise):
         """The forward pass on ``z + noise``: returns ``(loss, phi)``, phi being the network output
-        ``1 x C x H x W`` float32 in [0, 1] (the recovered image, without s). Under ``bf16`` only
-        the network runs in bfloat16; s, the residual and the loss stay float32."""
+        on the image's window, ``1 x C x H x W`` float32 in [0, 1] (the recovered image, without s).
+        Under ``bf16`` only the network runs in bfloat16; s, the residual and the loss stay float32."""
         with self.network_precision():
             phi = self.run_network(self.z + noise)
-        phi = phi.float()
+        phi = self.image_part(phi).float()
         prediction = phi + self.corruption() if self.corruption is not None else phi
         return self.criterion(prediction, self.y), phi
 

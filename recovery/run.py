@@ -22,11 +22,13 @@ from .loop import RunContext, describe_divergence, finish, fit
 from .memory import available_bytes, estimate_peak_bytes, memory_shortfall
 from .observation import Observation, prepare_observation
 from .outputs import RunFiles, write_observation, write_settings
+from .padding import network_sides
 from .problem import Recovery
 from .refinement import ImpulseDetector
 from .settings import RecoveryConfig, RunSpec
 from .state import RunState
 from .stopping import StopRequest
+from .tiling import largest_fitting_tile
 
 
 @dataclasses.dataclass
@@ -137,10 +139,23 @@ def check_run(spec, resume, overwrite, check_memory=True, state=None):
 
 
 def _check_memory(spec, device, channels, height, width):
-    need = estimate_peak_bytes(spec.config, height, width, channels, device, spec.options)
-    shortfall = memory_shortfall(need, available_bytes(device))
-    if shortfall is not None:
-        raise InputError(f"the run {shortfall} (`no_memory_check` starts it anyway)")
+    """InputError when the run on a ``height x width`` canvas would not fit in the memory ``device``
+    has available, naming the largest ``tile`` that would (tiling is not automatic: it changes the
+    answer, docs/tiling.md)."""
+    available = available_bytes(device)
+    estimate = lambda side_height, side_width: estimate_peak_bytes(  # noqa: E731
+        spec.config, side_height, side_width, channels, device, spec.options)
+    shortfall = memory_shortfall(estimate(height, width), available)
+    if shortfall is None:
+        return
+    way = "`no_memory_check` starts it anyway"
+    if spec.config.tile_index is None:
+        tile = largest_fitting_tile(lambda side: memory_shortfall(estimate(side, side), available) is None,
+                                    height, width, spec.config.tile_overlap)
+        tile_way = (f"`tile` {tile} recovers it in tiles that fit" if tile is not None else
+                    "not even the smallest `tile` fits")
+        way = f"{tile_way}; {way}"
+    raise InputError(f"the run {shortfall} ({way})")
 
 
 def _check_resumable_state(state, config, device):
@@ -164,7 +179,7 @@ def _check_same_observation_shape(state, observation):
     made = tuple(state.problem["y"].shape[1:])
     if made != observation.noisy.shape:
         raise InputError(f"the run was made on a {describe_shape(made)} image, and the image is now "
-                         f"{describe_shape(observation.noisy.shape)} after cropping: resume it with the image it "
+                         f"{describe_shape(observation.noisy.shape)}: resume it with the image it "
                          f"was made with, or start it again (`overwrite`)")
 
 
@@ -215,14 +230,16 @@ def _log_header(context):
     observation, config, options, log = context.observation, context.spec.config, context.spec.options, context.log
     device, state = context.device, context.state
     h, w = observation.noisy.shape[1:]
-    log(f"image: {observation.description}, {w}x{h} after cropping")
+    log(f"image: {observation.description}, {w}x{h}")
     for note in observation.notes:
         log(f"note: {note}")
     log(f"device: {device}" + (f", threads: {torch.get_num_threads()}" if device.type == "cpu" else "")
         + f"; method: {config.method}; network: width {config.width}, {context.problem.num_parameters:,} parameters; "
         f"{options}, precision: {config.precision}"
         + (" (TF32 exists on CUDA only: float32 here)" if config.precision == "tf32" and device.type != "cuda" else ""))
-    if (note := cpu_fallback_note(context.spec, h, w, config.num_iter - state.iteration, device)) is not None:
+    canvas_height, canvas_width = network_sides(h, w)  # what each iteration computes on
+    if (note := cpu_fallback_note(context.spec, canvas_height, canvas_width, config.num_iter - state.iteration,
+                                  device)) is not None:
         log(note)
     if observation.clean is not None:
         log(f"noisy input: PSNR {observation.noisy_psnr:.2f} dB at nlevel {config.nlevel}"

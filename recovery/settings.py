@@ -29,6 +29,10 @@ REMOVALS = ("both", "salt", "pepper")
 PRECISIONS = ("fp32", "tf32", "bf16")
 STEPS = ("eager", "graph")
 MIN_SIDE = 64  # the network's least side (see models.SkipEncoderDecoder)
+# Pixels neighbouring tiles share at least by default: the network's side multiple, so that a tile's
+# border (where its network sees no neighbourhood) lies in the overlap, where the blend's window gives
+# it little weight. Not tuned: docs/tiling.md measures the cost of tiling at this overlap only.
+DEFAULT_TILE_OVERLAP = 32
 # Bounds beyond which no run can start. Sizes: a 65536-pixel side is a 51 GB float32 image even at
 # width 1, and a width of 65536 is a network of 2.3 TB of weights; beyond them torch's size arithmetic
 # overflows instead of the memory check refusing the run.
@@ -131,11 +135,20 @@ class RecoveryConfig:
                             "this checkout, from any working folder)")
     show_every: int = setting(500, "log, record history and checkpoint every N iterations")
     resize: typing.Optional[int] = setting(None, "resize the clean image so its shorter side is N pixels "
-                                           "(before cropping to multiples of 32)")
+                                           "(the run's outputs are of that size)")
     noisy: typing.Optional[str] = setting(None, "path to an already corrupted image with no clean version: no "
                                           "noise is added, no PSNR is computed, the impulse map s is written")
     precision: str = setting("tf32", "fp32: strict; tf32: TF32 convolutions on CUDA (PyTorch's and the "
                              "reference's default); bf16: network in bfloat16, loss and s in float32", PRECISIONS)
+    # Tiles are part of the problem: each tile's network sees only its tile, so a tiled answer is
+    # another answer than the whole image's, and a run may not change them on resume.
+    tile: typing.Optional[int] = setting(None, "recover the image in overlapping N x N tiles, each a run of "
+                                         "its own (<out_dir>/<ckpt>_tiles/), blended into one image "
+                                         "(docs/tiling.md); for images too large for the memory whole")
+    tile_overlap: int = setting(DEFAULT_TILE_OVERLAP, "pixels that neighbouring tiles share at least, blended "
+                                "with a raised-cosine window; less than half of --tile")
+    tile_index: typing.Optional[int] = setting(None, "recover tile K (numbered row by row from 0) of the --tile "
+                                               "grid alone: the run a tiled command makes of each tile")
 
     @property
     def folder_field(self):
@@ -146,6 +159,15 @@ class RecoveryConfig:
             if path is not None and os.path.isdir(path):
                 return field
         return None
+
+    @property
+    def network_seed(self):
+        """The seed of the network, z and the perturbations: ``seed`` for a whole image; for tile K
+        of a tiled run one of its own, drawn by numpy's ``SeedSequence((seed, K))``, so that no two
+        tiles start alike while the corruption (drawn from ``seed``) is the whole image's."""
+        if self.tile_index is None:
+            return self.seed
+        return int(np.random.SeedSequence((self.seed, self.tile_index)).generate_state(1, np.uint64)[0]) & MAX_SEED
 
     @property
     def uses_l1(self):
@@ -193,6 +215,18 @@ class RecoveryConfig:
         if self.resize is not None:
             check_at_least(self, MIN_SIDE, "resize")
             check_at_most(self, MAX_SIDE, "resize")
+        check_at_least(self, 0, "tile_overlap")
+        check_at_most(self, MAX_SIDE, "tile_overlap")
+        if self.tile is not None:
+            check_at_least(self, MIN_SIDE, "tile")  # the network's least side: 0 and negative too
+            check_at_most(self, MAX_SIDE, "tile")
+            if 2 * self.tile_overlap >= self.tile:
+                raise InputError(f"`tile_overlap` {self.tile_overlap} leaves `tile` {self.tile} no interior that "
+                                 f"is its own: it must be less than half the tile")
+        elif self.tile_index is not None:
+            raise InputError("`tile_index` is a tile of the `tile` grid: give `tile` too")
+        if self.tile_index is not None:
+            check_at_least(self, 0, "tile_index")
 
     def check_resumable(self, saved):
         """InputError unless this problem is ``saved`` (a RecoveryConfig) up to what may change on

@@ -129,14 +129,20 @@ def _markdown_cell(value, form):
     return "" if value is None else one_line(format(value, form)).replace("|", "\\|")
 
 
+def write_table(stem, fields, rows, title="Summary"):
+    """``<stem>.csv`` (every field of ``rows``, dicts) and ``<stem>.md`` (a table under ``title``),
+    PSNR, fractions and seconds rounded in the latter."""
+    write_csv(stem + ".csv", fields, rows)
+    formats = {"psnr_last": ".2f", "psnr_final": ".2f", "impulses_found": ".1%", "seconds": ",.1f"}
+    lines = [[_markdown_cell(row.get(field), formats.get(field, "")) for field in fields] for row in rows]
+    with atomic_path(stem + ".md") as tmp, open(tmp, "w") as f:
+        f.write("\n".join([f"# {title}", ""] + table.markdown_table(fields, lines)) + "\n")
+
+
 def write_summary(out_dir, rows):
     """``<out_dir>/summary.csv`` (every field) and ``summary.md`` (a table); returns the stem."""
     stem = os.path.join(out_dir, SUMMARY)
-    write_csv(stem + ".csv", SUMMARY_FIELDS, rows)
-    formats = {"psnr_last": ".2f", "psnr_final": ".2f", "impulses_found": ".1%", "seconds": ",.1f"}
-    lines = [[_markdown_cell(row.get(field), formats.get(field, "")) for field in SUMMARY_FIELDS] for row in rows]
-    with atomic_path(stem + ".md") as tmp, open(tmp, "w") as f:
-        f.write("\n".join(["# Summary", ""] + table.markdown_table(SUMMARY_FIELDS, lines)) + "\n")
+    write_table(stem, SUMMARY_FIELDS, rows)
     return stem
 
 

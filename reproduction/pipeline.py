@@ -70,7 +70,7 @@ def table_description(settings, directory):
     size = ("images at their own size" if settings.resize is None
             else f"images resized so that the shorter side is {settings.resize} px")
     return [
-        f"Made by `reproduce.py` from the runs in `{directory}/`: {size}, centre-cropped to multiples of 32, "
+        f"Made by `reproduce.py` from the runs in `{directory}/`: {size}, "
         f"{NOISE_NAMES[settings.noise]} corruption seeded with {settings.seed}, so every method on an image at a "
         f"noise level sees the very same corrupted image.",
         "PSNR in dB (data range 1) and SSIM (scikit-image, 7x7 window, over the colour channels), both against "

@@ -1,13 +1,15 @@
 """Helpers of the command-line tests (tests/test_denoising.py, tests/test_cli_fuzz.py): a script's
 main() run in this process as a shell runs the script, and the process-wide settings it changes
-put back afterwards."""
+put back afterwards; a command stopped by a real SIGTERM."""
 
 import os
+import signal
 import subprocess
 import sys
 
 import torch
 
+from slurm_cluster import wait_for
 from tiny import REPO
 
 
@@ -48,3 +50,16 @@ def run_cli(tmp_path, *args, cwd=None, preexec_fn=None):
         timeout=300,
         preexec_fn=preexec_fn,
     )
+
+
+def stopped_by_sigterm(argv, ready, what, timeout_s=120):
+    """Run the command ``argv`` in the checkout and send it a real SIGTERM as soon as ``ready()`` is
+    true (``what`` names that moment in the timeout's error); ``(exit status, what it printed)``."""
+    child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(ready, timeout_s, what, interval_s=0.05)
+        child.send_signal(signal.SIGTERM)
+        printed, _ = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    return child.returncode, printed

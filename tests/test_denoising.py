@@ -274,8 +274,15 @@ needs = lambda folder: pytest.mark.skipif(not os.path.isdir(folder), reason=f"no
         (["--num_iter", "0"], "--num_iter must be at least 1, got 0"),
         (["--num_iter", str(10**20)], "--num_iter must be at most 9007199254740992, got 100000000000000000000"),
         (["--num_iter", "10**12"], "argument --num_iter: invalid int value: '10**12'"),
-        (["--image", "small.png"], "image is 40x40: the network needs at least 64x64 after centre-cropping to "
-                                   "multiples of 32"),
+        (["--tile", "0"], "--tile must be at least 64, got 0"),
+        (["--tile", "-128"], "--tile must be at least 64, got -128"),
+        (["--tile", "48"], "--tile must be at least 64, got 48"),  # less than the network's least side
+        (["--tile", "128", "--tile_overlap", "64"], "--tile_overlap 64 leaves --tile 128 no interior that is its own"),
+        (["--tile", "128", "--tile_overlap", "-1"], "--tile_overlap must be at least 0, got -1"),
+        (["--tile_index", "0"], "--tile_index is a tile of the --tile grid: give --tile too"),
+        (["--image", "astronaut", "--resize", "64", "--tile", "64", "--tile_overlap", "16"], "--tile 64 covers the whole 64x64 image in one "
+                                                                      "tile"),
+        (["--image", "astronaut", "--resize", "64", "--tile", "100"], "--tile 100 covers the whole 64x64 image"),
         (["--image", "astronaut", "--resize", str(10**8)], "--resize must be at most 65536, got 100000000"),
         # Refused by the memory check before the 21 GB resized image is made.
         (["--image", "astronaut", "--resize", "30000"], "the run needs about "),

@@ -1,6 +1,7 @@
 """The examples in the docstrings of the pure functions, run as deepinv runs its own: the run names
 of a folder, the impulse models' corruption, the detection and the fill of the final answer, the
-command line of a run's settings, what a GPU's capability cannot run and PyTorch's release table. A module whose examples are gone fails too."""
+command line of a run's settings, what a GPU's capability cannot run and PyTorch's release table, the
+network's canvas of an image and the tiles along an axis. A module whose examples are gone fails too."""
 
 import doctest
 import io
@@ -10,12 +11,14 @@ import pytest
 import recovery.devices
 import recovery.evaluation
 import recovery.nvidia
+import recovery.padding
 import recovery.settings
+import recovery.tiling
 import reproduction.folder_files
 import utils.corruption
 
 MODULES = [reproduction.folder_files, utils.corruption, recovery.evaluation, recovery.settings, recovery.devices,
-           recovery.nvidia]
+           recovery.nvidia, recovery.padding, recovery.tiling]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)

@@ -6,7 +6,6 @@ import contextlib
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,8 +13,8 @@ import time
 import pytest
 import skimage.data
 from PIL import Image
-from slurm_cluster import wait_for
 
+from cli import stopped_by_sigterm
 from conftest import REPO
 from tiny import RESIZE, tiny_flags
 from denoising import main
@@ -60,7 +59,7 @@ def test_every_image_is_a_run_named_after_its_file_and_the_damaged_one_is_report
     assert sorted(rows) == sorted([f"{name}.png" for name in IMAGES] + ["damaged.png"])
     for name in IMAGES:
         row = rows[f"{name}.png"]
-        assert row["run"] == name and row["status"] == "complete" and row["size"] == "64x64"
+        assert row["run"] == name and row["status"] == "complete" and row["size"] == "80x64"  # the file's own size
         assert row["iterations"] == "6" and float(row["psnr_last"]) > 0 and float(row["psnr_final"]) > 0
         assert 0 <= float(row["impulses_found"]) <= 1
         assert (out_dir / f"{name}_last.png").exists() and (out_dir / f"{name}_mask.png").exists()
@@ -121,15 +120,9 @@ def test_a_sigterm_stops_the_folder_and_the_same_command_resumes_it(tmp_path):
     out_dir = tmp_path / "out"
     argv = [sys.executable, "denoising.py", "--image", str(folder), "--out_dir", str(out_dir), "--resize", str(RESIZE),
             "--num_iter", "400", "--show_every", "20", "--checkpoint_seconds", "0", *AT_OWN_SIZE]
-    child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: (out_dir / "chelsea_checkpoint.pt").exists(), 120, "the second run's first checkpoint",
-                 interval_s=0.05)
-        child.send_signal(signal.SIGTERM)
-        printed, _ = child.communicate(timeout=60)
-    finally:
-        child.kill()
-    assert child.returncode == INTERRUPTED, printed
+    status, printed = stopped_by_sigterm(argv, lambda: (out_dir / "chelsea_checkpoint.pt").exists(),
+                                         "the second run's first checkpoint")
+    assert status == INTERRUPTED, printed
     assert "the same command resumes them" in printed
     assert not (out_dir / "summary.csv").exists() and not (out_dir / "coffee_checkpoint.pt").exists()
     again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -281,7 +274,7 @@ def test_every_file_name_is_a_run_of_its_own_and_the_folder_never_gets_stuck(tmp
         assert f"{len(ODD_NAMES)} of {len(ODD_NAMES) + 2} files recovered" in captured.out
         printed.append(captured.out)
     assert "] two\\nlines: starting\n" in printed[0] and "two\\nlines: complete, reused\n" in printed[1]
-    assert "96x64 after cropping" in printed[0]  # width x height, as the summary's size
+    assert ", 96x64\n" in printed[0]  # width x height, as the summary's size
     rows = summary(out_dir)
     assert sorted(rows) == sorted(["broken.png", "loop.png", "caf\\xff.png", "two\\nlines.png"] +
                                   [name for name in ODD_NAMES if name.isprintable()])
@@ -316,7 +309,7 @@ def test_a_run_without_a_record_is_taken_for_its_file_when_the_sizes_agree(tmp_p
     assert main(argv) == replaced
     err = capsys.readouterr().err
     if replaced:
-        assert err.startswith(f"{folder}/coffee.png: changed since its run was made (from a 3-channel 64x64 image; "
+        assert err.startswith(f"{folder}/coffee.png: changed since its run was made (from a 3-channel 80x64 image; "
                               f"now a 3-channel 96x64 image): its run is kept; ")
         assert not (out_dir / "coffee_input.json").exists()
     else:

@@ -12,9 +12,11 @@ from utils.errors import InputError
 
 @pytest.mark.parametrize("resize,shape,notes", [
     (None, (3, 512, 512), []),
-    (100, (3, 96, 96), ["resized to 100x100", "centre-cropped from 100x100 to multiples of 32"]),
+    (100, (3, 100, 100), ["resized to 100x100", "the network computes on a 128x128 canvas (sides multiples of 32, "
+                          "at least 64) with the image at its centre; the loss counts the image's pixels only, and "
+                          "every output is the image's 100x100"]),
 ])
-def test_the_image_is_resized_and_cropped_for_the_network(resize, shape, notes):
+def test_the_image_is_resized_and_kept_at_its_size(resize, shape, notes):
     observation = prepare_observation(RecoveryConfig(image="astronaut", resize=resize))
     assert observation.clean.shape == observation.noisy.shape == shape
     assert observation.notes == notes and observation.description == "scikit-image sample 'astronaut'"

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import REPO
@@ -25,6 +26,7 @@ from denoising import main
 import recovery.run
 from recovery import Recovery, RecoveryConfig, RunSpec, RunState, run_recovery
 from recovery.lock import RunLock
+from recovery.memory import estimate_peak_bytes
 from recovery.state import HISTORY_FIELDS
 from reproduction import sweep
 from reproduction.states import Outcome, State
@@ -202,8 +204,24 @@ def test_a_run_that_cannot_fit_is_refused_before_it_allocates(tmp_path):
                      "--device", "cpu", "--out_dir", str(tmp_path / "out"))
     assert result.returncode == 2 and not (tmp_path / "out").exists()
     assert re.match(r"denoising.py: error: the run needs about 4[0-9]\.[0-9] GiB, [0-9.]+ GiB available", result.stderr)
-    assert result.stderr.endswith(" GiB available: use --resize, a smaller --width, or another --device "
-                                  "(--no_memory_check starts it anyway)\n")
+    named = re.search(r" GiB available: use --resize, a smaller --width, or another --device \(--tile (\d+) "
+                      r"recovers it in tiles that fit; --no_memory_check starts it anyway\)\n$", result.stderr)
+    assert named, result.stderr
+
+
+@pytest.mark.parametrize("width,available_gib,tile", [(256, 8, 608), (128, 2, 320), (4, 0.5, None)])
+def test_the_tile_a_memory_refusal_names_is_the_largest_that_fits(monkeypatch, width, available_gib, tile):
+    monkeypatch.setattr(recovery.run, "available_bytes", lambda device: available_gib * 2**30)
+    spec = RunSpec("r", "out", "cpu", RecoveryConfig(width=width))
+    with pytest.raises(InputError) as caught:
+        recovery.run._check_memory(spec, torch.device("cpu"), 3, 4096, 4096)
+    named = re.search(r"`tile` (\d+) recovers it", str(caught.value.args[0]))
+    if tile is None:  # the process alone is more than half a GiB
+        assert named is None and "not even the smallest `tile` fits" in caught.value.args[0]
+        return
+    assert int(named.group(1)) == tile
+    assert estimate_peak_bytes(spec.config, tile, tile, 3, "cpu") <= available_gib * 2**30
+    assert estimate_peak_bytes(spec.config, tile + 32, tile + 32, 3, "cpu") > available_gib * 2**30
 
 
 @pytest.mark.parametrize("check_memory", [True, False])
