@@ -100,7 +100,7 @@ def summary_markdown(rows, args):
     """Per corruption: the means over the seeds of every method's PSNR, the detection, and the
     final and refined answers' margins over the best classical filter."""
     lines = ["# Impulse models: ours against the classical filters", "",
-             f"scikit-image samples resized to {args.resize} px (shorter side), centre-cropped to multiples of 32; "
+             f"scikit-image samples resized to {args.resize} px (shorter side), at their own size; "
              f"ours at width {args.width}, {args.num_iter:,} iterations; PSNR in dB, every method's the mean over "
              f"the seeds (of {', '.join(map(str, args.seeds))}) whose run is complete (*seeds run*; all of them "
              "where none is). *found*: the fraction of elements the run's detector (the refined "

@@ -6,8 +6,8 @@ observation is the whole image's corrupted pixels there and its network, z and p
 from a seed of its own (``RecoveryConfig.network_seed``). The tiles are the runs of a sweep like any
 other (``sweep``): one after another in this process, one local job per GPU on a machine with
 several, or one Slurm job array (``--launcher slurm``); a complete tile is reused and an
-interrupted one resumed (``--resume``). Once every tile is complete, their last and final images
-and their impulses s are blended (``tiling.Blend``) into the run's usual files at the image's own
+interrupted one resumed (``--resume``). Once every tile is complete, their last, final and refined
+images, their impulses s and where they found impulses are blended (``tiling.Blend``) into the run's usual files at the image's own
 size, ``<out_dir>/<ckpt>_last.png`` and the others, and ``<out_dir>/<ckpt>_tiles.csv`` and ``.md``
 give each tile's figures and the whole image's.
 """
@@ -20,12 +20,13 @@ import torch
 
 from models import SparseCorruption
 from recovery import Observation, RunFiles, RunSpec, RunState, prepare_observation, resolve_device
-from recovery.evaluation import FINAL, impulse_mask
+from recovery.evaluation import FINAL
 from recovery.outputs import write_final_images, write_observation, write_settings
 from recovery.run import check_run
 from recovery.tiling import Blend, tile_grid
 from utils.atomic_files import check_writable_folder, make_folder, printable_path
 from utils.errors import INTERRUPTED, InputError
+from utils.image_io import load_image
 from utils.metrics import psnr
 
 from . import sweep
@@ -146,17 +147,27 @@ def tile_impulses(state):
         return corruption()[0].numpy()
 
 
+def tile_found(spec, state):
+    """Where a complete tile's run found impulses (its ``_mask.png``, the run's detector at its
+    end), ``C x H_t x W_t float32`` of 0 and 1, or None for a tile without a corruption term."""
+    if state.problem["corruption"] is None:
+        return None
+    mask, *_ = load_image(RunFiles(spec.out_dir, spec.ckpt).mask)
+    return (mask > 0.5).astype(np.float32)
+
+
 def blend_tiles(tiled, log=print):
     """Blend the complete tiles of ``tiled`` (a :class:`TiledRun`) into the run's files, at the
     image's size: noisy, clean, last, final, impulses, mask and panel as one run writes them, and
     the summary of each tile and of the whole (``<out_dir>/<ckpt>_tiles.csv`` and ``.md``)."""
     spec, observation, grid = tiled.spec, tiled.observation, tiled.grid
     height, width = observation.noisy.shape[1:]
-    blends = {name: Blend(grid, height, width) for name in ("last", "final", "impulses")}
+    blends = {name: Blend(grid, height, width) for name in ("last", "final", "refined", "impulses", "found")}
     rows, iterations, seconds = [], [], 0.0
     for tile, tile_spec in zip(grid, tiled.specs):
         state = sweep.load_state(tile_spec)  # one tile's state at a time: the whole may be large
-        images = {"last": state.last, "final": state.final, "impulses": tile_impulses(state)}
+        images = {"last": state.last, "final": state.final, "refined": state.refined, "impulses": tile_impulses(state),
+                  "found": tile_found(tile_spec, state)}
         for name, image in images.items():
             if image is None:
                 blends.pop(name, None)
@@ -168,23 +179,28 @@ def blend_tiles(tiled, log=print):
                      "impulses_found": last_row.get("impulses_found"), "seconds": state.seconds})
         iterations.append(state.iteration)
         seconds += state.seconds
-    whole = RunState(config=spec.config, iteration=min(iterations), seconds=seconds,
-                     last=blends["last"].result(), final=blends["final"].result() if "final" in blends else None)
-    impulses = blends["impulses"].result() if "impulses" in blends else None
+    blended = {name: blend.result() for name, blend in blends.items()}
+    whole = RunState(config=spec.config, iteration=min(iterations), seconds=seconds, last=blended["last"],
+                     final=blended.get("final"), refined=blended.get("refined"))
+    impulses = blended.get("impulses")
+    # An element is found where a tile that weighs in on it found it: where the blended refined
+    # answer may differ from the observation.
+    found = blended["found"] > 0 if "found" in blended else None
     files = RunFiles(spec.out_dir, spec.ckpt)
     write_settings(files, spec, spec.device)
     write_observation(files, observation)
-    write_final_images(files, observation, whole, impulses)
+    write_final_images(files, observation, whole, impulses, found)
     clean = observation.clean
     rows.append({"tile": WHOLE, "region": f"{width}x{height}", "status": "complete", "iterations": whole.iteration,
                  "psnr_last": None if clean is None else psnr(clean, whole.last),
                  "psnr_final": None if clean is None or whole.final is None else psnr(clean, whole.final),
-                 "impulses_found": None if impulses is None else float(np.mean(impulse_mask(impulses))),
+                 "impulses_found": None if found is None else float(np.mean(found)),
                  "seconds": seconds})
     write_table(summary_stem(spec), TILES_FIELDS, rows, title=f"{printable_path(spec.ckpt)}: each tile and the whole")
     line = f"done: {len(grid)} tiles blended into {width}x{height}, {seconds:.1f} s of runs"
     if clean is not None:
         line += (f"; PSNR noisy {observation.noisy_psnr:.2f} dB, recovered (last) {rows[-1]['psnr_last']:.2f} dB"
-                 + ("" if rows[-1]["psnr_final"] is None else f", final {rows[-1]['psnr_final']:.2f} dB"))
+                 + ("" if rows[-1]["psnr_final"] is None else f", final {rows[-1]['psnr_final']:.2f} dB")
+                 + ("" if whole.refined is None else f", refined {psnr(clean, whole.refined):.2f} dB"))
     log(line)
     log(f"summary: {printable_path(summary_stem(spec))}.md, .csv")

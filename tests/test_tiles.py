@@ -65,6 +65,23 @@ def test_a_tiled_run_gives_the_images_size_and_a_summary_per_tile_and_whole(tmp_
     assert (out_dir / "t_last.png").read_bytes() == last
 
 
+@needs_package("bm3d")
+def test_a_tiled_run_blends_its_tiles_refined_answers_and_masks(tmp_path, capsys):
+    image = odd_image(tmp_path)
+    argv = ["--ckpt", "t", "--out_dir", str(tmp_path / "out"), *tiny_flags(image=image, resize=None, refined=True),
+            "--num_iter", "30", "--show_every", "10", "--threads", "1", "--tile", "256", "--nlevel", "0.3"]
+    assert main(argv) == 0
+    out_dir = tmp_path / "out"
+    refined = load_image(str(out_dir / "t_refined.png"))[0]
+    found = load_image(str(out_dir / "t_mask.png"))[0] > 0.5
+    noisy = load_image(str(out_dir / "t_noisy.png"))[0]
+    assert refined.shape == found.shape == (3, 300, 450) and found.any()
+    assert np.array_equal(refined[~found], noisy[~found])  # every element no tile found, as observed
+    whole = summary(out_dir)["whole"]
+    assert float(whole["impulses_found"]) == pytest.approx(found.mean())
+    assert ", refined " in capsys.readouterr().out
+
+
 def test_each_tile_is_the_run_its_own_command_makes(tmp_path, capsys):
     argv = tiled_flags(tmp_path)
     assert main(argv) == 0
