@@ -34,10 +34,11 @@ import typing
 import numpy as np
 import torch
 
+from .evaluation import impulse_mask
+
 EXTREME_NOISES = ("salt_pepper", "salt_pepper_pixel")  # impulse models whose impulses are 0 or 1
 MAD_TO_SIGMA = 1.4826  # a Gaussian's standard deviation over its median absolute deviation
 RESIDUAL_SIGMAS = 1.0  # |y - e| over the fit's residual scale above which an extreme element is an impulse
-SPARSE_THRESHOLD = 2 / 255  # |s| above which the run takes an element for an impulse (evaluation.FILL_THRESHOLD)
 BM3D_SIGMA = 0.03  # BM3D's sigma (data range 1) on the fills: the best mean of 0.015, 0.03 and 0.045 when tuned
 STRONG_IMPULSE = 0.25  # |s| above which an element is surely an impulse, for the check of a file's impulse model
 REFINED_LABEL = "refined (impulses detected by value, filled, BM3D)"  # how every output names the refined answer
@@ -106,7 +107,8 @@ def detect_impulses(observed, estimate, impulses, extreme_values, bit_depth=8, s
     With ``extreme_values`` (an impulse model whose impulses are 0 and 1) an impulse is an extreme
     element farther from e than ``RESIDUAL_SIGMAS`` residual scales (measured on the other
     elements, all clean); where every element is extreme no scale can be read, and none is
-    found. Otherwise it is an element whose ``|s|`` exceeds ``SPARSE_THRESHOLD`` and whose
+    found. Otherwise it is an element the final answer takes for one (``evaluation.impulse_mask``:
+    ``|s|`` above ``FILL_THRESHOLD``) and whose
     ``|y - e|`` exceeds ``RESIDUAL_SIGMAS`` residual scales of the whole image. ``sign`` ``salt``
     or ``pepper`` keeps the impulses brighter or darker than e only.
 
@@ -123,7 +125,7 @@ def detect_impulses(observed, estimate, impulses, extreme_values, bit_depth=8, s
         found = candidates & (residual.abs() > RESIDUAL_SIGMAS * residual_scale(residual, ~candidates))
     else:
         everywhere = torch.ones_like(residual, dtype=torch.bool)
-        found = ((impulses.abs() > SPARSE_THRESHOLD)
+        found = (impulse_mask(impulses)
                  & (residual.abs() > RESIDUAL_SIGMAS * residual_scale(residual, everywhere)))
     if sign == "salt":
         return found & (residual > 0)

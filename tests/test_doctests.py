@@ -12,13 +12,14 @@ import recovery.devices
 import recovery.evaluation
 import recovery.nvidia
 import recovery.padding
+import recovery.refinement
 import recovery.settings
 import recovery.tiling
 import reproduction.folder_files
 import utils.corruption
 
 MODULES = [reproduction.folder_files, utils.corruption, recovery.evaluation, recovery.settings, recovery.devices,
-           recovery.nvidia, recovery.padding, recovery.tiling]
+           recovery.nvidia, recovery.padding, recovery.refinement, recovery.tiling]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)

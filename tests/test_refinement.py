@@ -14,7 +14,8 @@ from PIL import Image
 
 from conftest import needs_package
 from recovery import RecoveryConfig, RunSpec, StepOptions, run_recovery
-from recovery.refinement import (MAD_TO_SIGMA, RESIDUAL_SIGMAS, SPARSE_THRESHOLD, ImpulseDetector, detect_impulses,
+from recovery.evaluation import FILL_THRESHOLD
+from recovery.refinement import (MAD_TO_SIGMA, RESIDUAL_SIGMAS, ImpulseDetector, detect_impulses,
                                  extreme_elements, fill_from_surroundings, refine, residual_scale)
 from recovery.state import RunState
 from same_run import assert_same_problem_state
@@ -87,7 +88,7 @@ def test_where_every_element_is_extreme_no_scale_is_read_and_none_is_found():
 def test_without_a_0_1_model_an_impulse_needs_both_s_and_the_residual():
     observed = torch.tensor([0.5, 0.51, 0.49, 0.5, 0.9, 0.9, 0.1])
     estimate = torch.tensor([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
-    impulses = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.4, SPARSE_THRESHOLD, -0.4])  # the last two: s small, s large
+    impulses = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.4, FILL_THRESHOLD, -0.4])  # the last two: s small, s large
     found = detect_impulses(observed, estimate, impulses, extreme_values=False)
     assert found.tolist() == [False, False, False, False, True, False, True]
 
