@@ -274,8 +274,8 @@ class StepOptions:
                                    "iteration; by default those of the last iterate and the final answer, and "
                                    "every candidate's at the last iteration")
 
-    # BM3D at the run's end: about a second at 64x64 and minutes at 512x512 on a CPU, what a test
-    # or a quick look may not want to pay.
+    # The fill and BM3D at the run's end: seconds at 64x64 and half a minute at 256x256 on a 2-core
+    # CPU (docs/impulse_noise.md), what a test or a quick look may not want to pay.
     no_refined: bool = setting(False, "do not make the refined answer (_refined.png: impulses detected by value, "
                                "filled from their surroundings, BM3D) at the run's end")
 
