@@ -162,7 +162,7 @@ def measure(context, loss, phi):
     measured = {"loss": loss.detach().float(),
                 "finite": torch.isfinite(images).all() & context.problem.parameters_finite()}
     if impulses is not None:
-        found = context.detector(context.problem.y[0], estimate, impulses[0])
+        found, _ = context.detector(context.problem.y[0], estimate, impulses[0])
         measured.update(zip(DETECTION_FIELDS, detection(found, context.corrupted)))
     metric_columns = []  # the images' columns: the last iterate's, then each candidate's
     if context.clean is not None:
@@ -197,12 +197,13 @@ def report(context, row, bar):
 
 def impulses_found(context, sign="both"):
     """The impulses the run's detector finds now (``context.detector`` on y, the averaged network's
-    output and s), of one sign with ``sign``: ``C x H x W`` bool on the device, and that output
-    (``C x H x W float32``). Runs with a corruption term only."""
+    output and s), of one sign with ``sign``: ``C x H x W`` bool on the device, and the guide its
+    fill follows (``C x H x W float32``: that output, or the classical estimate where it explains y
+    better). Runs with a corruption term only."""
     problem = context.problem
     with torch.no_grad():
         estimate = context.evaluation.on_input(context.evaluation.averaged_network)[0]
-        return context.detector(problem.y[0], estimate, problem.corruption()[0], sign), estimate
+        return context.detector(problem.y[0], estimate, problem.corruption()[0], sign)
 
 
 def refine_answer(context):
@@ -223,8 +224,8 @@ def refine_answer(context):
         if share.isfinite():
             context.log(f"note: {share.item():.0%} of the strong impulses found are 0 or 1: the refined answer takes "
                         + ("only 0s and 1s for impulses" if extreme else "any value for an impulse"))
-    found, estimate = impulses_found(context, sign=config.remove)
-    context.state.refined = refine(*(image.cpu().numpy() for image in (observed, estimate, found)))
+    found, guide = impulses_found(context, sign=config.remove)
+    context.state.refined = refine(*(image.cpu().numpy() for image in (observed, guide, found)))
 
 
 def describe_divergence(row):

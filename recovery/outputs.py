@@ -65,7 +65,7 @@ class RunFiles:
     @property
     def mask(self):
         """Where the run found impulses (``ours``; the refined answer's detector,
-        ``refinement.detect_impulses``): white elements, black elsewhere."""
+        ``refinement.ImpulseDetector``): white elements, black elsewhere."""
         return self._path("mask.png")
 
     @property

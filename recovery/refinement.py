@@ -1,5 +1,6 @@
 """The refined answer: the impulses detected with what the impulse model knows, then filled from
-the image around them, guided by the network's output.
+the image around them, guided by the network's output (or, for impulses of any value, by a
+classical estimate where it explains the image better).
 
 The final answer (``evaluation.FINAL``) takes every element whose |s| exceeds a fixed 2/255 for an
 impulse and replaces it with the network's output. Where the network has not fitted fine texture
@@ -14,11 +15,18 @@ estimate. The refined answer uses three things the run knows without the clean i
   ``RESIDUAL_SIGMAS`` times the fit's own residual scale, read from the elements known to be clean
   (1.4826 times the median ``|y - e|`` there, the Gaussian-consistent median absolute deviation).
   An extreme element close to the estimate is a clean one at 0 or 1 (a black surround, a
-  highlight), or an impulse that hardly changed it. Under ``random_valued`` nothing is known of the
-  values, and an element is an impulse where the run's |s| and ``|y - e|`` both say so.
-- **Fill.** Each impulse found becomes e plus the residual ``y - e`` of the kept elements around it,
-  inpainted (scikit-image's biharmonic inpainting, channel by channel): the network gives the
-  image's shape, the kept neighbours the texture it has not fitted.
+  highlight), or an impulse that hardly changed it. Where the impulses may take any value
+  (``random_valued``, a ``noisy`` file whose strong impulses are not 0 and 1) nothing is known of
+  the values. There the guide is whichever of e and a classical estimate made from y alone (the
+  baseline made for such impulses: ROAD's impulses inpainted, then BM3D) explains the elements
+  ROAD keeps better (the smaller residual scale there), and an impulse is an element farther from
+  the guide than ``ANY_VALUE_SIGMAS`` of its residual scales there. A network that has not fitted
+  fine texture leaves a residual there that hides impulses of middling value; the classical
+  estimate follows the texture it keeps, and the fit of the kept elements says which is better.
+- **Fill.** Each impulse found becomes the guide (e, or the classical estimate where it was chosen)
+  plus the residual of the kept elements around it, inpainted (scikit-image's biharmonic
+  inpainting, channel by channel): the guide gives the image's shape, the kept neighbours the
+  texture it has not fitted.
 - **Denoise.** The fills are denoised by BM3D (what the ``bm3d`` package gives, as in the
   baselines) with a sigma of ``BM3D_SIGMA``, and the elements kept stay exactly as observed. The
   best sigma hardly follows the density (a fill's error depends more on how well its surroundings
@@ -34,36 +42,68 @@ import typing
 import numpy as np
 import torch
 
-from .evaluation import impulse_mask
 
 EXTREME_NOISES = ("salt_pepper", "salt_pepper_pixel")  # impulse models whose impulses are 0 or 1
 MAD_TO_SIGMA = 1.4826  # a Gaussian's standard deviation over its median absolute deviation
 RESIDUAL_SIGMAS = 1.0  # |y - e| over the fit's residual scale above which an extreme element is an impulse
+# |y - guide| over the guide's residual scale above which an element of any value is an impulse: 5
+# where ROAD flags at most 10% of the elements, falling linearly to 3 where it flags 35% or more.
+# The more ROAD flags, the more impulses it misses among those it keeps, and the more they widen the
+# scale read there. Tuned at 10%, 30% and 50% (the best of 3, 4, 5 fell with ROAD's fraction).
+ANY_VALUE_SIGMAS = (5.0, 3.0)
+ANY_VALUE_FLAGGED = (0.10, 0.35)  # the fractions ROAD flags at which ANY_VALUE_SIGMAS's two values hold
 BM3D_SIGMA = 0.03  # BM3D's sigma (data range 1) on the fills: the best mean of 0.015, 0.03 and 0.045 when tuned
 STRONG_IMPULSE = 0.25  # |s| above which an element is surely an impulse, for the check of a file's impulse model
 REFINED_LABEL = "refined (impulses detected by value, filled, BM3D)"  # how every output names the refined answer
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ImpulseDetector:
-    """The run's detector (:func:`detect_impulses`) with what it knows of the run: whether its
-    impulses are 0 and 1 (``extreme_values``: its ``noise`` is one of ``EXTREME_NOISES``), or None
-    for a ``noisy`` file, whose impulses are taken for 0 and 1 where most of the strong impulses
-    found are (:func:`strong_impulses_extreme`); and the bit depth of its observation."""
+    """The run's detector with what it knows of the run: whether its impulses are 0 and 1
+    (``extreme_values``: its ``noise`` is one of ``EXTREME_NOISES``), or None for a ``noisy`` file,
+    whose impulses are taken for 0 and 1 where most of the strong impulses found are
+    (:func:`strong_impulses_extreme`); the bit depth of its observation; and, where its impulses
+    may take any value, the classical estimate the any-value rule weighs the network against
+    (:func:`classical_estimate`: ``classical``, and ``kept``, where ROAD finds no impulse).
+
+    Called with y, the network's estimate e and s (``C x H x W`` float tensors on one device) and
+    a ``sign`` (``both``, ``salt``, ``pepper``: the impulses brighter or darker than the guide
+    only), it returns the impulses found (bool) and the guide the fill follows (float), both of
+    their shape: :func:`detect_extreme_impulses` and e, or :func:`detect_any_value_impulses`."""
 
     extreme_values: typing.Optional[bool]
     bit_depth: int = 8
+    classical: typing.Optional[torch.Tensor] = None
+    kept: typing.Optional[torch.Tensor] = None
 
     @classmethod
-    def for_run(cls, config, bit_depth):
-        """The detector of a run of ``config`` (a RecoveryConfig) on an observation of ``bit_depth`` bits."""
-        return cls(None if config.noisy is not None else config.noise in EXTREME_NOISES, bit_depth)
+    def for_run(cls, config, observed, bit_depth, refined=True):
+        """The detector of a run of ``config`` (a RecoveryConfig) on ``observed`` (its y, ``C x H x
+        W`` float tensor in [0, 1]) of ``bit_depth`` bits. Where the impulses may take any value,
+        the classical estimate is made here, once, for a run that makes a refined answer
+        (``refined``; BM3D's seconds are the refined answer's cost); without it the network's
+        estimate is the guide."""
+        extreme = None if config.noisy is not None else config.noise in EXTREME_NOISES
+        if extreme or not config.has_corruption_term:
+            return cls(extreme, bit_depth)
+        classical, kept = classical_estimate(observed.cpu().numpy(), with_bm3d=refined)
+        to_device = lambda array: None if array is None else torch.from_numpy(array).to(observed.device)  # noqa: E731
+        return cls(extreme, bit_depth, to_device(classical), to_device(kept))
 
     def __call__(self, observed, estimate, impulses, sign="both"):
-        if self.extreme_values is not None:
-            return detect_impulses(observed, estimate, impulses, self.extreme_values, self.bit_depth, sign)
-        found = [detect_impulses(observed, estimate, impulses, extreme, self.bit_depth, sign) for extreme in (True, False)]
-        return torch.where(strong_impulses_extreme(observed, impulses, self.bit_depth)[0], *found)
+        if self.extreme_values:
+            found, guide = detect_extreme_impulses(observed, estimate, self.bit_depth), estimate
+        else:
+            found, guide = detect_any_value_impulses(observed, estimate, self.classical, self.kept)
+            if self.extreme_values is None:
+                extreme = strong_impulses_extreme(observed, impulses, self.bit_depth)[0]
+                found = torch.where(extreme, detect_extreme_impulses(observed, estimate, self.bit_depth), found)
+                guide = torch.where(extreme, estimate, guide)
+        if sign == "salt":
+            found = found & (observed > guide)
+        elif sign == "pepper":
+            found = found & (observed < guide)
+        return found, guide
 
 
 def strong_impulses_extreme(observed, impulses, bit_depth=8):
@@ -99,39 +139,83 @@ def residual_scale(residual, clean):
     return MAD_TO_SIGMA * torch.nanmedian(torch.where(clean, residual.abs(), torch.nan))
 
 
-def detect_impulses(observed, estimate, impulses, extreme_values, bit_depth=8, sign="both"):
-    """The refined answer's impulses: bool, of the inputs' shape (``1 x C x H x W`` or ``C x H x
-    W`` float tensors, one device): ``observed`` y, ``estimate`` e in [0, 1] and ``impulses`` s.
-    No host synchronisation.
-
-    With ``extreme_values`` (an impulse model whose impulses are 0 and 1) an impulse is an extreme
-    element farther from e than ``RESIDUAL_SIGMAS`` residual scales (measured on the other
-    elements, all clean); where every element is extreme no scale can be read, and none is
-    found. Otherwise it is an element the final answer takes for one (``evaluation.impulse_mask``:
-    ``|s|`` above ``FILL_THRESHOLD``) and whose
-    ``|y - e|`` exceeds ``RESIDUAL_SIGMAS`` residual scales of the whole image. ``sign`` ``salt``
-    or ``pepper`` keeps the impulses brighter or darker than e only.
+def detect_extreme_impulses(observed, estimate, bit_depth=8):
+    """The impulses under a model whose impulses are 0 and 1: the extreme elements of ``observed``
+    (y) farther from ``estimate`` (e) than ``RESIDUAL_SIGMAS`` residual scales, measured on the
+    other elements (all clean); where every element is extreme no scale can be read, and none is
+    found. ``observed`` and ``estimate``: float tensors of one shape and device, in [0, 1]; returns
+    bool of their shape. No host synchronisation.
 
     A clean black element (its estimate near 0), pepper, a clean grey element, salt:
 
     >>> y = torch.tensor([0.0, 0.0, 0.5, 1.0, 0.52, 0.48])
     >>> e = torch.tensor([0.01, 0.6, 0.5, 0.3, 0.5, 0.5])
-    >>> detect_impulses(y, e, y - e, extreme_values=True)
+    >>> detect_extreme_impulses(y, e)
     tensor([False,  True, False,  True, False, False])
     """
     residual = observed - estimate
-    if extreme_values:
-        candidates = extreme_elements(observed, bit_depth)
-        found = candidates & (residual.abs() > RESIDUAL_SIGMAS * residual_scale(residual, ~candidates))
-    else:
-        everywhere = torch.ones_like(residual, dtype=torch.bool)
-        found = (impulse_mask(impulses)
-                 & (residual.abs() > RESIDUAL_SIGMAS * residual_scale(residual, everywhere)))
-    if sign == "salt":
-        return found & (residual > 0)
-    if sign == "pepper":
-        return found & (residual < 0)
-    return found
+    candidates = extreme_elements(observed, bit_depth)
+    return candidates & (residual.abs() > RESIDUAL_SIGMAS * residual_scale(residual, ~candidates))
+
+
+def detect_any_value_impulses(observed, estimate, classical, kept):
+    """The impulses where they may take any value: the guide is whichever of the network's
+    ``estimate`` and the ``classical`` one explains the elements ``kept`` better (the smaller
+    residual scale there; the network's on a tie, and where ``classical`` is None), and an impulse
+    is an element farther from the guide than :func:`any_value_sigmas` of its residual scales
+    there. Float tensors of one shape and device in [0, 1] (``kept`` bool); returns the impulses
+    found (bool) and the guide. No host synchronisation.
+
+    >>> y = torch.tensor([0.5, 0.52, 0.48, 0.51, 0.49, 0.9, 0.55])
+    >>> e, classical = torch.full((7,), 0.5), torch.full((7,), 0.3)  # the network explains y better
+    >>> found, guide = detect_any_value_impulses(y, e, classical, y < 0.8)
+    >>> found, torch.equal(guide, e)
+    (tensor([False, False, False, False, False,  True, False]), True)
+    """
+    guide = estimate
+    if classical is not None:
+        network_scale, classical_scale = (residual_scale(observed - guess, kept) for guess in (estimate, classical))
+        guide = torch.where(network_scale <= classical_scale, estimate, classical)
+    residual = observed - guide
+    return residual.abs() > any_value_sigmas(kept) * residual_scale(residual, kept), guide
+
+
+def any_value_sigmas(kept):
+    """The any-value threshold in residual scales (``ANY_VALUE_SIGMAS``, by the fraction of
+    elements ROAD flags: those not ``kept``, a bool tensor): a 0-dim float32 tensor on its device.
+
+    >>> [round(any_value_sigmas(torch.arange(100) >= flagged).item(), 4) for flagged in (0, 10, 20, 35, 90)]
+    [5.0, 5.0, 4.2, 3.0, 3.0]
+    """
+    flagged = 1 - kept.float().mean()
+    (low, high), (most, least) = ANY_VALUE_FLAGGED, ANY_VALUE_SIGMAS
+    return most + (least - most) * ((flagged - low) / (high - low)).clamp(0, 1)
+
+
+def classical_estimate(observed, with_bm3d=True):
+    """What the any-value rule weighs the network against, made from the observation alone: the
+    baseline made for random-valued impulses (``utils.road.road_fill_then_bm3d``: ROAD's impulses
+    inpainted, then BM3D), None without ``with_bm3d``, without the ``bm3d`` package or for an
+    image BM3D cannot take; and
+    where ROAD finds no impulse (``kept``), the elements the residual scales are read on.
+    ``observed``: ``C x H x W`` float numpy array in [0, 1], H and W at least 2; returns a ``C x H
+    x W float32`` array (or None) and a bool one."""
+    # Imported here: a run under a 0/1 model pays neither scikit-image's import nor bm3d's.
+    from utils.baselines import check_bm3d_input
+    from utils.errors import InputError
+    from utils.optional import import_optional
+    from utils.road import road_detect, road_fill_then_bm3d
+
+    observed = np.asarray(observed, dtype=np.float32)
+    kept = ~road_detect(observed)
+    if not with_bm3d:
+        return None, kept
+    try:
+        import_optional("bm3d")
+        check_bm3d_input(observed)
+    except InputError:
+        return None, kept
+    return road_fill_then_bm3d(observed), kept
 
 
 def fill_from_surroundings(observed, estimate, found):

@@ -220,7 +220,8 @@ def prepare(checked, state, files, overwrite, stop, progress=True, log=print):
         write_observation(files, checked.observation)
     if (name := describe_device(checked.device)) not in state.devices:
         state.devices.append(name)
-    detector = ImpulseDetector.for_run(spec.config, checked.observation.bit_depth)
+    detector = ImpulseDetector.for_run(spec.config, problem.y[0], checked.observation.bit_depth,
+                                       refined=not spec.options.no_refined)
     return RunContext(spec, checked.device, files, checked.observation, problem, state,
                       Evaluation(problem, state.evaluation), detector, stop, log, progress,
                       saved_iteration=state.last_iteration if state.history else None)

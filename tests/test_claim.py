@@ -14,6 +14,9 @@ from utils.metrics import psnr
 
 ITERATIONS = 800
 
+# Two 800-iteration runs: about a minute of the CPU, in the full suite only.
+pytestmark = pytest.mark.slow
+
 
 def psnr_trajectory(config, observation, every=100):
     recovery = Recovery(config, observation.noisy, "cpu")

@@ -65,6 +65,7 @@ def test_a_tiled_run_gives_the_images_size_and_a_summary_per_tile_and_whole(tmp_
     assert (out_dir / "t_last.png").read_bytes() == last
 
 
+@pytest.mark.slow  # BM3D over the whole 450x300 image
 @needs_package("bm3d")
 def test_a_tiled_run_blends_its_tiles_refined_answers_and_masks(tmp_path, capsys):
     image = odd_image(tmp_path)
