@@ -42,6 +42,7 @@ import typing
 import numpy as np
 import torch
 
+from .evaluation import impulse_mask
 
 EXTREME_NOISES = ("salt_pepper", "salt_pepper_pixel")  # impulse models whose impulses are 0 or 1
 MAD_TO_SIGMA = 1.4826  # a Gaussian's standard deviation over its median absolute deviation
@@ -81,8 +82,8 @@ class ImpulseDetector:
         """The detector of a run of ``config`` (a RecoveryConfig) on ``observed`` (its y, ``C x H x
         W`` float tensor in [0, 1]) of ``bit_depth`` bits. Where the impulses may take any value,
         the classical estimate is made here, once, for a run that makes a refined answer
-        (``refined``; BM3D's seconds are the refined answer's cost); without it the network's
-        estimate is the guide."""
+        (``refined``; BM3D's seconds are the refined answer's cost); without it (or without the
+        ``bm3d`` package) the detector there is the final answer's, ``evaluation.impulse_mask``."""
         extreme = None if config.noisy is not None else config.noise in EXTREME_NOISES
         if extreme or not config.has_corruption_term:
             return cls(extreme, bit_depth)
@@ -94,7 +95,10 @@ class ImpulseDetector:
         if self.extreme_values:
             found, guide = detect_extreme_impulses(observed, estimate, self.bit_depth), estimate
         else:
-            found, guide = detect_any_value_impulses(observed, estimate, self.classical, self.kept)
+            if self.classical is None:  # no refined answer: the final answer's own detector
+                found, guide = impulse_mask(impulses), estimate
+            else:
+                found, guide = detect_any_value_impulses(observed, estimate, self.classical, self.kept)
             if self.extreme_values is None:
                 extreme = strong_impulses_extreme(observed, impulses, self.bit_depth)[0]
                 found = torch.where(extreme, detect_extreme_impulses(observed, estimate, self.bit_depth), found)
@@ -161,7 +165,7 @@ def detect_extreme_impulses(observed, estimate, bit_depth=8):
 def detect_any_value_impulses(observed, estimate, classical, kept):
     """The impulses where they may take any value: the guide is whichever of the network's
     ``estimate`` and the ``classical`` one explains the elements ``kept`` better (the smaller
-    residual scale there; the network's on a tie, and where ``classical`` is None), and an impulse
+    residual scale there; the network's on a tie), and an impulse
     is an element farther from the guide than :func:`any_value_sigmas` of its residual scales
     there. Float tensors of one shape and device in [0, 1] (``kept`` bool); returns the impulses
     found (bool) and the guide. No host synchronisation.
@@ -172,10 +176,8 @@ def detect_any_value_impulses(observed, estimate, classical, kept):
     >>> found, torch.equal(guide, e)
     (tensor([False, False, False, False, False,  True, False]), True)
     """
-    guide = estimate
-    if classical is not None:
-        network_scale, classical_scale = (residual_scale(observed - guess, kept) for guess in (estimate, classical))
-        guide = torch.where(network_scale <= classical_scale, estimate, classical)
+    network_scale, classical_scale = (residual_scale(observed - guess, kept) for guess in (estimate, classical))
+    guide = torch.where(network_scale <= classical_scale, estimate, classical)
     residual = observed - guide
     return residual.abs() > any_value_sigmas(kept) * residual_scale(residual, kept), guide
 
