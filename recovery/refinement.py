@@ -165,10 +165,10 @@ def detect_extreme_impulses(observed, estimate, bit_depth=8):
 def detect_any_value_impulses(observed, estimate, classical, kept):
     """The impulses where they may take any value: the guide is whichever of the network's
     ``estimate`` and the ``classical`` one explains the elements ``kept`` better (the smaller
-    residual scale there; the network's on a tie), and an impulse
-    is an element farther from the guide than :func:`any_value_sigmas` of its residual scales
-    there. Float tensors of one shape and device in [0, 1] (``kept`` bool); returns the impulses
-    found (bool) and the guide. No host synchronisation.
+    residual scale there; the network's on a tie), and an impulse is an element farther from the
+    guide than :func:`any_value_sigmas` of its residual scales there. Float tensors of one shape
+    and device in [0, 1] (``kept`` bool); returns the impulses found (bool) and the guide. No host
+    synchronisation.
 
     >>> y = torch.tensor([0.5, 0.52, 0.48, 0.51, 0.49, 0.9, 0.55])
     >>> e, classical = torch.full((7,), 0.5), torch.full((7,), 0.3)  # the network explains y better
@@ -197,11 +197,11 @@ def any_value_sigmas(kept):
 def classical_estimate(observed, with_bm3d=True):
     """What the any-value rule weighs the network against, made from the observation alone: the
     baseline made for random-valued impulses (``utils.road.road_fill_then_bm3d``: ROAD's impulses
-    inpainted, then BM3D), None without ``with_bm3d``, without the ``bm3d`` package or for an
-    image BM3D cannot take; and
-    where ROAD finds no impulse (``kept``), the elements the residual scales are read on.
-    ``observed``: ``C x H x W`` float numpy array in [0, 1], H and W at least 2; returns a ``C x H
-    x W float32`` array (or None) and a bool one."""
+    inpainted, then BM3D), and where ROAD finds no impulse (``kept``), the elements the residual
+    scales are read on. ``observed``: ``C x H x W`` float numpy array in [0, 1]; returns a ``C x H
+    x W float32`` array and a bool one, or None and None without ``with_bm3d``, without the
+    ``bm3d`` package or for an image BM3D cannot take (ROAD's eight differences per element are
+    not worth their memory then)."""
     # Imported here: a run under a 0/1 model pays neither scikit-image's import nor bm3d's.
     from utils.baselines import check_bm3d_input
     from utils.errors import InputError
@@ -209,15 +209,14 @@ def classical_estimate(observed, with_bm3d=True):
     from utils.road import road_detect, road_fill_then_bm3d
 
     observed = np.asarray(observed, dtype=np.float32)
-    kept = ~road_detect(observed)
     if not with_bm3d:
-        return None, kept
+        return None, None
     try:
         import_optional("bm3d")
         check_bm3d_input(observed)
     except InputError:
-        return None, kept
-    return road_fill_then_bm3d(observed), kept
+        return None, None
+    return road_fill_then_bm3d(observed), ~road_detect(observed)
 
 
 def fill_from_surroundings(observed, estimate, found):
