@@ -36,6 +36,12 @@ def noisy_case(seed, shape=(3, 16, 16), density=0.3):
     return clean, observed, estimate, corrupted
 
 
+def textured_patch():
+    """A natural patch of scikit-image's astronaut, resized: ``3 x 48 x 48 float32`` in [0, 1]."""
+    patch = skimage.transform.resize(skimage.data.astronaut()[100:260, 150:310], (48, 48))
+    return patch.transpose(2, 0, 1).astype(np.float32)
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("bit_depth", [8, 16])
 def test_under_a_0_1_model_no_element_that_is_not_extreme_is_an_impulse(seed, bit_depth):
@@ -133,8 +139,7 @@ def test_random_valued_impulses_are_found_where_the_network_is_blurry(seed):
     # A textured image, random-valued impulses at 20%, and a blurred estimate of it, as a network
     # that has not fitted the texture gives: the classical estimate is the guide, and it finds the
     # impulses that changed an element by more than a few levels.
-    clean = skimage.transform.resize(skimage.data.astronaut()[100:260, 150:310], (48, 48)).transpose(2, 0, 1)
-    clean = clean.astype(np.float32)
+    clean = textured_patch()
     rng = np.random.default_rng(seed)
     corrupted = rng.random(clean.shape) < 0.2
     observed = np.where(corrupted, rng.random(clean.shape), clean).astype(np.float32)
@@ -226,8 +231,7 @@ def test_a_channel_found_whole_takes_the_estimate():
 @pytest.mark.parametrize("seed", range(2))
 def test_the_refined_answer_keeps_the_elements_not_found_and_improves_on_the_estimate(seed):
     # A natural image and a blurred estimate of it, as a network that has not fitted the texture gives.
-    clean = skimage.transform.resize(skimage.data.astronaut()[100:260, 150:310], (48, 48)).transpose(2, 0, 1)
-    clean = clean.astype(np.float32)
+    clean = textured_patch()
     estimate = scipy.ndimage.gaussian_filter(clean, (0, 1.5, 1.5))
     rng = np.random.default_rng(seed)
     corrupted = rng.random(clean.shape) < 0.2
