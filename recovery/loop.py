@@ -33,7 +33,7 @@ from .evaluation import (CANDIDATES, DETECTION_FIELDS, ESTIMATE, FINAL, FINAL_LA
 from .observation import Observation
 from .outputs import RunFiles, write_best, write_final_images, write_history
 from .problem import Recovery
-from .refinement import REFINED_LABEL, ImpulseDetector, refine, strong_impulses_extreme
+from .refinement import REFINED_LABEL, ImpulseDetector, of_sign, refine, strong_impulses_extreme
 from .settings import RunSpec
 from .state import HISTORY_FIELDS, RunState
 from .stopping import StopRequest
@@ -47,7 +47,8 @@ class RunContext:
     ``C x H x W float32`` in [0, 1]) until :meth:`keep_images` copies them into ``state``;
     ``clean`` is the clean image on the device and ``corrupted`` the elements the corruption
     changed (bool; both None without a clean image, ``corrupted`` too without a corruption term);
-    ``saved_at`` the
+    ``detected`` the iteration, impulses and guide of the detector's last call (:func:`impulses_found`,
+    kept so that a run's end, which asks three times, detects once); ``saved_at`` the
     ``time.perf_counter()`` of the last checkpoint of this session (none yet: the first logged
     iteration saves, so that a run's first minutes are kept and an unwritable checkpoint shows at
     once) and ``saved_iteration`` the logged iteration of the newest checkpoint (None: none).
@@ -66,6 +67,7 @@ class RunContext:
     progress: bool = True
     clean: torch.Tensor = None
     corrupted: torch.Tensor = None
+    detected: tuple = None
     images: dict = dataclasses.field(default_factory=dict)
     best_changed: bool = False
     saved_at: float = -math.inf
@@ -162,7 +164,7 @@ def measure(context, loss, phi):
     measured = {"loss": loss.detach().float(),
                 "finite": torch.isfinite(images).all() & context.problem.parameters_finite()}
     if impulses is not None:
-        found, _ = context.detector(context.problem.y[0], estimate, impulses[0])
+        found = impulses_found(context, estimate=estimate, impulses=impulses[0])[0]
         measured.update(zip(DETECTION_FIELDS, detection(found, context.corrupted)))
     metric_columns = []  # the images' columns: the last iterate's, then each candidate's
     if context.clean is not None:
@@ -195,15 +197,22 @@ def report(context, row, bar):
     write_history(context.files, context.state)
 
 
-def impulses_found(context, sign="both"):
+def impulses_found(context, sign="both", estimate=None, impulses=None):
     """The impulses the run's detector finds now (``context.detector`` on y, the averaged network's
-    output and s), of one sign with ``sign``: ``C x H x W`` bool on the device, and the guide its
-    fill follows (``C x H x W float32``: that output, or the classical estimate where it explains y
-    better). Runs with a corruption term only."""
-    problem = context.problem
-    with torch.no_grad():
-        estimate = context.evaluation.on_input(context.evaluation.averaged_network)[0]
-        return context.detector(problem.y[0], estimate, problem.corruption()[0], sign)
+    output and s: ``estimate`` and ``impulses``, ``C x H x W``, where the caller has them), of one
+    sign with ``sign``: ``C x H x W`` bool on the device, and the guide its fill follows (``C x H x
+    W float32``: that output, or the classical estimate where it explains y better). Detects once
+    per iteration (``context.detected``). Runs with a corruption term only."""
+    problem, iteration = context.problem, context.state.iteration
+    if context.detected is None or context.detected[0] != iteration:
+        with torch.no_grad():
+            if estimate is None:
+                estimate = context.evaluation.on_input(context.evaluation.averaged_network)[0]
+            if impulses is None:
+                impulses = problem.corruption()[0]
+            context.detected = (iteration, *context.detector(problem.y[0], estimate, impulses))
+    _, found, guide = context.detected
+    return of_sign(found, problem.y[0], guide, sign), guide
 
 
 def refine_answer(context):

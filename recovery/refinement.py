@@ -103,11 +103,22 @@ class ImpulseDetector:
                 extreme = strong_impulses_extreme(observed, impulses, self.bit_depth)[0]
                 found = torch.where(extreme, detect_extreme_impulses(observed, estimate, self.bit_depth), found)
                 guide = torch.where(extreme, estimate, guide)
-        if sign == "salt":
-            found = found & (observed > guide)
-        elif sign == "pepper":
-            found = found & (observed < guide)
-        return found, guide
+        return of_sign(found, observed, guide, sign), guide
+
+
+def of_sign(found, observed, guide, sign):
+    """The impulses ``found`` (bool) of one ``sign``: all for ``both``, those brighter than the
+    ``guide`` for ``salt``, darker for ``pepper`` (``observed`` and ``guide``: float tensors of
+    ``found``'s shape and device).
+
+    >>> of_sign(torch.tensor([True, True, False]), torch.tensor([0.9, 0.1, 0.9]), torch.full((3,), 0.5), "salt")
+    tensor([ True, False, False])
+    """
+    if sign == "salt":
+        return found & (observed > guide)
+    if sign == "pepper":
+        return found & (observed < guide)
+    return found
 
 
 def strong_impulses_extreme(observed, impulses, bit_depth=8):
@@ -216,7 +227,8 @@ def classical_estimate(observed, with_bm3d=True):
         check_bm3d_input(observed)
     except InputError:
         return None, None
-    return road_fill_then_bm3d(observed), ~road_detect(observed)
+    detected = road_detect(observed)
+    return road_fill_then_bm3d(observed, detected=detected), ~detected
 
 
 def fill_from_surroundings(observed, estimate, found):

@@ -36,11 +36,11 @@ from cli import ProcessSettings, exit_status
 from conftest import REPO
 from recovery.settings import MAX_COUNT, MAX_LEARNING_RATE, MAX_SIDE, MAX_WIDTH, max_threads
 
-QUICK = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+QUICK = settings(max_examples=15, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow])
 THOROUGH = settings(QUICK, max_examples=400)
 # A folder is a run per file, seconds an example: fewer of them.
-FOLDER_QUICK, FOLDER_THOROUGH = settings(QUICK, max_examples=10), settings(QUICK, max_examples=100)
+FOLDER_QUICK, FOLDER_THOROUGH = settings(QUICK, max_examples=5), settings(QUICK, max_examples=100)
 
 # Values at and beyond each bound, and text that is no number at all.
 COUNTS = ["0", "-1", "", "nan", "1e3", "10**3", " 2 ", "1_0", "\u0661", str(MAX_COUNT + 1), str(10**30), "9" * 5000]

@@ -49,6 +49,7 @@ def test_summary_divides_by_the_extra_logged_iterations():
     assert summary["unlogged_ms"] == pytest.approx((1.2 - 0.1) / 200 * 1000)  # less the first row's logging
 
 
+@pytest.mark.slow
 def test_runs_the_command_line_and_reports(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/logging_overhead.py", *SMALL, "--json", str(tmp_path / "l.json")],
                             cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -8,6 +8,7 @@ import torch
 
 from recovery import Recovery, RecoveryConfig, RunSpec, RunState, StepOptions, prepare_observation, run_recovery
 from recovery.evaluation import CANDIDATES
+from recovery.refinement import ImpulseDetector
 from utils.errors import InputError
 from utils.metrics import psnr, ssim
 
@@ -79,6 +80,22 @@ def test_the_logged_metrics_are_those_of_the_kept_images(tmp_path):
     assert row["psnr_filled"] == pytest.approx(psnr(clean, report.state.final), abs=1e-4)
     assert all(row[f"psnr_{name}"] is not None for name in CANDIDATES)
     assert report.state.best_psnr == max(r["psnr"] for r in report.state.history)
+
+
+def test_a_run_detects_once_per_logged_iteration_its_end_included(tmp_path, monkeypatch):
+    calls = []
+    detect = ImpulseDetector.__call__
+
+    def counted(detector, *args, **kwargs):
+        calls.append(args[0].shape)
+        return detect(detector, *args, **kwargs)
+
+    monkeypatch.setattr(ImpulseDetector, "__call__", counted)  # the real detector, counted
+    _, report = checkpoints_seen_at_each_log(tmp_path, 1e9, dataclasses.replace(CONFIG, show_every=3))
+    assert [row["iteration"] for row in report.state.history] == [0, 3, 6]
+    # The last row, the refined answer and the mask ask at the last iteration: one detection serves them.
+    assert calls == [(3, 64, 64)] * 3
+    assert (tmp_path / "run_mask.png").exists()
 
 
 # Not measured yet (no GPU so far): twice the largest gap that rounding alone made between two CPU

@@ -101,6 +101,17 @@ def test_road_fill_then_bm3d_takes_sigma_from_the_fraction_detected(road_bm3d_ce
     assert not np.array_equal(road_fill_then_bm3d(noisy, sigma=2 * sigma), restored)
 
 
+def test_road_fill_then_bm3d_fills_and_reads_sigma_from_the_detection_it_is_given(road_bm3d_cell):
+    _, noisy, restored = road_bm3d_cell
+    detected = road_detect(noisy)
+    assert np.array_equal(road_fill_then_bm3d(noisy, detected=detected), restored)
+    fewer = detected & (np.arange(noisy.shape[-1]) % 2 == 0)  # half the columns' detections
+    sigma = ROAD_BM3D_SIGMA_PER_DENSITY * float(fewer.mean())
+    from_fewer = road_fill_then_bm3d(noisy, detected=fewer)
+    assert np.array_equal(from_fewer, road_fill_then_bm3d(noisy, sigma=sigma, detected=fewer))
+    assert not np.array_equal(from_fewer, restored)
+
+
 @pytest.mark.parametrize("threshold", [0, -1, float("nan"), float("inf")])
 def test_road_refuses_a_bad_threshold(threshold):
     with pytest.raises(InputError, match="threshold"):

@@ -72,16 +72,18 @@ def road_fill(noisy, threshold=ROAD_THRESHOLD):
     return _inpaint(noisy, road_detect(noisy, threshold))
 
 
-def road_fill_then_bm3d(noisy, threshold=ROAD_THRESHOLD, sigma=None):
+def road_fill_then_bm3d(noisy, threshold=ROAD_THRESHOLD, sigma=None, detected=None):
     """:func:`road_fill`, then BM3D (colour or grayscale) with ``sigma`` (data range 1); unless given,
     ``ROAD_BM3D_SIGMA_PER_DENSITY`` times the fraction of elements ROAD detects, read from the
-    noisy image itself (at least 1/255).
+    noisy image itself (at least 1/255). ``detected``: :func:`road_detect` of ``noisy`` with
+    ``threshold``, where the caller has it already.
 
     :param numpy.ndarray noisy: ``C x H x W`` float in [0, 1], C 1 or 3, H and W at least ``BM3D_MIN_SIDE``.
     :return: ``C x H x W`` array of ``noisy``'s dtype, in [0, 1].
     """
     check_bm3d_input(noisy)
-    detected = road_detect(noisy, threshold)
+    if detected is None:
+        detected = road_detect(noisy, threshold)
     if sigma is None:
         sigma = max(ROAD_BM3D_SIGMA_PER_DENSITY * float(detected.mean()), 1 / 255)
     return bm3d_denoise(_inpaint(noisy, detected), sigma)
