@@ -47,8 +47,8 @@ class RunContext:
     ``C x H x W float32`` in [0, 1]) until :meth:`keep_images` copies them into ``state``;
     ``clean`` is the clean image on the device and ``corrupted`` the elements the corruption
     changed (bool; both None without a clean image, ``corrupted`` too without a corruption term);
-    ``detected`` the iteration, impulses and guide of the detector's last call (:func:`impulses_found`,
-    kept so that a run's end, which asks three times, detects once); ``saved_at`` the
+    ``detected`` the iteration, impulses and guide of the detector's call at the last iteration
+    (:func:`impulses_found`: a run's end asks three times and detects once); ``saved_at`` the
     ``time.perf_counter()`` of the last checkpoint of this session (none yet: the first logged
     iteration saves, so that a run's first minutes are kept and an unwritable checkpoint shows at
     once) and ``saved_iteration`` the logged iteration of the newest checkpoint (None: none).
@@ -202,16 +202,19 @@ def impulses_found(context, sign="both", estimate=None, impulses=None):
     output and s: ``estimate`` and ``impulses``, ``C x H x W``, where the caller has them), of one
     sign with ``sign``: ``C x H x W`` bool on the device, and the guide its fill follows (``C x H x
     W float32``: that output, or the classical estimate where it explains y better). Detects once
-    per iteration (``context.detected``). Runs with a corruption term only."""
-    problem, iteration = context.problem, context.state.iteration
-    if context.detected is None or context.detected[0] != iteration:
+    per iteration at the run's end (``context.detected``). Runs with a corruption term only."""
+    problem, state = context.problem, context.state
+    detected = context.detected
+    if detected is None or detected[0] != state.iteration:
         with torch.no_grad():
             if estimate is None:
                 estimate = context.evaluation.on_input(context.evaluation.averaged_network)[0]
             if impulses is None:
                 impulses = problem.corruption()[0]
-            context.detected = (iteration, *context.detector(problem.y[0], estimate, impulses))
-    _, found, guide = context.detected
+            detected = (state.iteration, *context.detector(problem.y[0], estimate, impulses))
+        # Kept from the last iteration on only: during the loop its memory is the step's.
+        context.detected = detected if state.reached(state.config.num_iter) else None
+    _, found, guide = detected
     return of_sign(found, problem.y[0], guide, sign), guide
 
 
