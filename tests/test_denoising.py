@@ -202,14 +202,15 @@ def test_overwrite_leaves_no_file_of_the_old_run(tmp_path):
     assert {"run_best.png", "run_clean.png", "run_impulses.png"} <= old and not new & {"run_best.png", "run_clean.png", "run_impulses.png"}
 
 
-def test_a_run_resumes_from_any_working_directory(tmp_path):
+def test_a_run_resumes_from_any_working_directory(tmp_path, monkeypatch):
     start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
     start.mkdir(), elsewhere.mkdir()
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(start / "grey.png")
-    common = ["--width", "4", "--device", "cpu", "--no_progress", "--ckpt", "run"]
-    assert run_cli(tmp_path, "--image", "grey.png", "--num_iter", "2", *common, cwd=start).returncode == 0
-    result = run_cli(tmp_path, "--resume", "--num_iter", "4", *common, cwd=elsewhere)
-    assert result.returncode == 0, result.stderr
+    common = ["--out_dir", str(tmp_path), "--width", "4", "--device", "cpu", "--no_progress", "--ckpt", "run"]
+    monkeypatch.chdir(start)  # the image named relative to where the run starts
+    assert main(["--image", "grey.png", "--num_iter", "2", *common]) == 0
+    monkeypatch.chdir(elsewhere)
+    assert main(["--resume", "--num_iter", "4", *common]) == 0
     assert RunState.load(tmp_path / "run_checkpoint.pt").iteration == 4
 
 

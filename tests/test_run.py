@@ -99,16 +99,16 @@ def test_a_termination_signal_saves_and_the_resumed_run_is_bitwise_the_whole_one
     # One signal: the handler treats every stop signal alike (tests/test_stopping.py).
     signum = signal.SIGTERM
     # With the refined answer: the resumed session makes it as the whole run does (where bm3d is installed).
-    common = tiny.tiny_flags(refined=True) + TINY[len(tiny.TINY):] + ["--out_dir", str(tmp_path), "--show_every", "3"]
-    assert run_child(common + ["--ckpt", "whole", "--num_iter", "400"]) == 0
-    stopped = start_child(common + ["--ckpt", "split", "--num_iter", "400"])
+    common = tiny.tiny_flags(refined=True) + TINY[len(tiny.TINY):] + ["--out_dir", str(tmp_path), "--show_every", "5"]
+    assert run_child(common + ["--ckpt", "whole", "--num_iter", "150"]) == 0
+    stopped = start_child(common + ["--ckpt", "split", "--num_iter", "150"])
     wait_for(lambda: checkpoint_iteration(tmp_path / "split_checkpoint.pt") > 0)
     os.kill(stopped.pid, signum)
     stopped.join(60)
     assert stopped.exitcode == 128 + signum
     out = capfd.readouterr().out.strip().splitlines()
     saved = RunState.load(str(tmp_path / "split_checkpoint.pt"))
-    assert 0 < saved.iteration < 400  # the iteration it reached, not only the last logged one
+    assert 0 < saved.iteration < 150  # the iteration it reached, not only the last logged one
     assert out[-2] == f"stopped by {signal.Signals(signum).name} after iteration {saved.iteration - 1}; checkpoint saved"
     assert out[-1].startswith("continue with: python denoising.py --ckpt split ")
     assert run_child(["--out_dir", str(tmp_path), "--ckpt", "split", "--resume", "--no_progress", "--threads", "1"]) == 0
